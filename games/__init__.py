@@ -1,0 +1,1 @@
+"""Games: pure rules, the match engine, and match WebSocket sessions."""

@@ -1,0 +1,87 @@
+"""Server-rendered sign-up, log-in and log-out pages for the browser."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.forms import UserCreationForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from gameserver.accounts import services
+from gameserver.accounts.models import User
+
+
+class SignupForm(UserCreationForm):
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ["username"]
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    password = forms.CharField(max_length=128, strip=False, widget=forms.PasswordInput)
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.user_register(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("home")
+    return render(request, "accounts/signup.html", {"form": form, "heading": "Sign up", "submit": "Create account"}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def login_page(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_authenticate(
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password"],
+                client_ip=_client_ip(request),
+            )
+        except services.LoginThrottled as exc:
+            form.add_error(None, str(exc))
+            status = 429
+        except services.AccountBanned:
+            form.add_error(None, "This account is banned.")
+            status = 403
+        except services.InvalidCredentials:
+            form.add_error(None, "Wrong username or password.")
+            status = 401
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(_next_url(request))
+    return render(request, "accounts/login.html", {"form": form, "heading": "Log in", "submit": "Log in"}, status=status)
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.GET.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse("home")
+
+
+@require_POST
+def logout_page(request: HttpRequest) -> HttpResponse:
+    if request.session.session_key:
+        services.session_revoke(session_key=request.session.session_key)
+    logout(request)
+    messages.info(request, "You are logged out.")
+    return redirect("home")

@@ -1,0 +1,27 @@
+"""Top-level URLs: pages, the REST API under /api/, its schema and docs, and the admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from gameserver import errors_views
+from gameserver.accounts import pages
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("signup/", pages.signup, name="signup"),
+    path("login/", pages.login_page, name="login"),
+    path("logout/", pages.logout_page, name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("gameserver.accounts.urls")),
+    path("api/", include("games.urls")),
+    path("api/", include("lobby.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]
+
+handler404 = errors_views.not_found
+handler500 = errors_views.server_error

@@ -1,0 +1,152 @@
+"""WebSocket plumbing shared by every consumer: authentication, close codes, and the base consumer.
+
+Browsers authenticate with their session cookie. Other clients either fetch a single-use ticket over REST
+(POST /api/auth/ws-ticket/) and connect to `...?ticket=<ticket>`, or send `Authorization: Token <key>` as a header
+when their WebSocket library allows headers. Long-lived tokens never go in URLs, which end up in proxy logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.auth import get_user
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.middleware import BaseMiddleware
+from channels.sessions import SessionMiddlewareStack
+from django.contrib.auth.models import AnonymousUser
+
+from gameserver.broadcast import credential_group, user_group
+
+log = logging.getLogger(__name__)
+
+
+class CloseCode:
+    """Our WebSocket close codes (4000-4999). docs/protocol.md lists them with what a client should do."""
+
+    UNAUTHENTICATED = 4001  # no or bad credentials: log in again, do not retry blindly
+    PROTOCOL_VERSION = 4002  # unsupported protocol version: upgrade the client
+    FORBIDDEN = 4003  # authenticated but not allowed here (no seat, spectators not allowed, not a member)
+    NOT_FOUND = 4004  # no such match or lobby
+    TOO_MANY_ERRORS = 4007  # kept sending malformed messages
+    RATE_LIMITED = 4008  # sent messages faster than allowed
+    MESSAGE_TOO_BIG = 4009  # a message over the size limit
+    SERVER_RESTART = 4010  # this process is shutting down: reconnect now, to any process
+    REPLACED = 4011  # the same seat was opened by a newer connection
+    REVOKED = 4012  # logged out or banned while connected
+    MATCH_OVER = 4013  # the match has finished (or was cancelled): nothing more to play here
+
+
+# --- authentication -----------------------------------------------------------------------------------------------
+
+
+@database_sync_to_async
+def _user_by_id(user_id: int):
+    from gameserver.accounts.models import User
+
+    return User.objects.filter(pk=user_id, is_active=True).first()
+
+
+@database_sync_to_async
+def _user_by_token(key: str):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is None or not token.user.is_active:
+        return None
+    return token.user
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def authenticate_websocket(scope: dict[str, Any]) -> tuple[Any, str | None, str | None]:
+    """(user, credential group, error code). The credential group is joined so that logging that credential out
+    closes the socket; the error code names what was wrong when credentials were given but are no good."""
+    from gameserver.accounts.services import ws_ticket_redeem
+
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if "ticket" in query:
+        redeemed = await database_sync_to_async(ws_ticket_redeem)(ticket=query["ticket"][0][:200])
+        if redeemed is None:
+            return AnonymousUser(), None, "invalid_ticket"
+        user = await _user_by_id(redeemed[0])
+        return (user, redeemed[1], None) if user else (AnonymousUser(), None, "invalid_ticket")
+
+    authorization = _header(scope, b"authorization")
+    if authorization:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "token" or not key.strip():
+            return AnonymousUser(), None, "invalid_token"
+        user = await _user_by_token(key.strip())
+        return (user, credential_group(key.strip()), None) if user else (AnonymousUser(), None, "invalid_token")
+
+    user = await get_user(scope)
+    session = scope.get("session")
+    group = credential_group(session.session_key) if user.is_authenticated and session.session_key else None
+    return user, group, None
+
+
+class WebSocketAuthMiddleware(BaseMiddleware):
+    async def __call__(self, scope, receive, send):
+        user, group, error = await authenticate_websocket(scope)
+        scope = dict(scope, user=user, credential_group=group, auth_error=error)
+        return await super().__call__(scope, receive, send)
+
+
+def WebSocketAuthStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack
+    return SessionMiddlewareStack(WebSocketAuthMiddleware(inner))
+
+
+# --- base consumer -------------------------------------------------------------------------------------------------
+
+
+class BaseConsumer(AsyncWebsocketConsumer):
+    """Authenticated consumer: refuses anonymous sockets with 4001 and closes with 4012 when the user is banned
+    or logs out the credential the socket was opened with."""
+
+    user: Any
+    personal_groups: list[str]
+
+    async def dispatch(self, message):
+        # Channels awaits aclose_old_connections() (a thread hop) before every handler; ours touch the database
+        # only through database_sync_to_async, which closes old connections itself, so the hop is skipped.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None or message["type"].startswith("_"):
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message):
+        self.user = self.scope.get("user") or AnonymousUser()
+        self.personal_groups = []
+        if not self.user.is_authenticated:
+            # Accept then close, so that the client sees our close code instead of a bare HTTP 403.
+            await self.accept(self.choose_subprotocol())
+            await self.close(CloseCode.UNAUTHENTICATED)
+            return
+        self.personal_groups = [user_group(self.user.pk)]
+        if self.scope.get("credential_group"):
+            self.personal_groups.append(self.scope["credential_group"])
+        for group in self.personal_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.connect()
+
+    async def websocket_disconnect(self, message):
+        for group in getattr(self, "personal_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.disconnect(message.get("code", 1000))
+        from channels.exceptions import StopConsumer
+
+        raise StopConsumer()
+
+    def choose_subprotocol(self) -> str | None:
+        return None
+
+    async def session_revoke(self, event: dict[str, Any]) -> None:
+        await self.close(CloseCode.REVOKED, reason=event.get("reason", "revoked"))

@@ -1,0 +1,1 @@
+"""Lobbies, matchmaking, ratings and their API and consumers."""

@@ -1,0 +1,70 @@
+"""Settings from the environment: embedded defaults, production refusals, bad values failing loudly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROD_KEY = "k3Jx9-vQ2mZ7_pL4wR8tY1uN6cB0hG5fD3sA9eX2jK7qW4zV8yT1rM6nP0oI5uE"
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "GAMESERVER_ENV", "ALLOWED_HOSTS"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_production_without_secret_key_refuses_to_start(tmp_path):
+    result = manage("check", GAMESERVER_ENV="production", ALLOWED_HOSTS="game.example.com", DATA_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_production_without_allowed_hosts_refuses_to_start(tmp_path):
+    result = manage("check", GAMESERVER_ENV="production", SECRET_KEY=PROD_KEY, DATA_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS" in result.stderr
+
+
+def test_check_deploy_passes_in_production_mode(tmp_path):
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        GAMESERVER_ENV="production", SECRET_KEY=PROD_KEY, ALLOWED_HOSTS="game.example.com", DATA_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
+        ({"DATABASE_URL": "mysqlx://nope"}, "DATABASE_URL"),
+        ({"MAX_REQUEST_BYTES": "lots"}, "MAX_REQUEST_BYTES='lots' is not an integer"),
+        ({"GAMESERVER_ENV": "staging"}, "GAMESERVER_ENV"),
+        ({"GAMESERVER_ENV": "production", "DEBUG": "true", "SECRET_KEY": PROD_KEY}, "DEBUG must be off"),
+    ],
+)
+def test_bad_values_fail_at_start_up(tmp_path, env, message):
+    result = manage("check", DATA_DIR=str(tmp_path), **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_embedded_defaults_need_nothing_set(tmp_path):
+    result = manage("check", DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "secret_key").exists()
+
+
+def test_debug_is_off_by_default():
+    from django.conf import settings
+
+    if "DEBUG" not in os.environ:
+        assert settings.DEBUG is False
