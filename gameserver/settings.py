@@ -148,7 +148,13 @@ if REDIS_URL:
                 "expiry": 30,
                 "group_expiry": 86400 + 3600,
             },
-        }
+        },
+        # Snapshots for players on other processes and the engine's messages between processes: one PUBLISH per
+        # match per tick, no per-channel queues in Redis (games/engine/host.py).
+        "relay": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "gs") + ".relay"},
+        },
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -209,6 +215,9 @@ REST_FRAMEWORK = {
 # Failed logins per username and per client address before further attempts get 429 for the window.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, minimum=1)
+# Match engine: Redis key prefix for leases and checkpoints, and whether SIGTERM hands matches to other processes.
+ENGINE_PREFIX = env_str("ENGINE_PREFIX", "gs")
+ENGINE_HANDOVER_ON_SIGTERM = env_bool("ENGINE_HANDOVER_ON_SIGTERM", True)
 # Single-use tickets that non-browser clients exchange for a WebSocket connection.
 WS_TICKET_TTL_SECONDS = env_int("WS_TICKET_TTL_SECONDS", 30, minimum=1, maximum=600)
 

@@ -1,0 +1,1 @@
+"""The match engine: authoritative tick loops, their ownership across processes, and the wire protocol."""

@@ -1,0 +1,403 @@
+"""The per-process match host: which matches this process runs, which it relays, and how the two talk.
+
+Each running match has one authoritative tick loop, in the process that holds its lease (store.py). That process
+sends snapshots straight to its local sockets. Players connected to other processes are served by relays: a relay
+forwards their inputs to the owner and fans out the owner's snapshots, which cross once per tick per match as a
+single Redis PUBLISH on the "relay" channel layer (channels-redis' RedisPubSubChannelLayer), and only while some
+relay is listening. Relays also try to take the lease over, so a match whose owner died resumes from its last
+checkpoint in another process within a couple of seconds. docs/architecture.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+import uuid
+import weakref
+from collections import defaultdict
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from games import selectors, services
+from games.engine.protocol import Frame
+from games.engine.runner import MatchRunner
+from games.engine.store import MemoryStore, RedisStore
+from games.rules import get_game
+from games.rules.base import InputError
+from gameserver.ws import CloseCode
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_SECONDS = 0.5
+PRESENCE_TTL_SECONDS = 2.0
+HANDOVER_TIMEOUT_SECONDS = 3.0
+
+
+class Connection(Protocol):
+    """What the host needs of a match socket (games.consumers.MatchConsumer)."""
+
+    match_id: int
+    seat: int | None
+    info: selectors.MatchInfo
+
+    async def send_frame(self, frame: Frame) -> None: ...
+
+    async def close_with(self, code: int) -> None: ...
+
+
+def relay_group(match_id: int) -> str:
+    return f"gs.m{match_id}"
+
+
+class MatchHost:
+    def __init__(self, *, store: Any, relay: Any, handover_on_sigterm: bool) -> None:
+        self.store = store
+        self.relay = relay
+        self.handover_on_sigterm = handover_on_sigterm
+        self.proc = ""
+        self.runners: dict[int, MatchRunner] = {}
+        self.local: dict[int, set[Connection]] = defaultdict(set)
+        self.relayed: dict[int, str | None] = {}  # match -> the owner's process channel, as last read
+        self.relay_listeners: dict[int, dict[str, float]] = defaultdict(dict)  # owned match -> relay proc -> until
+        self.closing = False
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task] = set()
+        self._started: asyncio.Future | None = None
+
+    # --- life cycle ----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            if self.relay is not None:
+                self.proc = await self.relay.new_channel("gs.proc.")
+                self.spawn(self._receive_loop())
+            else:
+                self.proc = f"local.{uuid.uuid4().hex}"
+            self.spawn(self._maintenance_loop())
+            if self.handover_on_sigterm:
+                self._install_sigterm_handover()
+            self._started.set_result(True)
+        await self._started
+
+    def spawn(self, coro: Coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        """Stop every task of this host (tests; the server process just exits)."""
+        for runner in self.runners.values():
+            if runner.task:
+                runner.task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+
+    # --- sockets -----------------------------------------------------------------------------------------------
+
+    async def attach(self, conn: Connection) -> None:
+        """A socket joined its match: make sure the match runs here or is relayed, then count the seat."""
+        await self.start()
+        mid = conn.match_id
+        async with self._locks[mid]:
+            runner = self.runners.get(mid)
+            if runner is None and mid not in self.relayed:
+                runner = await self._try_own(mid, conn.info)
+                if runner is None and self.relay is not None:
+                    await self._become_relay(mid)
+            # Added after the ownership decision: a runner created above counted the sockets already here.
+            self.local[mid].add(conn)
+        if runner is not None:
+            if conn.seat is not None:
+                await self._claim_seat(mid, conn.seat, keep=conn)
+                runner.seat_presence(conn.seat, local_delta=1)
+            await conn.send_frame(Frame(runner.snapshot_message(time.monotonic(), take_events=False)))
+        elif mid in self.relayed:
+            if conn.seat is not None:
+                await self._claim_seat(mid, conn.seat, keep=conn)
+                await self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": True, "p": self.proc})
+        else:
+            # Nobody runs it and we could not start it: it has just ended.
+            end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
+            await conn.send_frame(Frame(end))
+            await conn.close_with(CloseCode.MATCH_OVER)
+
+    async def detach(self, conn: Connection) -> None:
+        mid = conn.match_id
+        conns = self.local.get(mid)
+        if conns is None or conn not in conns:
+            return
+        conns.discard(conn)
+        if not conns:
+            del self.local[mid]
+        runner = self.runners.get(mid)
+        if runner is not None:
+            if conn.seat is not None:
+                runner.seat_presence(conn.seat, local_delta=-1)
+        elif mid in self.relayed:
+            if conn.seat is not None and not any(c.seat == conn.seat for c in self.local.get(mid, ())):
+                await self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": False, "p": self.proc})
+            if mid not in self.local:
+                del self.relayed[mid]
+                await self.relay.group_discard(relay_group(mid), self.proc)
+
+    async def submit_input(self, conn: Connection, seq: int, parsed: Any, raw: Any) -> bool:
+        """Queue a player's input with the match's owner; False when it was stale, repeated or too late."""
+        runner = self.runners.get(conn.match_id)
+        if runner is not None:
+            return runner.queue_input(conn.seat, seq, parsed, raw)
+        if conn.match_id in self.relayed:
+            await self._tell_owner(conn.match_id, {"type": "in", "m": conn.match_id, "s": conn.seat, "q": seq, "i": raw})
+            return True
+        return False
+
+    async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
+        """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
+        for other in [c for c in self.local.get(mid, ()) if c.seat == seat and c is not keep]:
+            await other.close_with(CloseCode.REPLACED)
+        if self.relay is not None and keep is not None:
+            await self.relay.group_send(relay_group(mid), {"type": "kick", "m": mid, "s": seat, "keep": self.proc})
+
+    # --- ownership -------------------------------------------------------------------------------------------
+
+    async def _try_own(self, mid: int, info: selectors.MatchInfo) -> MatchRunner | None:
+        if not await self.store.acquire(mid, self.proc):
+            return None
+        fresh = await database_sync_to_async(selectors.match_info)(match_id=mid)
+        if fresh is None or fresh.status not in ("waiting", "running"):
+            await self.store.release(mid, self.proc, clear=True)
+            return None
+        checkpoint = await self.store.load(mid)
+        runner = MatchRunner(self, fresh, checkpoint)
+        for conn in self.local.get(mid, ()):
+            if conn.seat is not None:
+                runner.seat_presence(conn.seat, local_delta=1)
+        self.runners[mid] = runner
+        if mid in self.relayed:
+            del self.relayed[mid]
+            await self.relay.group_discard(relay_group(mid), self.proc)
+        runner.task = self.spawn(self._run(runner))
+        log.info("match %s: running here (%s)", mid, "from checkpoint" if checkpoint else "new")
+        return runner
+
+    async def _run(self, runner: MatchRunner) -> None:
+        try:
+            await runner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("match %s: tick loop failed; cancelling the match", runner.match_id)
+            await database_sync_to_async(services.match_cancel)(match_id=runner.match_id, reason="server_error")
+            end = await database_sync_to_async(selectors.match_end_message)(match_id=runner.match_id)
+            await self.match_ended(runner.match_id, end)
+
+    async def _become_relay(self, mid: int) -> None:
+        self.relayed[mid] = await self.store.owner_of(mid)
+        await self.relay.group_add(relay_group(mid), self.proc)
+        await self._announce(mid)
+
+    async def _lose(self, runner: MatchRunner) -> None:
+        """Our lease was taken (we stalled past its expiry): stop ticking, and relay to the new owner instead."""
+        mid = runner.match_id
+        log.warning("match %s: lease lost; stopping the local loop", mid)
+        if runner.task:
+            runner.task.cancel()
+        self.runners.pop(mid, None)
+        if self.local.get(mid) and self.relay is not None:
+            await self._become_relay(mid)
+
+    async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
+        frame = Frame(end)
+        for conn in list(self.local.get(mid, ())):
+            await conn.send_frame(frame)
+            await conn.close_with(CloseCode.MATCH_OVER)
+        if self.relay is not None:
+            await self.relay.group_send(relay_group(mid), {"type": "end", "m": mid, "msg": end})
+        await self.store.release(mid, self.proc, clear=True)
+        self.runners.pop(mid, None)
+        self.relay_listeners.pop(mid, None)
+
+    # --- snapshots out ------------------------------------------------------------------------------------------
+
+    async def publish(self, mid: int, frame: Frame) -> None:
+        await self._fan_out(mid, frame)
+        listeners = self.relay_listeners.get(mid)
+        if listeners:
+            now = time.monotonic()
+            for proc, until in list(listeners.items()):
+                if until < now:
+                    del listeners[proc]
+            if listeners:
+                await self.relay.group_send(relay_group(mid), {"type": "snap", "m": mid, "msg": frame.message})
+
+    async def _fan_out(self, mid: int, frame: Frame) -> None:
+        for conn in list(self.local.get(mid, ())):
+            try:
+                await conn.send_frame(frame)
+            except Exception:  # one broken socket must not stop the others' snapshots
+                log.exception("match %s: send failed", mid)
+
+    # --- between processes ------------------------------------------------------------------------------------
+
+    async def _tell_owner(self, mid: int, message: dict[str, Any]) -> None:
+        owner = self.relayed.get(mid)
+        if owner:
+            await self.relay.send(owner, message)
+
+    async def _announce(self, mid: int) -> None:
+        """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
+        seats = sorted({c.seat for c in self.local.get(mid, ()) if c.seat is not None})
+        await self._tell_owner(mid, {"type": "here", "m": mid, "p": self.proc, "seats": seats})
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self.relay.receive(self.proc)
+            try:
+                await self._on_relay_message(message)
+            except Exception:
+                log.exception("bad relay message %r", message.get("type"))
+
+    async def _on_relay_message(self, message: dict[str, Any]) -> None:
+        kind, mid = message["type"], message["m"]
+        if kind == "snap":
+            if mid in self.relayed:
+                await self._fan_out(mid, Frame(message["msg"]))
+        elif kind == "end":
+            frame = Frame(message["msg"])
+            for conn in list(self.local.get(mid, ())):
+                await conn.send_frame(frame)
+                await conn.close_with(CloseCode.MATCH_OVER)
+        elif kind == "kick":
+            if message["keep"] != self.proc:
+                for conn in [c for c in self.local.get(mid, ()) if c.seat == message["s"]]:
+                    await conn.close_with(CloseCode.REPLACED)
+        elif kind == "moved":
+            if mid in self.relayed:
+                await self._try_take_over(mid)
+        else:
+            runner = self.runners.get(mid)
+            if runner is None:
+                return
+            now = time.monotonic()
+            if kind == "in":
+                try:
+                    parsed = runner.game.parse_input(message["i"])
+                except InputError:
+                    return  # the relay validated it already; a mismatch means a rogue sender
+                runner.queue_input(message["s"], message["q"], parsed, message["i"])
+            elif kind == "seat":
+                if message["c"]:
+                    for conn in [c for c in self.local.get(mid, ()) if c.seat == message["s"]]:
+                        await conn.close_with(CloseCode.REPLACED)
+                runner.seat_presence(message["s"], remote_until=now + PRESENCE_TTL_SECONDS if message["c"] else 0.0)
+                self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
+            elif kind == "here":
+                self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
+                for seat in message["seats"]:
+                    runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
+
+    async def _try_take_over(self, mid: int) -> None:
+        async with self._locks[mid]:
+            if mid in self.relayed and self.local.get(mid):
+                conn = next(iter(self.local[mid]))
+                await self._try_own(mid, conn.info)
+
+    # --- the 2 Hz round: leases, checkpoints, heartbeats, takeovers -----------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+            try:
+                await self.run_maintenance()
+            except Exception:
+                log.exception("engine maintenance round failed")
+
+    async def run_maintenance(self) -> None:
+        runners = list(self.runners.values())
+        renewals = [runner.renewal() for runner in runners]
+        results = await self.store.renew(self.proc, renewals)
+        for runner, renewal, kept in zip(runners, renewals, results, strict=True):
+            if kept:
+                runner.renewed(renewal)
+            elif self.runners.get(runner.match_id) is runner:
+                await self._lose(runner)
+        for mid in list(self.relayed):
+            await self._try_take_over(mid)
+            if mid in self.relayed:
+                self.relayed[mid] = await self.store.owner_of(mid)
+                await self._announce(mid)
+
+    # --- SIGTERM: hand matches over instead of dropping them ----------------------------------------------------
+
+    def _install_sigterm_handover(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):
+            async def handover_then_exit():
+                try:
+                    await asyncio.wait_for(self.handover(), HANDOVER_TIMEOUT_SECONDS)
+                except Exception:
+                    log.exception("handover on SIGTERM failed")
+                if callable(previous):
+                    previous(signum, frame)
+                else:
+                    raise SystemExit(0)
+
+            loop.call_soon_threadsafe(lambda: self.spawn(handover_then_exit()))
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    async def handover(self) -> None:
+        """Checkpoint every match we run, free its lease, and send every socket away with 4010 to reconnect."""
+        self.closing = True
+        for mid, runner in list(self.runners.items()):
+            if runner.finishing:
+                continue
+            if runner.task:
+                runner.task.cancel()
+            renewal = runner.renewal()
+            await self.store.renew(self.proc, [renewal])
+            await self.store.release(mid, self.proc, clear=False)
+            self.runners.pop(mid, None)
+            if self.relay is not None:
+                await self.relay.group_send(relay_group(mid), {"type": "moved", "m": mid})
+        for conns in list(self.local.values()):
+            for conn in list(conns):
+                await conn.close_with(CloseCode.SERVER_RESTART)
+        log.info("handed over; exiting")
+
+
+_hosts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MatchHost] = weakref.WeakKeyDictionary()
+
+
+def get_host() -> MatchHost:
+    """This process's host (one per event loop: tests run a loop each)."""
+    loop = asyncio.get_running_loop()
+    host = _hosts.get(loop)
+    if host is None:
+        redis_url = settings.REDIS_URL
+        host = MatchHost(
+            store=RedisStore(redis_url, prefix=settings.ENGINE_PREFIX) if redis_url else MemoryStore(),
+            relay=get_channel_layer("relay") if redis_url else None,
+            handover_on_sigterm=settings.ENGINE_HANDOVER_ON_SIGTERM,
+        )
+        _hosts[loop] = host
+    return host

@@ -1,0 +1,111 @@
+"""Wire protocol v1 of ws/matches/<id>/: subprotocols, limits, decoding client messages, encoding server ones.
+
+docs/protocol.md is the reference for clients; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+SUBPROTOCOL_JSON = "gs.v1.json"
+SUBPROTOCOL_MSGPACK = "gs.v1.msgpack"
+SUPPORTED_SUBPROTOCOLS = (SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK)
+
+MAX_MESSAGE_BYTES = 4096
+MAX_SEQ = 2**31 - 1
+# Per connection: a steady 3x the fastest tick rate, with a burst allowance for a client catching up.
+RATE_PER_SECOND = 60.0
+RATE_BURST = 120.0
+# Messages refused for the rate, or malformed, before the connection is closed.
+MAX_RATE_VIOLATIONS = 200
+MAX_BAD_MESSAGES = 20
+
+
+class ClientMessageError(Exception):
+    """A message we answer with {"type": "error", "error": code, "message": text}; the connection stays open."""
+
+    def __init__(self, code: str, message: str, seq: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.seq = seq
+
+
+def choose_subprotocol(offered: Iterable[str]) -> tuple[str | None, bool]:
+    """(subprotocol to accept, binary?). No offer means v1 JSON; an offer of only unknown ones is refused (None, False)
+    and the caller closes with 4002."""
+    offered = list(offered)
+    for name in offered:
+        if name in SUPPORTED_SUBPROTOCOLS:
+            return name, name == SUBPROTOCOL_MSGPACK
+    if offered:
+        return None, False
+    return "", False
+
+
+def decode(text: str | None, data: bytes | None) -> dict[str, Any]:
+    try:
+        if text is not None:
+            message = json.loads(text)
+        else:
+            message = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, RecursionError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError):
+        raise ClientMessageError("malformed", "The message is not valid JSON (text frames) or msgpack (binary).") from None
+    if not isinstance(message, dict):
+        raise ClientMessageError("malformed", "A message must be an object with a \"type\".")
+    if not isinstance(message.get("type"), str):
+        raise ClientMessageError("missing_type", "A message needs a string \"type\".")
+    return message
+
+
+def read_seq(message: dict[str, Any]) -> int:
+    seq = message.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        if isinstance(seq, float) and math.isfinite(seq) and seq.is_integer():
+            seq = int(seq)
+        else:
+            raise ClientMessageError("bad_seq", "\"seq\" must be an integer.")
+    if not 1 <= seq <= MAX_SEQ:
+        raise ClientMessageError("bad_seq", f"\"seq\" must be between 1 and {MAX_SEQ}.")
+    return seq
+
+
+def encode_json(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def encode_msgpack(message: dict[str, Any]) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)
+
+
+class Frame:
+    """One server message, encoded at most once per format however many sockets it goes to."""
+
+    __slots__ = ("message", "_text", "_binary")
+
+    def __init__(self, message: dict[str, Any]):
+        self.message = message
+        self._text: str | None = None
+        self._binary: bytes | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = encode_json(self.message)
+        return self._text
+
+    def binary(self) -> bytes:
+        if self._binary is None:
+            self._binary = encode_msgpack(self.message)
+        return self._binary
+
+
+def error_message(code: str, message: str, seq: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "error", "error": code, "message": message}
+    if seq is not None:
+        body["seq"] = seq
+    return body

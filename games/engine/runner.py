@@ -1,0 +1,293 @@
+"""One match's authoritative simulation: phases, inputs, the fixed-rate tick loop, checkpoints and the result.
+
+The runner lives in the process that holds the match's lease (see host.py). Everything it does to the game happens
+in run_one_step(), which tests call directly; run() only schedules it against the monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+from django.db import DatabaseError
+
+from games import selectors, services
+from games.engine.protocol import Frame
+from games.engine.store import Checkpoint, Renewal
+from games.rules import get_game
+
+if TYPE_CHECKING:
+    from games.engine.host import MatchHost
+
+log = logging.getLogger(__name__)
+
+WAITING, COUNTDOWN, RUNNING, FINISHED = "waiting", "countdown", "running", "finished"
+# How long a match waits for all its players before it starts with those present (or is cancelled).
+JOIN_TIMEOUT_SECONDS = 60.0
+# While waiting nothing moves: a snapshot every this many ticks keeps clients' view of who has arrived fresh.
+WAITING_SNAPSHOT_EVERY = 10
+# A tick this many periods late is not caught up: the schedule restarts from now (the game slows, never bursts).
+MAX_CATCH_UP_TICKS = 5
+
+
+@dataclass(slots=True)
+class TickStats:
+    ticks: int = 0
+    late_ticks: int = 0  # started more than half a period late
+    skipped: int = 0  # schedule resets after falling too far behind
+    max_lateness_ms: float = 0.0
+    total_step_ms: float = 0.0
+    max_step_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        mean = self.total_step_ms / self.ticks if self.ticks else 0.0
+        return {
+            "ticks": self.ticks,
+            "late_ticks": self.late_ticks,
+            "skipped": self.skipped,
+            "max_lateness_ms": round(self.max_lateness_ms, 2),
+            "mean_step_ms": round(mean, 3),
+            "max_step_ms": round(self.max_step_ms, 2),
+        }
+
+
+class MatchRunner:
+    def __init__(self, host: MatchHost, info: selectors.MatchInfo, checkpoint: Checkpoint | None):
+        self.host = host
+        self.info = info
+        self.match_id = info.match_id
+        self.game = get_game(info.game)
+        self.settings = self.game.settings
+        seats = len(info.players)
+        self.seats = seats
+        self.pending: list[tuple[int, int, Any, Any]] = []  # (seat, seq, parsed input, raw input), arrival order
+        self.last_seq = [0] * seats  # highest seq received per seat: older or repeated ones are ignored
+        self.local_conns = [0] * seats
+        self.remote_until = [0.0] * seats  # monotonic time until which another process says the seat is there
+        self.disconnected_since: list[float | None] = [None] * seats
+        self.events: list[dict] = []
+        self.stats = TickStats()
+        self.join_deadline = time.monotonic() + JOIN_TIMEOUT_SECONDS
+        self.finishing = False
+        self.task: asyncio.Task | None = None
+        if checkpoint is None:
+            self.state = self.game.initial_state(seats, seed=info.seed)
+            self.phase = WAITING
+            self.countdown_left = 0
+            self.steps = 0
+            self.acks = [0] * seats
+            self.removed = [False] * seats
+            self.log: list[list[Any]] = []
+            self.started_wall: float | None = None
+        else:
+            data = checkpoint.data
+            self.state = self.game.from_checkpoint(data["state"])
+            self.phase = data["phase"]
+            self.countdown_left = data["countdown_left"]
+            self.steps = data["steps"]
+            self.acks = list(data["acks"])
+            self.last_seq = list(data["acks"])
+            self.removed = list(data["removed"])
+            self.log = checkpoint.log
+            self.started_wall = data["started_wall"]
+            # A takeover is nobody's fault: everyone gets a fresh grace period to reconnect.
+            now = time.monotonic()
+            self.disconnected_since = [None if gone else now for gone in self.removed]
+        self.log_flushed = len(self.log)
+
+    # --- connections and inputs (called by the host) ---------------------------------------------------------
+
+    def is_connected(self, seat: int, now: float) -> bool:
+        return self.local_conns[seat] > 0 or self.remote_until[seat] > now
+
+    def seat_presence(self, seat: int, *, local_delta: int = 0, remote_until: float | None = None) -> None:
+        self.local_conns[seat] += local_delta
+        if remote_until is not None:
+            self.remote_until[seat] = remote_until
+        now = time.monotonic()
+        if self.is_connected(seat, now):
+            self.disconnected_since[seat] = None
+        elif self.disconnected_since[seat] is None:
+            self.disconnected_since[seat] = now
+
+    def queue_input(self, seat: int, seq: int, parsed: Any, raw: Any) -> bool:
+        """False for a stale or repeated sequence number (ignored); inputs apply at the next tick, in order."""
+        if seq <= self.last_seq[seat] or self.removed[seat] or self.phase == FINISHED:
+            return False
+        self.last_seq[seat] = seq
+        self.pending.append((seat, seq, parsed, raw))
+        return True
+
+    # --- the tick ---------------------------------------------------------------------------------------------
+
+    def run_one_step(self, now: float) -> Frame | None:
+        """Advance the match by one tick at monotonic time `now`; returns the snapshot to send, if any."""
+        if self.phase == WAITING:
+            self._step_waiting(now)
+        elif self.phase == COUNTDOWN:
+            self._apply_inputs()
+            self._expire_grace(now)
+            self.countdown_left -= 1
+            if self.countdown_left <= 0:
+                self.phase = RUNNING
+        elif self.phase == RUNNING:
+            self._apply_inputs()
+            self._expire_grace(now)
+            if not self.game.is_finished(self.state):
+                self.events.extend(self.game.step(self.state, self.settings.dt))
+                self.steps += 1
+        if self.phase in (COUNTDOWN, RUNNING) and self.game.is_finished(self.state):
+            self.phase = FINISHED
+        if self.phase == WAITING and self.stats.ticks % WAITING_SNAPSHOT_EVERY:
+            return None
+        return Frame(self.snapshot_message(now))
+
+    def _step_waiting(self, now: float) -> None:
+        self.pending.clear()
+        present = [self.is_connected(seat, now) for seat in range(self.seats)]
+        if not all(present) and now < self.join_deadline:
+            return
+        if not all(present):
+            if sum(present) < self.settings.min_players:
+                return  # run() cancels the match
+            for seat, here in enumerate(present):
+                if not here:
+                    self._remove(seat)
+        self.phase = COUNTDOWN
+        self.countdown_left = max(1, round(self.settings.countdown_seconds * self.settings.tick_rate))
+        self.started_wall = time.time()
+        self.host.spawn(database_sync_to_async(services.match_start)(match_id=self.match_id))
+
+    def _apply_inputs(self) -> None:
+        for seat, seq, parsed, raw in self.pending:
+            if self.removed[seat]:
+                continue
+            self.game.apply_input(self.state, seat, parsed)
+            self.acks[seat] = seq
+            self.log.append([self.steps, seat, raw])
+        self.pending.clear()
+
+    def _expire_grace(self, now: float) -> None:
+        grace = self.settings.reconnect_grace_seconds
+        for seat, since in enumerate(self.disconnected_since):
+            if since is not None and not self.removed[seat] and now - since > grace:
+                self._remove(seat)
+
+    def _remove(self, seat: int) -> None:
+        self.removed[seat] = True
+        self.game.remove_player(self.state, seat)
+        self.log.append([self.steps, seat, None])
+        self.events.append({"type": "player_removed", "seat": seat})
+
+    def snapshot_message(self, now: float, *, take_events: bool = True) -> dict[str, Any]:
+        message = {
+            "type": "snapshot",
+            "full": True,
+            "tick": self.steps,
+            "phase": self.phase,
+            "acks": self.acks,
+            "connected": [self.is_connected(seat, now) for seat in range(self.seats)],
+            "removed": self.removed,
+            "state": self.game.snapshot(self.state),
+        }
+        if self.phase == COUNTDOWN:
+            message["countdown"] = round(self.countdown_left / self.settings.tick_rate, 2)
+        if self.phase == WAITING:
+            message["join_deadline_in"] = round(max(0.0, self.join_deadline - now), 1)
+        if self.events and take_events:
+            message["events"] = self.events
+            self.events = []
+        return message
+
+    # --- the loop -------------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        period = 1.0 / self.settings.tick_rate
+        next_at = time.monotonic()
+        while self.phase != FINISHED:
+            now = time.monotonic()
+            lateness = now - next_at
+            if lateness > period / 2:
+                self.stats.late_ticks += 1
+            self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
+            frame = self.run_one_step(now)
+            if frame is not None:
+                await self.host.publish(self.match_id, frame)
+            spent = (time.monotonic() - now) * 1000
+            self.stats.ticks += 1
+            self.stats.total_step_ms += spent
+            self.stats.max_step_ms = max(self.stats.max_step_ms, spent)
+            if self.phase == WAITING and now >= self.join_deadline:
+                await self._cancel("players_missing")
+                return
+            next_at += period
+            delay = next_at - time.monotonic()
+            if delay < -MAX_CATCH_UP_TICKS * period:
+                self.stats.skipped += 1
+                next_at = time.monotonic()
+                delay = 0
+            await asyncio.sleep(max(0.0, delay))
+        await self._finish()
+
+    async def _with_db_retries(self, call, **kwargs):
+        # PostgreSQL away for a moment must not lose a result: keep trying while the lease (and checkpoint) is kept.
+        for attempt in range(60):
+            try:
+                return await database_sync_to_async(call)(**kwargs)
+            except DatabaseError:
+                log.warning("match %s: database unavailable, retrying (%s)", self.match_id, attempt + 1)
+                await asyncio.sleep(min(5.0, 0.25 * 2**attempt))
+        raise RuntimeError(f"match {self.match_id}: could not reach the database")
+
+    async def _finish(self) -> None:
+        self.finishing = True
+        result = self.game.result(self.state)
+        duration = time.time() - self.started_wall if self.started_wall else 0.0
+        recorded = await self._with_db_retries(
+            services.match_finish,
+            match_id=self.match_id,
+            result=result,
+            ticks=self.steps,
+            duration_seconds=round(duration, 3),
+            abandoned_seats=[seat for seat, gone in enumerate(self.removed) if gone],
+            input_log=self.log,
+        )
+        log.info("match %s finished (%s); recorded here: %s; %s", self.match_id, result.reason, recorded, self.stats.as_dict())
+        await self._end()
+
+    async def _cancel(self, reason: str) -> None:
+        self.finishing = True
+        await self._with_db_retries(services.match_cancel, match_id=self.match_id, reason=reason)
+        await self._end()
+
+    async def _end(self) -> None:
+        end = await database_sync_to_async(selectors.match_end_message)(match_id=self.match_id)
+        await self.host.match_ended(self.match_id, end)
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+
+    def renewal(self) -> Renewal:
+        """This match's part of the host's renewal round: the lease, a checkpoint and the new log entries."""
+        if self.finishing:
+            return Renewal(match_id=self.match_id)
+        data = {
+            "v": 1,
+            "state": self.game.to_checkpoint(self.state),
+            "phase": self.phase,
+            "countdown_left": self.countdown_left,
+            "steps": self.steps,
+            "acks": self.acks,
+            "removed": self.removed,
+            "started_wall": self.started_wall,
+            "log_len": len(self.log),
+        }
+        renewal = Renewal(match_id=self.match_id, checkpoint=data, new_log_entries=self.log[self.log_flushed :])
+        return renewal
+
+    def renewed(self, renewal: Renewal) -> None:
+        if renewal.checkpoint is not None:
+            self.log_flushed = renewal.checkpoint["log_len"]

@@ -1,0 +1,156 @@
+"""Where match ownership and checkpoints live: Redis when REDIS_URL is set (shared by every process), else memory.
+
+A lease names the process that runs a match's tick loop. The owner renews it and writes a checkpoint in one fenced
+step: a process that lost its lease (stalled, or presumed dead) can no longer overwrite its successor's checkpoint.
+The input log is appended in that same step, so a checkpoint and the log up to it always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+LEASE_TTL_MS = 2000
+CHECKPOINT_TTL_S = 3600
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+  if #ARGV > 4 then
+    redis.call('RPUSH', KEYS[3], unpack(ARGV, 5))
+  end
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
+return 1
+"""
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    data: dict[str, Any]
+    log: list[list[Any]]
+
+
+@dataclass(slots=True)
+class Renewal:
+    """One owned match's share of a renewal round: its checkpoint and the log entries since the last one."""
+
+    match_id: int
+    checkpoint: dict[str, Any] | None = None
+    new_log_entries: list[list[Any]] = field(default_factory=list)
+
+
+class MemoryStore:
+    """One process, nothing shared: leases always succeed for the only process there is."""
+
+    def __init__(self) -> None:
+        self._leases: dict[int, tuple[str, float]] = {}
+        self._checkpoints: dict[int, dict[str, Any]] = {}
+        self._logs: dict[int, list[list[Any]]] = {}
+
+    def _holder(self, match_id: int) -> str | None:
+        entry = self._leases.get(match_id)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    async def acquire(self, match_id: int, owner: str) -> bool:
+        if self._holder(match_id) not in (None, owner):
+            return False
+        self._leases[match_id] = (owner, time.monotonic() + LEASE_TTL_MS / 1000)
+        return True
+
+    async def owner_of(self, match_id: int) -> str | None:
+        return self._holder(match_id)
+
+    async def renew(self, owner: str, renewals: list[Renewal]) -> list[bool]:
+        results = []
+        for item in renewals:
+            if self._holder(item.match_id) != owner:
+                results.append(False)
+                continue
+            self._leases[item.match_id] = (owner, time.monotonic() + LEASE_TTL_MS / 1000)
+            if item.checkpoint is not None:
+                self._checkpoints[item.match_id] = json.loads(json.dumps(item.checkpoint))
+                self._logs.setdefault(item.match_id, []).extend(item.new_log_entries)
+            results.append(True)
+        return results
+
+    async def load(self, match_id: int) -> Checkpoint | None:
+        data = self._checkpoints.get(match_id)
+        if data is None:
+            return None
+        return Checkpoint(data=json.loads(json.dumps(data)), log=list(self._logs.get(match_id, []))[: data["log_len"]])
+
+    async def release(self, match_id: int, owner: str, *, clear: bool) -> None:
+        if self._holder(match_id) == owner:
+            del self._leases[match_id]
+            if clear:
+                self._checkpoints.pop(match_id, None)
+                self._logs.pop(match_id, None)
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisStore:
+    def __init__(self, url: str, prefix: str = "gs") -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._prefix = prefix
+        self._renew = self._redis.register_script(_RENEW)
+        self._release = self._redis.register_script(_RELEASE)
+
+    def _keys(self, match_id: int) -> list[str]:
+        p = self._prefix
+        return [f"{p}:lease:{match_id}", f"{p}:ckpt:{match_id}", f"{p}:log:{match_id}"]
+
+    async def acquire(self, match_id: int, owner: str) -> bool:
+        lease = self._keys(match_id)[0]
+        if await self._redis.set(lease, owner, nx=True, px=LEASE_TTL_MS):
+            return True
+        # Re-acquiring our own lease (a renewal raced with a restart of the loop) is fine.
+        return (await self._redis.get(lease)) == owner.encode()
+
+    async def owner_of(self, match_id: int) -> str | None:
+        value = await self._redis.get(self._keys(match_id)[0])
+        return value.decode() if value else None
+
+    async def renew(self, owner: str, renewals: list[Renewal]) -> list[bool]:
+        if not renewals:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in renewals:
+                args: list[Any] = [owner, LEASE_TTL_MS, "", CHECKPOINT_TTL_S]
+                if item.checkpoint is not None:
+                    args[2] = json.dumps(item.checkpoint, separators=(",", ":"))
+                    args.extend(json.dumps(entry, separators=(",", ":")) for entry in item.new_log_entries)
+                await self._renew(keys=self._keys(item.match_id), args=args, client=pipe)
+            return [bool(result) for result in await pipe.execute()]
+
+    async def load(self, match_id: int) -> Checkpoint | None:
+        _, ckpt_key, log_key = self._keys(match_id)
+        raw = await self._redis.get(ckpt_key)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        entries = await self._redis.lrange(log_key, 0, data["log_len"] - 1) if data["log_len"] else []
+        return Checkpoint(data=data, log=[json.loads(entry) for entry in entries])
+
+    async def release(self, match_id: int, owner: str, *, clear: bool) -> None:
+        await self._release(keys=self._keys(match_id), args=[owner, "1" if clear else "0"])
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,66 @@
+"""Reads about matches for the engine, the consumers and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from games.models import Match
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerInfo:
+    seat: int
+    user_id: int
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchInfo:
+    match_id: int
+    game: str
+    seed: int
+    status: str
+    players: tuple[PlayerInfo, ...]
+
+    def seat_of(self, user_id: int) -> int | None:
+        return next((p.seat for p in self.players if p.user_id == user_id), None)
+
+    def players_message(self) -> list[dict[str, Any]]:
+        return [{"seat": p.seat, "user_id": p.user_id, "username": p.username} for p in self.players]
+
+
+def match_info(*, match_id: int) -> MatchInfo | None:
+    match = Match.objects.filter(pk=match_id).first()
+    if match is None:
+        return None
+    players = tuple(
+        PlayerInfo(seat=seat, user_id=user_id, username=username)
+        for seat, user_id, username in match.players.order_by("seat").values_list("seat", "user_id", "user__username")
+    )
+    return MatchInfo(match_id=match.pk, game=match.game, seed=match.seed, status=match.status, players=players)
+
+
+def match_end_message(*, match_id: int) -> dict[str, Any]:
+    """The match_end message, from what the database recorded (the same for every process and every reconnect)."""
+    match = Match.objects.get(pk=match_id)
+    results = [
+        {
+            "seat": p.seat,
+            "user_id": p.user_id,
+            "username": p.user.username,
+            "placing": p.placing,
+            "score": p.score,
+            "abandoned": p.abandoned,
+        }
+        for p in match.players.select_related("user").order_by("seat")
+    ]
+    return {
+        "type": "match_end",
+        "match": match.pk,
+        "status": match.status,
+        "reason": match.end_reason,
+        "duration": match.duration_seconds,
+        "ticks": match.ticks,
+        "results": results,
+    }

@@ -1,0 +1,247 @@
+"""Match sessions over WebSocket: seats, spectators, refusals, inputs and acks, reconnects, bad input, the result."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import msgpack
+import pytest
+from channels.db import database_sync_to_async
+
+from games.engine import protocol
+from games.models import Match
+from games.rules import get_game
+from games.rules.base import play
+from gameserver.ws import CloseCode
+from tests.games.conftest import connect, create_match
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def pong_match(quick_games, alice, bob):
+    return await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+
+
+async def join_both(match, alice, bob):
+    a = await connect(alice, match.pk)
+    b = await connect(bob, match.pk)
+    for client in (a, b):
+        assert (await client.receive())["type"] == "welcome"
+    return a, b
+
+
+def is_running(message):
+    return message["type"] == "snapshot" and message["phase"] == "running"
+
+
+async def test_players_take_their_seats_and_get_a_full_snapshot_first(engine_host, pong_match, alice, bob):
+    a = await connect(alice, pong_match.pk)
+    welcome = await a.receive()
+    assert welcome | {} == welcome and welcome["type"] == "welcome"
+    assert (welcome["role"], welcome["seat"], welcome["v"]) == ("player", 0, 1)
+    assert [p["username"] for p in welcome["players"]] == ["alice", "bob"]
+    first = await a.receive()
+    assert first["type"] == "snapshot" and first["full"] is True and first["phase"] == "waiting"
+    assert first["connected"] == [True, False]
+    b = await connect(bob, pong_match.pk)
+    assert (await b.receive())["seat"] == 1
+    running = await b.until(is_running)
+    assert running["connected"] == [True, True]
+    await a.close()
+    await b.close()
+
+
+async def test_input_is_acknowledged_in_a_later_snapshot(engine_host, pong_match, alice, bob):
+    a, b = await join_both(pong_match, alice, bob)
+    await a.until(is_running)
+    await a.send({"type": "input", "seq": 1, "input": {"dy": 1}})
+    snapshot = await a.until(lambda m: m["type"] == "snapshot" and m["acks"][0] == 1)
+    assert snapshot["acks"][1] == 0
+    await a.close()
+    await b.close()
+
+
+async def test_stale_and_duplicate_inputs_are_ignored_with_an_error(engine_host, pong_match, alice, bob):
+    a, b = await join_both(pong_match, alice, bob)
+    await a.send({"type": "input", "seq": 5, "input": {"dy": 1}})
+    await a.send({"type": "input", "seq": 5, "input": {"dy": -1}})
+    error = await a.until(lambda m: m["type"] == "error")
+    assert (error["error"], error["seq"]) == ("stale_input", 5)
+    await a.send({"type": "input", "seq": 3, "input": {"dy": -1}})
+    assert (await a.until(lambda m: m["type"] == "error"))["error"] == "stale_input"
+    await a.close()
+    await b.close()
+
+
+@pytest.mark.parametrize(
+    "message, code",
+    [
+        ("not json", "malformed"),
+        ("[1, 2]", "malformed"),
+        ({"no": "type"}, "missing_type"),
+        ({"type": "dance"}, "unknown_type"),
+        ({"type": "input", "input": {"dy": 0}}, "bad_seq"),
+        ({"type": "input", "seq": "1", "input": {"dy": 0}}, "bad_seq"),
+        ({"type": "input", "seq": True, "input": {"dy": 0}}, "bad_seq"),
+        ({"type": "input", "seq": -4, "input": {"dy": 0}}, "bad_seq"),
+        ({"type": "input", "seq": 2**40, "input": {"dy": 0}}, "bad_seq"),
+        ({"type": "input", "seq": 1}, "wrong_type"),
+        ({"type": "input", "seq": 1, "input": {}}, "missing_field"),
+        ({"type": "input", "seq": 1, "input": {"dy": "up"}}, "wrong_type"),
+        ({"type": "input", "seq": 1, "input": {"dy": 7}}, "out_of_range"),
+        ('{"type": "input", "seq": 1, "input": {"dy": NaN}}', "not_finite"),
+        ('{"type": "input", "seq": 1, "input": {"dy": Infinity}}', "not_finite"),
+    ],
+)
+async def test_each_bad_message_gets_a_documented_error(engine_host, pong_match, alice, message, code):
+    a = await connect(alice, pong_match.pk)
+    await a.send(message)
+    error = await a.until(lambda m: m["type"] == "error")
+    assert error["error"] == code, error
+    assert error["message"]
+    await a.close()
+
+
+async def test_oversized_message_closes_with_4009(engine_host, pong_match, alice):
+    a = await connect(alice, pong_match.pk)
+    await a.send({"type": "ping", "pad": "x" * (protocol.MAX_MESSAGE_BYTES + 1)})
+    assert await a.closed_with() == CloseCode.MESSAGE_TOO_BIG
+
+
+async def test_a_stream_of_malformed_messages_closes_with_4007(engine_host, pong_match, alice):
+    a = await connect(alice, pong_match.pk)
+    for _ in range(protocol.MAX_BAD_MESSAGES + 1):
+        await a.send("{{{")
+    assert await a.closed_with() == CloseCode.TOO_MANY_ERRORS
+
+
+async def test_flooding_gets_rate_limited_then_closed_with_4008(engine_host, pong_match, alice):
+    a = await connect(alice, pong_match.pk)
+    for _ in range(int(protocol.RATE_BURST) + 5):
+        await a.send({"type": "ping"})
+    assert (await a.until(lambda m: m["type"] == "error"))["error"] == "rate_limited"
+    for _ in range(protocol.MAX_RATE_VIOLATIONS + 10):
+        await a.send({"type": "ping"})
+    assert await a.closed_with() == CloseCode.RATE_LIMITED
+
+
+async def test_ping_is_answered_with_pong(engine_host, pong_match, alice):
+    a = await connect(alice, pong_match.pk)
+    await a.send({"type": "ping", "t": 123.5})
+    pong = await a.until(lambda m: m["type"] == "pong")
+    assert pong["t"] == 123.5 and pong["server_time"] > 0
+    await a.close()
+
+
+async def test_spectator_watches_but_cannot_send_inputs(engine_host, pong_match, alice, bob, carol):
+    a, b = await join_both(pong_match, alice, bob)
+    c = await connect(carol, pong_match.pk)
+    welcome = await c.receive()
+    assert (welcome["role"], welcome["seat"]) == ("spectator", None)
+    await c.until(lambda m: m["type"] == "snapshot")
+    await c.send({"type": "input", "seq": 1, "input": {"dy": 1}})
+    assert (await c.until(lambda m: m["type"] == "error"))["error"] == "not_a_player"
+    for client in (a, b, c):
+        await client.close()
+
+
+async def test_non_player_is_refused_when_spectators_are_not_allowed(engine_host, quick_games, alice, bob, carol):
+    match = await database_sync_to_async(create_match)("pong-private", [alice, bob])
+    c = await connect(carol, match.pk)
+    assert await c.closed_with() == CloseCode.FORBIDDEN
+
+
+async def test_unknown_match_closes_with_4004(engine_host, alice):
+    assert await (await connect(alice, 999999)).closed_with() == CloseCode.NOT_FOUND
+
+
+async def test_anonymous_socket_closes_with_4001(engine_host, pong_match):
+    assert await (await connect(None, pong_match.pk)).closed_with() == CloseCode.UNAUTHENTICATED
+
+
+async def test_unknown_protocol_version_closes_with_4002(engine_host, pong_match, alice):
+    client = await connect(alice, pong_match.pk, subprotocols=["gs.v9.json"])
+    assert await client.closed_with() == CloseCode.PROTOCOL_VERSION
+
+
+async def test_msgpack_subprotocol_gets_binary_frames(engine_host, pong_match, alice):
+    client = await connect(alice, pong_match.pk, subprotocols=["gs.v1.msgpack"])
+    output = await client.comm.receive_output(3)
+    welcome = msgpack.unpackb(output["bytes"], raw=False)
+    assert welcome["type"] == "welcome" and welcome["encoding"] == "msgpack"
+    await client.comm.send_to(bytes_data=msgpack.packb({"type": "ping", "t": 1}))
+    assert (await client.until(lambda m: m["type"] == "pong"))["t"] == 1
+    await client.close()
+
+
+async def test_second_socket_for_a_seat_replaces_the_first_with_4011(engine_host, pong_match, alice):
+    first = await connect(alice, pong_match.pk)
+    await first.receive()
+    second = await connect(alice, pong_match.pk)
+    assert (await second.receive())["seat"] == 0
+    assert await first.closed_with() == CloseCode.REPLACED
+    await second.close()
+
+
+async def test_reconnect_within_grace_resumes_the_same_seat(engine_host, pong_match, alice, bob):
+    a, b = await join_both(pong_match, alice, bob)
+    await a.until(is_running)
+    await a.close()
+    snapshot = await b.until(lambda m: m["type"] == "snapshot" and m["connected"] == [False, True])
+    assert snapshot["removed"] == [False, False]
+    again = await connect(alice, pong_match.pk)
+    assert (await again.receive())["seat"] == 0
+    snapshot = await again.until(lambda m: m["type"] == "snapshot")
+    assert snapshot["phase"] == "running" and snapshot["connected"] == [True, True]
+    await again.close()
+    await b.close()
+
+
+async def test_leaving_past_the_grace_period_forfeits_and_records_once(engine_host, pong_match, alice, bob):
+    a, b = await join_both(pong_match, alice, bob)
+    await b.until(is_running)
+    await a.close()
+    end = await b.until(lambda m: m["type"] == "match_end", timeout=5)
+    assert end["reason"] == "forfeit" and end["status"] == "finished"
+    by_seat = {r["seat"]: r for r in end["results"]}
+    assert by_seat[0]["abandoned"] and by_seat[1]["placing"] == 1
+    assert await b.closed_with() == CloseCode.MATCH_OVER
+    late = await connect(alice, pong_match.pk)
+    assert (await late.receive())["type"] == "welcome"
+    assert (await late.receive())["type"] == "match_end"
+    assert await late.closed_with() == CloseCode.MATCH_OVER
+
+
+async def test_finished_match_is_stored_once_and_replays_from_seed_and_log(engine_host, quick_games, alice, bob, carol):
+    match = await database_sync_to_async(create_match)("arena-quick", [alice, bob, carol])
+    clients = [await connect(user, match.pk) for user in (alice, bob, carol)]
+    await clients[0].until(is_running)
+    for seq in range(1, 15):
+        for seat, client in enumerate(clients):
+            angle = seq * 0.7 + seat
+            await client.send({"type": "input", "seq": seq, "input": {"dx": math.cos(angle), "dy": math.sin(angle), "fire": seq % 3 == 0, "aim": angle % 3}})
+        await asyncio.sleep(0.05)
+    end = await clients[0].until(lambda m: m["type"] == "match_end", timeout=8)
+    assert end["reason"] in {"time_limit", "score_limit"}
+    stored = await database_sync_to_async(Match.objects.get)(pk=match.pk)
+    assert stored.status == "finished" and stored.ticks == end["ticks"]
+    game = get_game("arena-quick")
+    inputs: dict[int, list] = {}
+    for tick, seat, raw in stored.input_log:
+        inputs.setdefault(tick, []).append((seat, raw))
+    replayed = play(game, 3, stored.seed, inputs, max_ticks=stored.ticks)
+    assert [r["score"] for r in end["results"]] == game.result(replayed).scores
+    assert [r["placing"] for r in end["results"]] == game.result(replayed).placings
+    for client in clients:
+        await client.close()
+
+
+async def test_match_without_enough_players_is_cancelled_after_the_join_timeout(engine_host, pong_match, alice, monkeypatch):
+    from games.engine import runner
+
+    monkeypatch.setattr(runner, "JOIN_TIMEOUT_SECONDS", 0.3)
+    a = await connect(alice, pong_match.pk)
+    end = await a.until(lambda m: m["type"] == "match_end")
+    assert (end["status"], end["reason"]) == ("cancelled", "players_missing")
