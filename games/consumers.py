@@ -90,6 +90,8 @@ class MatchConsumer(BaseConsumer):
                 await self._input(message)
             elif kind == "ping":
                 await self._pong(message)
+            elif kind == "leave":
+                await self._leave()
             else:
                 raise ClientMessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
         except ClientMessageError as exc:
@@ -110,6 +112,11 @@ class MatchConsumer(BaseConsumer):
         self.last_seq = seq
         if not await get_host().submit_input(self, seq, parsed, message["input"]):
             raise ClientMessageError("input_rejected", "The input came too late (stale seq, or the match is over).", seq)
+
+    async def _leave(self) -> None:
+        if self.seat is None:
+            raise ClientMessageError("not_a_player", "Spectators have no seat to leave.")
+        await get_host().leave(self)
 
     async def _pong(self, message: dict[str, Any]) -> None:
         sent = message.get("t")

@@ -166,6 +166,13 @@ class MatchHost:
             return True
         return False
 
+    async def leave(self, conn: Connection) -> None:
+        runner = self.runners.get(conn.match_id)
+        if runner is not None:
+            runner.leave(conn.seat)
+        elif conn.match_id in self.relayed:
+            await self._tell_owner(conn.match_id, {"type": "leave", "m": conn.match_id, "s": conn.seat})
+
     async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
         for other in [c for c in self.local.get(mid, ()) if c.seat == seat and c is not keep]:
@@ -306,6 +313,8 @@ class MatchHost:
                         await conn.close_with(CloseCode.REPLACED)
                 runner.seat_presence(message["s"], remote_until=now + PRESENCE_TTL_SECONDS if message["c"] else 0.0)
                 self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
+            elif kind == "leave":
+                runner.leave(message["s"])
             elif kind == "here":
                 self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
                 for seat in message["seats"]:

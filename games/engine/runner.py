@@ -70,6 +70,7 @@ class MatchRunner:
         self.remote_until = [0.0] * seats  # monotonic time until which another process says the seat is there
         self.disconnected_since: list[float | None] = [None] * seats
         self.events: list[dict] = []
+        self.leaving: list[int] = []
         self.stats = TickStats()
         self.join_deadline = time.monotonic() + JOIN_TIMEOUT_SECONDS
         self.finishing = False
@@ -113,6 +114,11 @@ class MatchRunner:
             self.disconnected_since[seat] = None
         elif self.disconnected_since[seat] is None:
             self.disconnected_since[seat] = now
+
+    def leave(self, seat: int) -> None:
+        """The player gave their seat up: removed at the next tick, as if their grace period had run out."""
+        if not self.removed[seat] and seat not in self.leaving:
+            self.leaving.append(seat)
 
     def queue_input(self, seat: int, seq: int, parsed: Any, raw: Any) -> bool:
         """False for a stale or repeated sequence number (ignored); inputs apply at the next tick, in order."""
@@ -172,6 +178,10 @@ class MatchRunner:
         self.pending.clear()
 
     def _expire_grace(self, now: float) -> None:
+        for seat in self.leaving:
+            if not self.removed[seat]:
+                self._remove(seat)
+        self.leaving.clear()
         grace = self.settings.reconnect_grace_seconds
         for seat, since in enumerate(self.disconnected_since):
             if since is not None and not self.removed[seat] and now - since > grace:

@@ -245,3 +245,12 @@ async def test_match_without_enough_players_is_cancelled_after_the_join_timeout(
     a = await connect(alice, pong_match.pk)
     end = await a.until(lambda m: m["type"] == "match_end")
     assert (end["status"], end["reason"]) == ("cancelled", "players_missing")
+
+
+async def test_leaving_gives_the_seat_up_at_once(engine_host, pong_match, alice, bob):
+    a, b = await join_both(pong_match, alice, bob)
+    await b.until(is_running)
+    await a.send({"type": "leave"})
+    end = await b.until(lambda m: m["type"] == "match_end", timeout=3)
+    assert end["reason"] == "forfeit"
+    assert [r["placing"] for r in end["results"]] == [2, 1]

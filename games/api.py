@@ -1,0 +1,84 @@
+"""Games and matches REST API: the game catalogue, creating a match for a set of players, reading matches."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from games import serializers, services
+from games.models import Match
+from games.rules import GAMES
+from gameserver.accounts.models import User
+from gameserver.accounts.serializers import ErrorSerializer
+from gameserver.api_errors import ApiError
+
+
+def _err(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+class GameListView(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: serializers.GameSerializer(many=True)}, summary="The games this server runs")
+    def get(self, request: Request) -> Response:
+        return Response([asdict(game.settings) for game in GAMES.values()])
+
+
+class MatchListCreateView(generics.ListAPIView):
+    serializer_class = serializers.MatchSerializer
+
+    def get_queryset(self):
+        queryset = Match.objects.filter(players__user=self.request.user).prefetch_related("players__user")
+        if status_filter := self.request.query_params.get("status"):
+            queryset = queryset.filter(status=status_filter)
+        if game := self.request.query_params.get("game"):
+            queryset = queryset.filter(game=game)
+        return queryset.order_by("-created_at")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=[s.value for s in Match.Status]), OpenApiParameter("game", str)],
+        summary="The caller's matches, newest first",
+        responses={200: serializers.MatchSerializer(many=True), 401: _err("not_authenticated")},
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=serializers.MatchCreateSerializer,
+        responses={
+            201: serializers.MatchSerializer,
+            400: _err("validation_error, unknown_game, unknown_player, duplicate_player, wrong_player_count, inactive_player"),
+            403: _err("not_a_player: the caller must be one of the players"),
+        },
+        summary="Create a match for a set of players (lobbies and matchmaking do this for you)",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.MatchCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        names = data.validated_data["players"]
+        if request.user.username not in names:
+            raise ApiError("not_a_player", "You can only create matches you play in.", status_code=403)
+        users = {user.username: user for user in User.objects.filter(username__in=names)}
+        missing = [name for name in names if name not in users]
+        if missing:
+            raise ApiError("unknown_player", f"No such user: {', '.join(missing[:5])}.")
+        try:
+            match = services.match_create(game=data.validated_data["game"], users=[users[n] for n in names], source="api")
+        except services.MatchError as exc:
+            raise ApiError(exc.code, str(exc)) from None
+        return Response(serializers.MatchSerializer(match).data, status=status.HTTP_201_CREATED)
+
+
+class MatchDetailView(generics.RetrieveAPIView):
+    serializer_class = serializers.MatchSerializer
+    queryset = Match.objects.prefetch_related("players__user")
+
+    @extend_schema(responses={200: serializers.MatchSerializer, 404: _err("not_found")}, summary="One match, with results once finished")
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)

@@ -1,0 +1,49 @@
+"""Shapes of the games and matches API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from games.models import Match, MatchPlayer
+
+
+class GameSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    min_players = serializers.IntegerField()
+    max_players = serializers.IntegerField()
+    tick_rate = serializers.IntegerField()
+    match_seconds = serializers.FloatField()
+    countdown_seconds = serializers.FloatField()
+    reconnect_grace_seconds = serializers.FloatField()
+    spectators_allowed = serializers.BooleanField()
+    abandon_rule = serializers.CharField()
+
+
+class MatchCreateSerializer(serializers.Serializer):
+    game = serializers.CharField(max_length=40)
+    players = serializers.ListField(
+        child=serializers.CharField(max_length=150), min_length=1, max_length=16,
+        help_text="Usernames in seat order; must include the caller.",
+    )
+
+
+class MatchPlayerSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = MatchPlayer
+        fields = ["seat", "user_id", "username", "placing", "score", "abandoned"]
+
+
+class MatchSerializer(serializers.ModelSerializer):
+    players = MatchPlayerSerializer(many=True)
+    ws_path = serializers.SerializerMethodField(help_text="Where players and spectators connect.")
+
+    class Meta:
+        model = Match
+        fields = ["id", "game", "status", "source", "created_at", "started_at", "finished_at", "duration_seconds",
+                  "ticks", "end_reason", "players", "ws_path"]
+
+    def get_ws_path(self, match: Match) -> str:
+        return f"/ws/matches/{match.pk}/"
