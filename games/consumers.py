@@ -130,10 +130,11 @@ class MatchConsumer(BaseConsumer):
     async def send_frame(self, frame: Frame) -> None:
         if self.closed:
             return
-        if self.binary:
-            await self.base_send({"type": "websocket.send", "bytes": frame.binary()})
-        else:
-            await self.base_send({"type": "websocket.send", "text": frame.text()})
+        message = {"type": "websocket.send", "bytes": frame.binary()} if self.binary else {"type": "websocket.send", "text": frame.text()}
+        try:
+            await self.base_send(message)
+        except Exception:  # the peer vanished between two ticks; its disconnect event is on its way
+            self.closed = True
 
     async def close_with(self, code: int) -> None:
         if not self.closed:

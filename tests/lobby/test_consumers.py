@@ -1,0 +1,158 @@
+"""WebSockets: a lobby's live events and chat, and matchmaking status pushed without polling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from rest_framework.authtoken.models import Token
+
+from gameserver.asgi import application
+from gameserver.ws import CloseCode
+from lobby import matchmaker, services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def headers_for(user):
+    key = Token.objects.get_or_create(user=user)[0].key
+    return [(b"origin", b"http://localhost"), (b"authorization", f"Token {key}".encode())]
+
+
+async def connect(path, user):
+    comm = WebsocketCommunicator(application, path, headers=await headers_for(user))
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+async def receive(comm):
+    return json.loads(await comm.receive_from(timeout=3))
+
+
+async def expect_close(comm, code):
+    message = await comm.receive_output(timeout=3)
+    assert message == {"type": "websocket.close", "code": code}, message
+
+
+call = database_sync_to_async
+
+
+async def test_member_gets_state_then_join_ready_and_start_events(alice, bob):
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    comm = await connect(f"/ws/lobbies/{lobby.code}/", alice)
+    try:
+        state = await receive(comm)
+        assert state["type"] == "lobby.state" and state["lobby"]["code"] == lobby.code
+        await call(services.lobby_join)(user=bob, code=lobby.code)
+        joined = await receive(comm)
+        assert (joined["event"], joined["user"]["username"]) == ("member_joined", "bob")
+        await call(services.lobby_set_ready)(user=bob, code=lobby.code, ready=True)
+        assert (await receive(comm))["event"] == "ready_changed"
+        await call(services.lobby_start)(user=alice, code=lobby.code)
+        started = await receive(comm)
+        assert started["event"] == "started"
+        assert started["match"]["ws"] == f"/ws/matches/{started['match']['id']}/"
+    finally:
+        await comm.disconnect()
+
+
+async def test_chat_is_relayed_as_plain_text_and_rate_limited(alice, bob):
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    await call(services.lobby_join)(user=bob, code=lobby.code)
+    alice_ws = await connect(f"/ws/lobbies/{lobby.code}/", alice)
+    bob_ws = await connect(f"/ws/lobbies/{lobby.code}/", bob)
+    try:
+        await receive(alice_ws)
+        await receive(bob_ws)
+        await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "<b>hi</b>\x07"}))
+        chat = await receive(bob_ws)
+        assert chat == {"type": "lobby.chat", "user": {"id": alice.pk, "username": "alice"}, "text": "<b>hi</b>", "at": chat["at"]}
+        assert (await receive(alice_ws))["text"] == "<b>hi</b>"
+        await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "x" * 501}))
+        assert (await receive(alice_ws))["error"] == "message_too_long"
+        # The first line counted; the next CHAT_BURST - 1 pass and one more is refused.
+        for _ in range(services.CHAT_BURST):
+            await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "spam"}))
+        errors = [m for m in [await receive(alice_ws) for _ in range(services.CHAT_BURST)] if m["type"] == "error"]
+        assert [e["error"] for e in errors] == ["chat_rate_limited"]
+    finally:
+        await alice_ws.disconnect()
+        await bob_ws.disconnect()
+
+
+async def test_malformed_messages_get_errors(alice):
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    comm = await connect(f"/ws/lobbies/{lobby.code}/", alice)
+    try:
+        await receive(comm)
+        await comm.send_to(text_data="not json")
+        assert (await receive(comm))["error"] == "bad_message"
+        await comm.send_to(text_data=json.dumps({"type": "dance"}))
+        assert (await receive(comm))["error"] == "unknown_type"
+        await comm.send_to(text_data=json.dumps({"type": "chat", "text": 5}))
+        assert (await receive(comm))["error"] == "bad_message"
+    finally:
+        await comm.disconnect()
+
+
+async def test_non_member_and_unknown_lobby_are_refused(alice, bob):
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    outsider = await connect(f"/ws/lobbies/{lobby.code}/", bob)
+    await expect_close(outsider, CloseCode.FORBIDDEN)
+    await outsider.disconnect()
+    nowhere = await connect("/ws/lobbies/ZZZZZZZZ/", bob)
+    await expect_close(nowhere, CloseCode.NOT_FOUND)
+    await nowhere.disconnect()
+
+
+async def test_kicked_member_is_told_and_disconnected(alice, bob):
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    await call(services.lobby_join)(user=bob, code=lobby.code)
+    comm = await connect(f"/ws/lobbies/{lobby.code}/", bob)
+    try:
+        await receive(comm)
+        await call(services.lobby_kick)(user=alice, code=lobby.code, user_id=bob.pk)
+        assert (await receive(comm))["event"] == "member_kicked"
+        await expect_close(comm, CloseCode.FORBIDDEN)
+    finally:
+        await comm.disconnect()
+
+
+async def test_matchmaking_status_is_pushed_until_matched(alice, bob):
+    comm = await connect("/ws/matchmaking/", alice)
+    try:
+        assert await receive(comm) == {"type": "matchmaking.state", "ticket": None}
+        ticket = await call(services.ticket_create)(user=alice, game="pong")
+        searching = await receive(comm)
+        assert (searching["type"], searching["ticket"]["id"], searching["ticket"]["status"]) == (
+            "ticket.update", ticket.pk, "searching"
+        )
+        await call(services.ticket_create)(user=bob, game="pong")
+        await call(matchmaker.run_one_step)()
+        matched = (await receive(comm))["ticket"]
+        assert matched["status"] == "matched" and matched["match"]["ws"].startswith("/ws/matches/")
+    finally:
+        await comm.disconnect()
+
+
+async def test_matchmaking_socket_sends_the_active_ticket_on_connect(alice):
+    ticket = await call(services.ticket_create)(user=alice, game="arena")
+    comm = await connect("/ws/matchmaking/", alice)
+    try:
+        state = await receive(comm)
+        assert state["ticket"]["id"] == ticket.pk and state["ticket"]["status"] == "searching"
+        await call(services.ticket_cancel)(user=alice, ticket_id=ticket.pk)
+        assert (await receive(comm))["ticket"]["status"] == "cancelled"
+    finally:
+        await comm.disconnect()
+
+
+async def test_anonymous_matchmaking_socket_is_closed():
+    comm = WebsocketCommunicator(application, "/ws/matchmaking/", headers=[(b"origin", b"http://localhost")])
+    assert (await comm.connect())[0]
+    await expect_close(comm, CloseCode.UNAUTHENTICATED)
+    await comm.disconnect()

@@ -1,0 +1,131 @@
+"""Real server processes for tests: a prepared database, daphne processes on free loopback ports, HTTP helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+def database_url_for(tmp_path: Path) -> str:
+    """A fresh database for the processes: PostgreSQL when the suite runs on it, else a SQLite file."""
+    base = os.environ.get("DATABASE_URL", "")
+    if base.startswith("postgres"):
+        import psycopg
+
+        name = f"gs_proc_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return base.rsplit("/", 1)[0] + "/" + name
+    return f"sqlite:///{tmp_path / 'db.sqlite3'}"
+
+
+def drop_database(url: str) -> None:
+    if url.startswith("postgres"):
+        import psycopg
+
+        base, name = url.rsplit("/", 1)
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Cluster:
+    env: dict[str, str]
+    tmp_path: Path
+    procs: dict[int, subprocess.Popen] = field(default_factory=dict)  # port -> process
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120)
+        if result.returncode:
+            raise RuntimeError(result.stderr)
+        return result.stdout
+
+    def start(self, port: int | None = None) -> int:
+        port = port or free_port()
+        log = open(self.tmp_path / f"daphne-{port}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--application-close-timeout", "3",
+             "gameserver.asgi:application"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.procs[port] = proc
+        wait_for_port(port, proc)
+        return port
+
+    def log_of(self, port: int) -> str:
+        return (self.tmp_path / f"daphne-{port}.log").read_text(errors="replace")
+
+    def kill(self, port: int, sig: int = signal.SIGKILL) -> None:
+        self.procs[port].send_signal(sig)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+        for proc in self.procs.values():
+            proc.wait(timeout=10)
+
+    def http(self, port: int, method: str, path: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json", **({"Authorization": f"Token {token}"} if token else {})},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def register(self, port: int, username: str) -> str:
+        status, body = self.http(port, "POST", "/api/auth/register/", {"username": username, "password": "correct horse battery staple"})
+        assert status == 201, body
+        return body["token"]
+
+
+def make_cluster(tmp_path: Path, redis_url: str) -> Cluster:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for(tmp_path),
+        "REDIS_URL": redis_url,
+        "CHANNEL_PREFIX": prefix,
+        "ENGINE_PREFIX": prefix,
+        "DATA_DIR": str(tmp_path),
+        "THROTTLE_REGISTER": "1000/minute",
+        "LOG_LEVEL": "INFO",
+        "DB_CONN_MAX_AGE": "0",
+    }
+    cluster = Cluster(env=env, tmp_path=tmp_path)
+    cluster.manage("migrate", "--noinput")
+    return cluster
