@@ -14,6 +14,7 @@ urlpatterns = [
     path("signup/", pages.signup, name="signup"),
     path("login/", pages.login_page, name="login"),
     path("logout/", pages.logout_page, name="logout"),
+    path("", include("gameserver.page_urls")),
     path("admin/", admin.site.urls),
     path("api/auth/", include("gameserver.accounts.urls")),
     path("api/", include("games.urls")),
