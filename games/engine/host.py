@@ -122,10 +122,11 @@ class MatchHost:
                     await self._become_relay(mid)
             # Added after the ownership decision: a runner created above counted the sockets already here.
             self.local[mid].add(conn)
+            if runner is not None and conn.seat is not None:
+                runner.seat_presence(conn.seat, local_delta=1)
         if runner is not None:
             if conn.seat is not None:
                 await self._claim_seat(mid, conn.seat, keep=conn)
-                runner.seat_presence(conn.seat, local_delta=1)
             await conn.send_frame(Frame(runner.snapshot_message(time.monotonic(), take_events=False)))
         elif mid in self.relayed:
             if conn.seat is not None:
