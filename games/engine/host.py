@@ -345,7 +345,14 @@ class MatchHost:
             if kept:
                 runner.renewed(renewal)
             elif self.runners.get(runner.match_id) is runner:
-                await self._lose(runner)
+                # A lease that vanished (Redis restarted: it keeps nothing on disk) is taken again, and the next
+                # round rewrites the checkpoint; only a lease that someone else holds means we stalled and lost.
+                if await self.store.acquire(runner.match_id, self.proc):
+                    if not await self.store.has_checkpoint(runner.match_id):
+                        runner.log_flushed = 0  # the log went with it: write all of it again
+                    log.warning("match %s: lease was gone (Redis restart?); taken again", runner.match_id)
+                else:
+                    await self._lose(runner)
         for mid in list(self.relayed):
             await self._try_take_over(mid)
             if mid in self.relayed:

@@ -87,6 +87,9 @@ class MemoryStore:
             results.append(True)
         return results
 
+    async def has_checkpoint(self, match_id: int) -> bool:
+        return match_id in self._checkpoints
+
     async def load(self, match_id: int) -> Checkpoint | None:
         data = self._checkpoints.get(match_id)
         if data is None:
@@ -139,6 +142,9 @@ class RedisStore:
                     args.extend(json.dumps(entry, separators=(",", ":")) for entry in item.new_log_entries)
                 await self._renew(keys=self._keys(item.match_id), args=args, client=pipe)
             return [bool(result) for result in await pipe.execute()]
+
+    async def has_checkpoint(self, match_id: int) -> bool:
+        return bool(await self._redis.exists(self._keys(match_id)[1]))
 
     async def load(self, match_id: int) -> Checkpoint | None:
         _, ckpt_key, log_key = self._keys(match_id)

@@ -1,0 +1,94 @@
+"""Leases and checkpoints, on the real Redis and in memory: exclusive ownership, fencing, and loss of Redis data."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from games.engine.store import MemoryStore, RedisStore, Renewal
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request):
+    if request.param == "memory":
+        store = MemoryStore()
+    else:
+        store = RedisStore(request.getfixturevalue("real_redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+    yield store
+    await store.close()
+
+
+def checkpoint(log_len: int) -> dict:
+    return {"state": {"x": log_len}, "log_len": log_len}
+
+
+async def test_only_one_process_holds_a_lease(store):
+    assert await store.acquire(1, "proc-a")
+    assert not await store.acquire(1, "proc-b")
+    assert await store.owner_of(1) == "proc-a"
+
+
+async def test_checkpoint_and_log_round_trip(store):
+    await store.acquire(1, "a")
+    await store.renew("a", [Renewal(1, checkpoint(2), [[0, 0, {"dy": 1}], [1, 1, None]])])
+    await store.renew("a", [Renewal(1, checkpoint(3), [[2, 0, {"dy": -1}]])])
+    loaded = await store.load(1)
+    assert loaded.data["state"] == {"x": 3}
+    assert loaded.log == [[0, 0, {"dy": 1}], [1, 1, None], [2, 0, {"dy": -1}]]
+
+
+async def test_a_process_that_lost_its_lease_cannot_write_checkpoints(store):
+    await store.acquire(1, "a")
+    await store.renew("a", [Renewal(1, checkpoint(1), [[0, 0, {}]])])
+    await store.release(1, "a", clear=False)
+    assert await store.acquire(1, "b")
+    assert await store.renew("a", [Renewal(1, checkpoint(5), [[9, 9, {}]] * 4)]) == [False]
+    loaded = await store.load(1)
+    assert loaded.data["log_len"] == 1 and loaded.log == [[0, 0, {}]]
+
+
+async def test_release_with_clear_forgets_the_match(store):
+    await store.acquire(1, "a")
+    await store.renew("a", [Renewal(1, checkpoint(1), [[0, 0, {}]])])
+    await store.release(1, "a", clear=True)
+    assert await store.load(1) is None and await store.owner_of(1) is None
+    assert not await store.has_checkpoint(1)
+
+
+async def test_release_by_a_non_owner_does_nothing(store):
+    await store.acquire(1, "a")
+    await store.release(1, "b", clear=True)
+    assert await store.owner_of(1) == "a"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_owner_takes_its_lease_back_after_redis_lost_everything(real_redis_url, quick_games, alice, bob, settings):
+    """Redis keeps nothing on disk here: after a restart the owner re-acquires and rewrites the whole log."""
+    from channels.db import database_sync_to_async
+
+    from games import selectors
+    from games.engine.host import MatchHost
+    from games.engine.runner import MatchRunner
+    from tests.games.conftest import create_match
+
+    match = await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore(real_redis_url, prefix=prefix)
+    host = MatchHost(store=store, relay=None, handover_on_sigterm=False)
+    host.proc = "proc-a"
+    info = await database_sync_to_async(selectors.match_info)(match_id=match.pk)
+    assert await store.acquire(match.pk, "proc-a")
+    runner = MatchRunner(host, info, None)
+    host.runners[match.pk] = runner
+    runner.log.extend([[0, 0, {"dy": 1}], [0, 1, {"dy": -1}]])
+    await host.run_maintenance()
+    await store._redis.delete(*store._keys(match.pk))  # what a Redis restart does to us
+    runner.log.append([1, 0, {"dy": 0}])
+    await host.run_maintenance()  # renewal fails, lease re-acquired
+    await host.run_maintenance()  # checkpoint rewritten
+    assert host.runners[match.pk] is runner
+    loaded = await store.load(match.pk)
+    assert loaded.log == runner.log
+    await store.release(match.pk, "proc-a", clear=True)
+    await store.close()
