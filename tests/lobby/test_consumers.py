@@ -70,7 +70,12 @@ async def test_chat_is_relayed_as_plain_text_and_rate_limited(alice, bob):
         await receive(bob_ws)
         await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "<b>hi</b>\x07"}))
         chat = await receive(bob_ws)
-        assert chat == {"type": "lobby.chat", "user": {"id": alice.pk, "username": "alice"}, "text": "<b>hi</b>", "at": chat["at"]}
+        assert chat == {
+            "type": "lobby.chat",
+            "user": {"id": alice.pk, "username": "alice"},
+            "text": "<b>hi</b>",
+            "at": chat["at"],
+        }
         assert (await receive(alice_ws))["text"] == "<b>hi</b>"
         await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "x" * 501}))
         assert (await receive(alice_ws))["error"] == "message_too_long"
@@ -129,7 +134,9 @@ async def test_matchmaking_status_is_pushed_until_matched(alice, bob):
         ticket = await call(services.ticket_create)(user=alice, game="pong")
         searching = await receive(comm)
         assert (searching["type"], searching["ticket"]["id"], searching["ticket"]["status"]) == (
-            "ticket.update", ticket.pk, "searching"
+            "ticket.update",
+            ticket.pk,
+            "searching",
         )
         await call(services.ticket_create)(user=bob, game="pong")
         await call(matchmaker.run_one_step)()

@@ -81,7 +81,9 @@ def test_join_private_lobby_by_code_in_the_body(api_as, alice, bob):
 
 @pytest.mark.parametrize("code", ["", "short", "0OIL0OIL", 12345678, None])
 def test_join_by_malformed_code_is_a_validation_error(api_as, alice, code):
-    body = assert_error(api_as(alice).post("/api/lobbies/join/", {"code": code}, format="json"), 400, "validation_error")
+    body = assert_error(
+        api_as(alice).post("/api/lobbies/join/", {"code": code}, format="json"), 400, "validation_error"
+    )
     assert "code" in body["fields"]
 
 

@@ -58,6 +58,7 @@ def test_every_ticket_is_in_at_most_one_group():
 
 # --- run_one_step ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_step_creates_one_match_per_group_and_marks_tickets_matched(make_user):
     users = [make_user(f"p{i}") for i in range(5)]
@@ -82,8 +83,10 @@ def test_step_uses_server_ratings(make_user):
         Rating.objects.create(user=user, game="pong", mu=mu, sigma=3, ordinal=mu - 9)
         services.ticket_create(user=user, game="pong")
     matchmaker.run_one_step()
-    pairs = {frozenset(Match.objects.get(pk=m).players.values_list("user__username", flat=True))
-             for m in Ticket.objects.values_list("match_id", flat=True)}
+    pairs = {
+        frozenset(Match.objects.get(pk=m).players.values_list("user__username", flat=True))
+        for m in Ticket.objects.values_list("match_id", flat=True)
+    }
     assert pairs == {frozenset({"strong", "strong2"}), frozenset({"weak1", "weak2"})}
 
 

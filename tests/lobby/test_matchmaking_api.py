@@ -47,7 +47,15 @@ def test_someone_elses_ticket_cannot_be_read_or_cancelled(api_as, alice, bob):
     assert_error(api_as(bob).delete(f"{TICKETS}999999/"), 404, "ticket_not_found")
 
 
-@pytest.mark.parametrize("body, field", [({}, "game"), ({"game": "chess"}, "game"), ({"game": ["pong"]}, "game"), ({"game": "pong", "lobby": "bad"}, "lobby")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "game"),
+        ({"game": "chess"}, "game"),
+        ({"game": ["pong"]}, "game"),
+        ({"game": "pong", "lobby": "bad"}, "lobby"),
+    ],
+)
 def test_ticket_with_bad_fields_is_a_validation_error(api_as, alice, body, field):
     body = assert_error(api_as(alice).post(TICKETS, body, format="json"), 400, "validation_error")
     assert field in body["fields"]

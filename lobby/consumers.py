@@ -1,0 +1,127 @@
+"""WebSocket consumers: a lobby's live events and chat (ws/lobbies/<code>/), and matchmaking status (ws/matchmaking/).
+docs/lobby.md lists every message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from gameserver.ws import BaseConsumer, CloseCode
+from lobby import matchmaker, selectors, services
+from lobby.groups import lobby_group, matchmaking_group
+from lobby.models import Lobby, LobbyMember
+
+MAX_BAD_MESSAGES = 10
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class JsonConsumer(BaseConsumer):
+    """Decodes client messages, dispatches on "type" to `on_<type>`, and turns errors into one error message."""
+
+    bad_messages = 0
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            try:
+                message = json.loads(text_data or "")
+            except ValueError:
+                raise ClientError("bad_message", "Send JSON objects with a type.") from None
+            kind = message.get("type") if isinstance(message, dict) else None
+            handler = getattr(self, f"on_{kind}", None) if isinstance(kind, str) and kind.isidentifier() else None
+            if handler is None:
+                raise ClientError("unknown_type", f"Unknown message type {kind!r}.")
+            await handler(message)
+        except ClientError as exc:
+            self.bad_messages += 1
+            await self.send_json({"type": "error", "error": exc.code, "message": str(exc)})
+            if self.bad_messages >= MAX_BAD_MESSAGES:
+                await self.close(CloseCode.TOO_MANY_ERRORS)
+
+
+@database_sync_to_async
+def _lobby_access(code: str, user) -> tuple[str | None, dict[str, Any] | None]:
+    lobby = selectors.lobby_by_code(code=code)
+    if lobby is None or lobby.status == Lobby.Status.CLOSED:
+        return "not_found", None
+    if not LobbyMember.objects.filter(lobby=lobby, user=user).exists():
+        return "forbidden", None
+    return None, selectors.lobby_snapshot(lobby=lobby)
+
+
+class LobbyConsumer(JsonConsumer):
+    """Members only. Sends the lobby's state on connect, then every change and chat line as it happens."""
+
+    group: str | None = None
+
+    # --- socket handlers -----------------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        code = self.scope["url_route"]["kwargs"]["code"].upper()
+        problem, snapshot = await _lobby_access(code, self.user)
+        await self.accept()
+        if problem:
+            await self.close(CloseCode.NOT_FOUND if problem == "not_found" else CloseCode.FORBIDDEN)
+            return
+        self.code = code
+        self.group = lobby_group(code)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.send_json({"type": "lobby.state", "lobby": snapshot})
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # --- commands ------------------------------------------------------------------------------------------------
+
+    async def on_chat(self, message: dict[str, Any]) -> None:
+        text = message.get("text")
+        if not isinstance(text, str):
+            raise ClientError("bad_message", "chat needs a text string.")
+        try:
+            await database_sync_to_async(services.lobby_chat)(user=self.user, code=self.code, text=text)
+        except services.LobbyError as exc:
+            raise ClientError(exc.code, str(exc)) from None
+
+    # --- channel-layer handlers ----------------------------------------------------------------------------------
+
+    async def lobby_event(self, event: dict[str, Any]) -> None:
+        payload = event["payload"]
+        await self.send_json(payload)
+        if payload["type"] == "lobby.update":
+            members = {member["id"] for member in payload["lobby"]["members"]}
+            if self.user.pk not in members:
+                # Left, kicked, or the lobby closed: this socket has nothing more to hear.
+                await self.close(CloseCode.FORBIDDEN)
+
+
+@database_sync_to_async
+def _active_ticket(user) -> dict[str, Any] | None:
+    ticket = selectors.ticket_active_for(user=user)
+    return selectors.ticket_snapshot(ticket=ticket) if ticket else None
+
+
+class MatchmakingConsumer(JsonConsumer):
+    """Pushes the status of the user's tickets; sends the active one (or null) on connect."""
+
+    async def connect(self) -> None:
+        await self.channel_layer.group_add(matchmaking_group(self.user.pk), self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "matchmaking.state", "ticket": await _active_ticket(self.user)})
+        await matchmaker.ensure_embedded_async()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "user", None) is not None and self.user.is_authenticated:
+            await self.channel_layer.group_discard(matchmaking_group(self.user.pk), self.channel_name)
+
+    async def matchmaking_event(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
