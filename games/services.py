@@ -43,6 +43,29 @@ def match_create(*, game: str, users: Sequence[User], source: str = "api", seed:
     return match
 
 
+@transaction.atomic
+def match_create_many(*, game: str, seatings: Sequence[Sequence[int]], source: str) -> list[Match]:
+    """Bulk match_create for the matchmaker: one match per list of user ids (in seat order), in a few queries.
+
+    The caller guarantees what match_create checks one by one: distinct, active users and a seat count the game
+    allows; the game and the counts are checked here anyway because they are cheap.
+    """
+    settings = get_game(game).settings
+    for user_ids in seatings:
+        if not settings.min_players <= len(user_ids) <= settings.max_players or len(set(user_ids)) != len(user_ids):
+            raise MatchError("wrong_player_count", f"Bad seating for {settings.name}: {list(user_ids)}.")
+    matches = Match.objects.bulk_create([Match(game=game, source=source) for _ in seatings])
+    MatchPlayer.objects.bulk_create(
+        (
+            MatchPlayer(match=match, user_id=user_id, seat=seat)
+            for match, user_ids in zip(matches, seatings, strict=True)
+            for seat, user_id in enumerate(user_ids)
+        ),
+        batch_size=500,
+    )
+    return matches
+
+
 def match_start(*, match_id: int) -> bool:
     """Mark a waiting match as running; False if it was not waiting (already started by an earlier owner)."""
     return bool(

@@ -117,9 +117,12 @@ class BaseConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message):
         # Channels awaits aclose_old_connections() (a thread hop) before every handler; ours touch the database
         # only through database_sync_to_async, which closes old connections itself, so the hop is skipped.
-        handler = getattr(self, message["type"].replace(".", "_"), None)
-        if handler is None or message["type"].startswith("_"):
-            raise ValueError(f"No handler for message type {message['type']}")
+        kind = message["type"]
+        handler = None if kind.startswith("_") else getattr(self, kind.replace(".", "_"), None)
+        if handler is None:
+            # An event for a group this consumer shares with others (user.<id>) that it has no use for.
+            log.warning("%s ignores an event of type %r", type(self).__name__, kind[:60])
+            return
         await handler(message)
 
     async def websocket_connect(self, message):

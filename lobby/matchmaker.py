@@ -22,9 +22,9 @@ from django.core.cache import cache
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from games.models import Match, MatchPlayer
 from games.rules import GAMES
-from gameserver.broadcast import send_on_commit
+from games.services import match_create_many
+from gameserver.broadcast import send_many_on_commit
 from gameserver.env import env_bool
 from lobby import selectors
 from lobby.groups import MATCHMAKING_EVENT, matchmaking_group
@@ -202,29 +202,23 @@ def _match_game(game: str, now: datetime) -> tuple[int, int]:
     groups = form_groups(queued, min_players=settings.min_players, max_players=settings.max_players)
     if not groups:
         return 0, 0
-    # Bulk rather than games.services.match_create per group: thousands of matches in one step must stay cheap.
-    # The checks match_create makes hold here by construction (known game, seat count, distinct active users).
-    matches = Match.objects.bulk_create([Match(game=game, source="matchmaking") for _ in groups])
-    seats = []
-    links = []
-    for match, group in zip(matches, groups, strict=True):
-        users = [user_id for t in group for user_id in party[t.id]]
-        seats.extend(MatchPlayer(match=match, user_id=user_id, seat=seat) for seat, user_id in enumerate(users))
-        links.extend((t.id, match.pk) for t in group)
+    seatings = [[user_id for t in group for user_id in party[t.id]] for group in groups]
+    matches = match_create_many(game=game, seatings=seatings, source="matchmaking")
+    links = [(t.id, match.pk) for match, group in zip(matches, groups, strict=True) for t in group]
     _claim_for_matches(links, now)
-    MatchPlayer.objects.bulk_create(seats, batch_size=CHUNK)
     ticket_ids = [ticket_id for ticket_id, _ in links]
     _notify(ticket_ids, now)
     return len(groups), len(ticket_ids)
 
 
 def _notify(ticket_ids: list[int], now: datetime) -> None:
-    """Tell every party member of the given tickets their new status, after commit."""
+    """Tell every party member of the given tickets their new status, after commit, in one batch."""
+    messages = []
     for chunk in _chunks(ticket_ids):
         for user_ids, snapshot in selectors.ticket_snapshots(ticket_ids=chunk, now=now):
             payload = {"type": "ticket.update", "ticket": snapshot}
-            for user_id in user_ids:
-                send_on_commit(matchmaking_group(user_id), {"type": MATCHMAKING_EVENT, "payload": payload})
+            messages.extend((matchmaking_group(user_id), {"type": MATCHMAKING_EVENT, "payload": payload}) for user_id in user_ids)
+    send_many_on_commit(messages)
 
 
 # --- loops -----------------------------------------------------------------------------------------------------------
