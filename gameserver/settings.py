@@ -218,6 +218,8 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, mini
 # Match engine: Redis key prefix for leases and checkpoints, and whether SIGTERM hands matches to other processes.
 ENGINE_PREFIX = env_str("ENGINE_PREFIX", "gs")
 ENGINE_HANDOVER_ON_SIGTERM = env_bool("ENGINE_HANDOVER_ON_SIGTERM", True)
+# Run the matchmaker inside the server processes too (it stands down while a `run_matchmaker` worker is alive).
+MATCHMAKER_IN_PROCESS = env_bool("MATCHMAKER_IN_PROCESS", True)
 # Single-use tickets that non-browser clients exchange for a WebSocket connection.
 WS_TICKET_TTL_SECONDS = env_int("WS_TICKET_TTL_SECONDS", 30, minimum=1, maximum=600)
 

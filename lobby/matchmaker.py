@@ -18,6 +18,7 @@ from datetime import datetime
 
 from asgiref.sync import async_to_sync
 from channels.db import DatabaseSyncToAsync
+from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
@@ -25,7 +26,6 @@ from django.utils import timezone
 from games.rules import GAMES
 from games.services import match_create_many
 from gameserver.broadcast import send_many_on_commit
-from gameserver.env import env_bool
 from lobby import selectors
 from lobby.groups import MATCHMAKING_EVENT, matchmaking_group
 from lobby.models import Ticket, TicketMember
@@ -43,7 +43,6 @@ LOOKAHEAD = 64
 CHUNK = 500
 INTERVAL_SECONDS = 1.0
 WORKER_KEY = "lobby:matchmaker:worker-alive"
-EMBEDDED = env_bool("MATCHMAKER_IN_PROCESS", True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +172,7 @@ def _expire(now: datetime) -> int:
 
 
 def _match_game(game: str, now: datetime) -> tuple[int, int]:
-    settings = GAMES[game].settings
+    game_settings = GAMES[game].settings
     rows = list(
         Ticket.objects.select_for_update(skip_locked=True)
         .filter(game=game, status=Ticket.Status.SEARCHING, expires_at__gt=now)
@@ -199,7 +198,7 @@ def _match_game(game: str, now: datetime) -> tuple[int, int]:
         for i, size, rating, created in rows
         if i not in inactive and i in party
     ]
-    groups = form_groups(queued, min_players=settings.min_players, max_players=settings.max_players)
+    groups = form_groups(queued, min_players=game_settings.min_players, max_players=game_settings.max_players)
     if not groups:
         return 0, 0
     seatings = [[user_id for t in group for user_id in party[t.id]] for group in groups]
@@ -263,11 +262,11 @@ async def _embedded_loop() -> None:
 async def ensure_embedded_async() -> None:
     """Start the in-process loop on this server's event loop once (so its broadcasts go out on that loop)."""
     global _embedded_task
-    if EMBEDDED and (_embedded_task is None or _embedded_task.done()):
+    if settings.MATCHMAKER_IN_PROCESS and (_embedded_task is None or _embedded_task.done()):
         _embedded_task = asyncio.get_running_loop().create_task(_embedded_loop())
 
 
 def ensure_embedded() -> None:
     """From a sync view running under daphne: start the in-process loop on the server's event loop."""
-    if EMBEDDED and (_embedded_task is None or _embedded_task.done()):
+    if settings.MATCHMAKER_IN_PROCESS and (_embedded_task is None or _embedded_task.done()):
         async_to_sync(ensure_embedded_async)()

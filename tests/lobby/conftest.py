@@ -6,10 +6,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _no_embedded_matchmaker(monkeypatch):
-    from lobby import matchmaker
-
-    monkeypatch.setattr(matchmaker, "EMBEDDED", False)
+def _no_embedded_matchmaker(settings):
+    settings.MATCHMAKER_IN_PROCESS = False
 
 
 def assert_error(response, status: int, code: str) -> dict:
