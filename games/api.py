@@ -36,6 +36,8 @@ class MatchListCreateView(generics.ListAPIView):
     def get_queryset(self):
         queryset = Match.objects.filter(players__user=self.request.user).prefetch_related("players__user")
         if status_filter := self.request.query_params.get("status"):
+            if status_filter not in Match.Status.values:
+                raise ApiError("validation_error", f"status must be one of: {', '.join(Match.Status.values)}.")
             queryset = queryset.filter(status=status_filter)
         if game := self.request.query_params.get("game"):
             queryset = queryset.filter(game=game)

@@ -82,3 +82,7 @@ def test_admin_rematch_and_cancel(admin_client, alice, bob):
     admin_client.post("/admin/games/match/", {"action": "cancel", "_selected_action": [match.pk]})
     match.refresh_from_db()
     assert match.status == "cancelled"
+
+
+def test_match_list_rejects_an_unknown_status_filter(api_as, alice):
+    assert_error(api_as(alice).get("/api/matches/?status=paused"), 400, "validation_error")
