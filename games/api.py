@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,12 +14,7 @@ from games import serializers, services
 from games.models import Match
 from games.rules import GAMES
 from gameserver.accounts.models import User
-from gameserver.accounts.serializers import ErrorSerializer
-from gameserver.api_errors import ApiError
-
-
-def _err(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
+from gameserver.api_errors import ApiError, documented_error
 
 
 class GameListView(APIView):
@@ -46,7 +41,7 @@ class MatchListCreateView(generics.ListAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=[s.value for s in Match.Status]), OpenApiParameter("game", str)],
         summary="The caller's matches, newest first",
-        responses={200: serializers.MatchSerializer(many=True), 401: _err("not_authenticated")},
+        responses={200: serializers.MatchSerializer(many=True), 401: documented_error("not_authenticated")},
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
@@ -55,8 +50,8 @@ class MatchListCreateView(generics.ListAPIView):
         request=serializers.MatchCreateSerializer,
         responses={
             201: serializers.MatchSerializer,
-            400: _err("validation_error, unknown_game, unknown_player, duplicate_player, wrong_player_count, inactive_player"),
-            403: _err("not_a_player: the caller must be one of the players"),
+            400: documented_error("validation_error, unknown_game, unknown_player, duplicate_player, wrong_player_count, inactive_player"),
+            403: documented_error("not_a_player: the caller must be one of the players"),
         },
         summary="Create a match for a set of players (lobbies and matchmaking do this for you)",
     )
@@ -81,6 +76,6 @@ class MatchDetailView(generics.RetrieveAPIView):
     serializer_class = serializers.MatchSerializer
     queryset = Match.objects.prefetch_related("players__user")
 
-    @extend_schema(responses={200: serializers.MatchSerializer, 404: _err("not_found")}, summary="One match, with results once finished")
+    @extend_schema(responses={200: serializers.MatchSerializer, 404: documented_error("not_found")}, summary="One match, with results once finished")
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)

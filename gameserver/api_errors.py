@@ -9,7 +9,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -101,3 +102,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 
 def json_error_response(code: str, message: str, status_code: int) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status_code)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error shape, for the OpenAPI schema."""
+
+    error = serializers.CharField(help_text="Stable snake_case code to switch on.")
+    message = serializers.CharField(help_text="Readable text.")
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait, on 429.")
+
+
+def documented_error(description: str) -> OpenApiResponse:
+    """An error response for @extend_schema: the shape above, with the codes that endpoint can answer."""
+    return OpenApiResponse(ErrorSerializer, description=description)

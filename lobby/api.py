@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -13,8 +13,7 @@ from rest_framework.views import APIView
 
 from games.rules import GAMES
 from gameserver.accounts.models import User
-from gameserver.accounts.serializers import ErrorSerializer
-from gameserver.api_errors import ApiError
+from gameserver.api_errors import ApiError, documented_error
 from lobby import matchmaker, selectors, serializers, services
 from lobby.groups import match_pointer
 from lobby.models import Lobby, Rating
@@ -22,11 +21,9 @@ from lobby.models import Lobby, Rating
 _STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 400}
 
 
-def _err(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
 
 
-UNAUTHENTICATED = _err("not_authenticated")
+UNAUTHENTICATED = documented_error("not_authenticated")
 CODE = OpenApiParameter("code", str, OpenApiParameter.PATH, description="The lobby's 8-character code.")
 
 
@@ -55,7 +52,7 @@ class LobbyListCreateView(APIView):
         parameters=[serializers.LobbyListQuerySerializer],
         responses={
             200: serializers.LobbyListItemSerializer(many=True),
-            400: _err("Unknown game."),
+            400: documented_error("Unknown game."),
             401: UNAUTHENTICATED,
         },
         summary="Open public lobbies, newest first (paginated with limit and offset)",
@@ -70,9 +67,9 @@ class LobbyListCreateView(APIView):
         request=serializers.LobbyCreateSerializer,
         responses={
             201: serializers.LobbySerializer,
-            400: _err("validation_error, or bad_size for the game."),
+            400: documented_error("validation_error, or bad_size for the game."),
             401: UNAUTHENTICATED,
-            409: _err("already_in_lobby, ticket_active"),
+            409: documented_error("already_in_lobby, ticket_active"),
         },
         summary="Create a lobby; you are its host and first member",
     )
@@ -87,7 +84,7 @@ class LobbyListCreateView(APIView):
 class LobbyDetailView(APIView):
     @extend_schema(
         parameters=[CODE],
-        responses={200: serializers.LobbySerializer, 401: UNAUTHENTICATED, 404: _err("lobby_not_found")},
+        responses={200: serializers.LobbySerializer, 401: UNAUTHENTICATED, 404: documented_error("lobby_not_found")},
         summary="A lobby by code",
     )
     def get(self, request: Request, code: str) -> Response:
@@ -99,15 +96,15 @@ class LobbyDetailView(APIView):
 
 JOIN_ERRORS = {
     401: UNAUTHENTICATED,
-    404: _err("lobby_not_found"),
-    409: _err("lobby_full, lobby_closed, lobby_in_match, already_in_lobby, ticket_active"),
+    404: documented_error("lobby_not_found"),
+    409: documented_error("lobby_full, lobby_closed, lobby_in_match, already_in_lobby, ticket_active"),
 }
 
 
 class LobbyJoinByCodeView(APIView):
     @extend_schema(
         request=serializers.LobbyJoinSerializer,
-        responses={200: serializers.LobbySerializer, 400: _err("validation_error: malformed code"), **JOIN_ERRORS},
+        responses={200: serializers.LobbySerializer, 400: documented_error("validation_error: malformed code"), **JOIN_ERRORS},
         summary="Join a lobby (public or private) by its code",
         operation_id="lobbies_join_by_code",
     )
@@ -127,8 +124,8 @@ class LobbyJoinView(APIView):
         return _lobby_response(_call(services.lobby_join, user=request.user, code=code))
 
 
-MEMBER_ERRORS = {401: UNAUTHENTICATED, 403: _err("not_a_member"), 404: _err("lobby_not_found")}
-HOST_ERRORS = {401: UNAUTHENTICATED, 403: _err("not_a_member, not_host"), 404: _err("lobby_not_found")}
+MEMBER_ERRORS = {401: UNAUTHENTICATED, 403: documented_error("not_a_member"), 404: documented_error("lobby_not_found")}
+HOST_ERRORS = {401: UNAUTHENTICATED, 403: documented_error("not_a_member, not_host"), 404: documented_error("lobby_not_found")}
 
 
 class LobbyLeaveView(APIView):
@@ -148,8 +145,8 @@ class LobbyReadyView(APIView):
         parameters=[CODE],
         responses={
             200: serializers.LobbySerializer,
-            400: _err("validation_error"),
-            409: _err("lobby_closed, lobby_in_match"),
+            400: documented_error("validation_error"),
+            409: documented_error("lobby_closed, lobby_in_match"),
             **MEMBER_ERRORS,
         },
         summary='Mark yourself ready ({"ready": true}) or not ready ({"ready": false})',
@@ -165,9 +162,9 @@ class LobbyKickView(APIView):
         parameters=[CODE],
         responses={
             200: serializers.LobbySerializer,
-            400: _err("validation_error, cannot_kick_self"),
+            400: documented_error("validation_error, cannot_kick_self"),
             **HOST_ERRORS,
-            404: _err("lobby_not_found, not_a_member (the user to kick)"),
+            404: documented_error("lobby_not_found, not_a_member (the user to kick)"),
         },
         summary="Remove a member (host only)",
     )
@@ -183,7 +180,7 @@ class LobbyStartView(APIView):
         responses={
             200: serializers.LobbySerializer,
             **HOST_ERRORS,
-            409: _err("not_enough_players, players_not_ready, ticket_active, lobby_closed, lobby_in_match"),
+            409: documented_error("not_enough_players, players_not_ready, ticket_active, lobby_closed, lobby_in_match"),
         },
         summary="Start the match (host only, every other member ready); members are told where to connect",
     )
@@ -195,7 +192,7 @@ class LobbyRematchView(APIView):
     @extend_schema(
         request=None,
         parameters=[CODE],
-        responses={200: serializers.LobbySerializer, **HOST_ERRORS, 409: _err("no_match, match_in_progress")},
+        responses={200: serializers.LobbySerializer, **HOST_ERRORS, 409: documented_error("no_match, match_in_progress")},
         summary="Reopen the lobby after its match ended, to ready up and start again (host only)",
     )
     def post(self, request: Request, code: str) -> Response:
@@ -210,11 +207,11 @@ class TicketCreateView(APIView):
         request=serializers.TicketCreateSerializer,
         responses={
             201: serializers.TicketSerializer,
-            400: _err("validation_error, wrong_game"),
+            400: documented_error("validation_error, wrong_game"),
             401: UNAUTHENTICATED,
-            403: _err("not_a_member, not_host (queueing a lobby)"),
-            404: _err("lobby_not_found"),
-            409: _err("ticket_exists, in_lobby, players_not_ready, lobby_closed, lobby_in_match"),
+            403: documented_error("not_a_member, not_host (queueing a lobby)"),
+            404: documented_error("lobby_not_found"),
+            409: documented_error("ticket_exists, in_lobby, players_not_ready, lobby_closed, lobby_in_match"),
         },
         summary="Queue for a game, alone or with your lobby as one party; status is pushed on ws/matchmaking/",
     )
@@ -227,7 +224,7 @@ class TicketCreateView(APIView):
 
 class TicketDetailView(APIView):
     @extend_schema(
-        responses={200: serializers.TicketSerializer, 401: UNAUTHENTICATED, 404: _err("ticket_not_found")},
+        responses={200: serializers.TicketSerializer, 401: UNAUTHENTICATED, 404: documented_error("ticket_not_found")},
         summary="A ticket of yours: searching (waited, estimated wait), matched (the match), cancelled or expired",
     )
     def get(self, request: Request, ticket_id: int) -> Response:
@@ -241,8 +238,8 @@ class TicketDetailView(APIView):
         responses={
             200: serializers.TicketSerializer,
             401: UNAUTHENTICATED,
-            404: _err("ticket_not_found: no such ticket, or not yours"),
-            409: _err("ticket_not_searching: already matched, cancelled or expired"),
+            404: documented_error("ticket_not_found: no such ticket, or not yours"),
+            409: documented_error("ticket_not_searching: already matched, cancelled or expired"),
         },
         summary="Cancel a searching ticket (any party member may)",
     )
@@ -268,7 +265,7 @@ def _entry(rating: Rating, rank: int) -> dict[str, Any]:
 
 class LeaderboardView(APIView):
     @extend_schema(
-        responses={200: serializers.LeaderboardPageSerializer, 401: UNAUTHENTICATED, 404: _err("unknown_game")},
+        responses={200: serializers.LeaderboardPageSerializer, 401: UNAUTHENTICATED, 404: documented_error("unknown_game")},
         parameters=[OpenApiParameter("game", str, OpenApiParameter.PATH, enum=sorted(GAMES))],
         summary="A game's leaderboard by rating (paginated), with your own rank",
     )
@@ -312,7 +309,7 @@ class HistoryView(APIView):
         responses={
             200: serializers.HistoryEntrySerializer(many=True),
             401: UNAUTHENTICATED,
-            404: _err("user_not_found"),
+            404: documented_error("user_not_found"),
         },
         summary="Finished matches of a player (yourself without user_id), newest first, with rating changes",
     )
@@ -335,7 +332,7 @@ class UserHistoryView(HistoryView):
         responses={
             200: serializers.HistoryEntrySerializer(many=True),
             401: UNAUTHENTICATED,
-            404: _err("user_not_found"),
+            404: documented_error("user_not_found"),
         },
         summary="Finished matches of another player, newest first, with rating changes",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import login, logout, update_session_auth_hash
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
@@ -12,13 +12,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from gameserver.accounts import serializers, services
-from gameserver.api_errors import ApiError
-
-ERRORS = serializers.ErrorSerializer
-
-
-def _err(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ERRORS, description=description)
+from gameserver.api_errors import ApiError, documented_error
 
 
 def client_ip(request: Request) -> str:
@@ -26,7 +20,7 @@ def client_ip(request: Request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
-def _authenticate(request: Request) -> "services.User":
+def _authenticate(request: Request) -> services.User:
     data = serializers.LoginSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     try:
@@ -53,7 +47,7 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=serializers.RegisterSerializer,
-        responses={201: serializers.TokenLoginResponseSerializer, 400: _err("Invalid fields, taken username, weak password."), 429: _err("Too many sign-ups from this address.")},
+        responses={201: serializers.TokenLoginResponseSerializer, 400: documented_error("Invalid fields, taken username, weak password."), 429: documented_error("Too many sign-ups from this address.")},
         summary="Create an account and get a token",
     )
     def post(self, request: Request) -> Response:
@@ -73,10 +67,10 @@ class TokenLoginView(APIView):
         request=serializers.LoginSerializer,
         responses={
             200: serializers.TokenLoginResponseSerializer,
-            400: _err("Missing or invalid fields."),
-            401: _err("invalid_credentials"),
-            403: _err("account_banned"),
-            429: _err("login_throttled: too many failed logins; see Retry-After."),
+            400: documented_error("Missing or invalid fields."),
+            401: documented_error("invalid_credentials"),
+            403: documented_error("account_banned"),
+            429: documented_error("login_throttled: too many failed logins; see Retry-After."),
         },
         summary="Log in a game client: returns a token for the Authorization header",
     )
@@ -94,10 +88,10 @@ class SessionLoginView(APIView):
         request=serializers.LoginSerializer,
         responses={
             200: serializers.SessionLoginResponseSerializer,
-            400: _err("Missing or invalid fields."),
-            401: _err("invalid_credentials"),
-            403: _err("account_banned"),
-            429: _err("login_throttled"),
+            400: documented_error("Missing or invalid fields."),
+            401: documented_error("invalid_credentials"),
+            403: documented_error("account_banned"),
+            429: documented_error("login_throttled"),
         },
         summary="Log in a browser: sets the session cookie",
     )
@@ -108,7 +102,7 @@ class SessionLoginView(APIView):
 
 
 class LogoutView(APIView):
-    @extend_schema(request=None, responses={204: None, 401: _err("not_authenticated")}, summary="Log out: revokes this token or ends this session, and closes the WebSockets opened with it")
+    @extend_schema(request=None, responses={204: None, 401: documented_error("not_authenticated")}, summary="Log out: revokes this token or ends this session, and closes the WebSockets opened with it")
     def post(self, request: Request) -> Response:
         if isinstance(request.auth, Token):
             services.token_revoke(token=request.auth)
@@ -120,7 +114,7 @@ class LogoutView(APIView):
 
 
 class MeView(APIView):
-    @extend_schema(responses={200: serializers.UserSerializer, 401: _err("not_authenticated")}, summary="The current user")
+    @extend_schema(responses={200: serializers.UserSerializer, 401: documented_error("not_authenticated")}, summary="The current user")
     def get(self, request: Request) -> Response:
         return Response(serializers.UserSerializer(request.user).data)
 
@@ -128,7 +122,7 @@ class MeView(APIView):
 class PasswordChangeView(APIView):
     @extend_schema(
         request=serializers.PasswordChangeSerializer,
-        responses={200: serializers.PasswordChangeResponseSerializer, 400: _err("Wrong current password or weak new one."), 401: _err("not_authenticated")},
+        responses={200: serializers.PasswordChangeResponseSerializer, 400: documented_error("Wrong current password or weak new one."), 401: documented_error("not_authenticated")},
         summary="Change the password; the token is replaced",
     )
     def post(self, request: Request) -> Response:
@@ -144,7 +138,7 @@ class WsTicketView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "ws_ticket"
 
-    @extend_schema(request=None, responses={201: serializers.WsTicketSerializer, 401: _err("not_authenticated"), 429: _err("throttled")}, summary="A single-use ticket for opening a WebSocket (?ticket=...)")
+    @extend_schema(request=None, responses={201: serializers.WsTicketSerializer, 401: documented_error("not_authenticated"), 429: documented_error("throttled")}, summary="A single-use ticket for opening a WebSocket (?ticket=...)")
     def post(self, request: Request) -> Response:
         if isinstance(request.auth, Token):
             credential = request.auth.key

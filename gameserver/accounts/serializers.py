@@ -82,10 +82,3 @@ class PasswordChangeResponseSerializer(serializers.Serializer):
 class WsTicketSerializer(serializers.Serializer):
     ticket = serializers.CharField()
     expires_in = serializers.IntegerField(help_text="Seconds the ticket stays valid; it works once.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField(help_text="Stable snake_case code to switch on.")
-    message = serializers.CharField(help_text="Readable text.")
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
-    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait, on 429.")
