@@ -1,0 +1,386 @@
+// Per-game knowledge of the browser client: field size, the own avatar's movement (the same math as
+// games/rules/*.py, for client-side prediction), interpolation of what others control, drawing, and controls.
+
+const SEAT_COLOURS = ["#4fd1c5", "#f6ad55", "#f687b3", "#90cdf4", "#b794f4", "#68d391", "#fc8181", "#faf089"];
+
+export function seatColour(seat) {
+  return SEAT_COLOURS[seat % SEAT_COLOURS.length];
+}
+
+const clamp = (value, lo, hi) => (value < lo ? lo : value > hi ? hi : value);
+const lerp = (a, b, t) => a + (b - a) * t;
+
+function lerpAngle(a, b, t) {
+  let d = b - a;
+  if (d > Math.PI) d -= 2 * Math.PI;
+  if (d < -Math.PI) d += 2 * Math.PI;
+  return a + d * t;
+}
+
+// --- arena (games/rules/arena.py) -------------------------------------------------------------------------------
+
+const ARENA = { size: 1000, radius: 15, speed: 200, bulletRadius: 3, bulletSpeed: 600 };
+
+export const arena = {
+  width: ARENA.size,
+  height: ARENA.size,
+
+  /** Own avatar from a snapshot state, or null when it is not in play (dead, removed). */
+  ownFrom(state, seat) {
+    const p = state.players.find((player) => player.seat === seat);
+    return p && p.alive ? { x: p.x, y: p.y, aim: p.aim } : null;
+  },
+
+  /** One tick of own movement, as ArenaGame.parse_input + step do it (minus pushes, which the server corrects). */
+  stepOwn(own, input, dt) {
+    let { dx, dy } = input;
+    const lengthSq = dx * dx + dy * dy;
+    if (lengthSq > 1) {
+      const length = Math.sqrt(lengthSq);
+      dx /= length;
+      dy /= length;
+    }
+    const travel = ARENA.speed * dt;
+    const lo = ARENA.radius;
+    const hi = ARENA.size - ARENA.radius;
+    return {
+      x: clamp(own.x + dx * travel, lo, hi),
+      y: clamp(own.y + dy * travel, lo, hi),
+      aim: input.aim === undefined ? own.aim : input.aim,
+    };
+  },
+
+  /** Blend two snapshot states; players are matched by seat, bullets by the nearest one a tick's flight away. */
+  interpolate(a, b, t) {
+    const bySeat = new Map(b.players.map((p) => [p.seat, p]));
+    const players = a.players.map((p) => {
+      const q = bySeat.get(p.seat);
+      if (!q || !p.alive || !q.alive) return t < 0.5 || !q ? p : q;
+      return { ...q, x: lerp(p.x, q.x, t), y: lerp(p.y, q.y, t), aim: lerpAngle(p.aim, q.aim, t) };
+    });
+    const reach = ARENA.bulletSpeed / 10;
+    const bullets = a.bullets.map(([x, y]) => {
+      let best = null;
+      let bestD = reach * reach;
+      for (const [bx, by] of b.bullets) {
+        const d = (bx - x) ** 2 + (by - y) ** 2;
+        if (d < bestD) [best, bestD] = [[bx, by], d];
+      }
+      return best ? [lerp(x, best[0], t), lerp(y, best[1], t)] : [x, y];
+    });
+    return { ...b, players, bullets };
+  },
+
+  draw(ctx, view, { seat, own, names }) {
+    ctx.fillStyle = "#10172a";
+    ctx.fillRect(0, 0, ARENA.size, ARENA.size);
+    ctx.strokeStyle = "#1f2a44";
+    ctx.lineWidth = 1;
+    for (let g = 100; g < ARENA.size; g += 100) {
+      ctx.beginPath();
+      ctx.moveTo(g, 0);
+      ctx.lineTo(g, ARENA.size);
+      ctx.moveTo(0, g);
+      ctx.lineTo(ARENA.size, g);
+      ctx.stroke();
+    }
+    ctx.fillStyle = "#f7fafc";
+    for (const [x, y] of view.bullets) {
+      ctx.beginPath();
+      ctx.arc(x, y, ARENA.bulletRadius + 1, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    for (const p of view.players) {
+      const mine = p.seat === seat;
+      const at = mine && own ? { ...p, ...own } : p;
+      ctx.globalAlpha = p.alive ? 1 : 0.25;
+      ctx.fillStyle = seatColour(p.seat);
+      ctx.beginPath();
+      ctx.arc(at.x, at.y, ARENA.radius, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.strokeStyle = "#f7fafc";
+      ctx.lineWidth = 4;
+      ctx.beginPath();
+      ctx.moveTo(at.x, at.y);
+      ctx.lineTo(at.x + Math.cos(at.aim) * ARENA.radius * 1.8, at.y + Math.sin(at.aim) * ARENA.radius * 1.8);
+      ctx.stroke();
+      if (mine) {
+        ctx.lineWidth = 3;
+        ctx.beginPath();
+        ctx.arc(at.x, at.y, ARENA.radius + 6, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+      ctx.globalAlpha = 1;
+      ctx.fillStyle = "#cbd5e0";
+      ctx.font = "20px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.fillText(names[p.seat] || `seat ${p.seat}`, at.x, at.y - ARENA.radius - 10);
+    }
+  },
+
+  scores(state) {
+    return state.players.map((p) => ({ seat: p.seat, score: p.score }));
+  },
+
+  /** Keyboard WASD/arrows, mouse aim and button (or space) to fire; touch: left half moves, right half aims+fires. */
+  controls(canvas, toWorld, ownPosition) {
+    const keys = new Set();
+    let aim;
+    let mouseFire = false;
+    const stick = { id: null, x0: 0, y0: 0, dx: 0, dy: 0 };
+    const shooter = { id: null };
+    const aimAt = (clientX, clientY) => {
+      const own = ownPosition();
+      if (!own) return;
+      const [x, y] = toWorld(clientX, clientY);
+      aim = Math.atan2(y - own.y, x - own.x);
+    };
+    const onKey = (down) => (event) => {
+      if (["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", " "].includes(event.key)) event.preventDefault();
+      if (down) keys.add(event.key.toLowerCase());
+      else keys.delete(event.key.toLowerCase());
+    };
+    window.addEventListener("keydown", onKey(true));
+    window.addEventListener("keyup", onKey(false));
+    canvas.addEventListener("mousemove", (e) => aimAt(e.clientX, e.clientY));
+    canvas.addEventListener("mousedown", (e) => {
+      aimAt(e.clientX, e.clientY);
+      mouseFire = true;
+    });
+    window.addEventListener("mouseup", () => { mouseFire = false; });
+    canvas.addEventListener("touchstart", (e) => {
+      e.preventDefault();
+      const rect = canvas.getBoundingClientRect();
+      for (const t of e.changedTouches) {
+        if (t.clientX < rect.left + rect.width / 2 && stick.id === null) {
+          Object.assign(stick, { id: t.identifier, x0: t.clientX, y0: t.clientY, dx: 0, dy: 0 });
+        } else if (shooter.id === null) {
+          shooter.id = t.identifier;
+          aimAt(t.clientX, t.clientY);
+        }
+      }
+    }, { passive: false });
+    canvas.addEventListener("touchmove", (e) => {
+      e.preventDefault();
+      for (const t of e.changedTouches) {
+        if (t.identifier === stick.id) {
+          // A 60 px drag is full speed.
+          stick.dx = clamp((t.clientX - stick.x0) / 60, -1, 1);
+          stick.dy = clamp((t.clientY - stick.y0) / 60, -1, 1);
+        } else if (t.identifier === shooter.id) {
+          aimAt(t.clientX, t.clientY);
+        }
+      }
+    }, { passive: false });
+    const endTouch = (e) => {
+      for (const t of e.changedTouches) {
+        if (t.identifier === stick.id) Object.assign(stick, { id: null, dx: 0, dy: 0 });
+        if (t.identifier === shooter.id) shooter.id = null;
+      }
+    };
+    canvas.addEventListener("touchend", endTouch);
+    canvas.addEventListener("touchcancel", endTouch);
+    return () => {
+      const k = (...names) => names.some((n) => keys.has(n));
+      let dx = (k("arrowright", "d") ? 1 : 0) - (k("arrowleft", "a") ? 1 : 0);
+      let dy = (k("arrowdown", "s") ? 1 : 0) - (k("arrowup", "w") ? 1 : 0);
+      if (stick.id !== null) [dx, dy] = [stick.dx, stick.dy];
+      const input = { dx, dy, fire: mouseFire || keys.has(" ") || shooter.id !== null };
+      if (aim !== undefined) input.aim = Math.round(aim * 1000) / 1000;
+      return input;
+    };
+  },
+};
+
+// --- pong (games/rules/pong.py) ---------------------------------------------------------------------------------
+
+const PONG = { width: 800, height: 600, paddleHeight: 80, paddleWidth: 10, margin: 20, paddleSpeed: 400, ball: 8 };
+
+export const pong = {
+  width: PONG.width,
+  height: PONG.height,
+
+  ownFrom(state, seat) {
+    return { y: state.paddles[seat] };
+  },
+
+  /** One tick of own paddle movement, as PongGame.step does it. */
+  stepOwn(own, input, dt) {
+    const half = PONG.paddleHeight / 2;
+    return { y: clamp(own.y + input.dy * PONG.paddleSpeed * dt, half, PONG.height - half) };
+  },
+
+  interpolate(a, b, t) {
+    // A point resets the ball to the centre: blending across that jump would draw it flying back.
+    const jump = Math.abs(a.ball[0] - b.ball[0]) > PONG.width / 4;
+    const ball = jump ? b.ball : b.ball.map((v, i) => lerp(a.ball[i], v, t));
+    return { ...b, ball, paddles: b.paddles.map((y, i) => lerp(a.paddles[i], y, t)) };
+  },
+
+  draw(ctx, view, { seat, own }) {
+    ctx.fillStyle = "#10172a";
+    ctx.fillRect(0, 0, PONG.width, PONG.height);
+    ctx.strokeStyle = "#2c3550";
+    ctx.setLineDash([12, 12]);
+    ctx.lineWidth = 4;
+    ctx.beginPath();
+    ctx.moveTo(PONG.width / 2, 0);
+    ctx.lineTo(PONG.width / 2, PONG.height);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = "#2c3550";
+    ctx.font = "bold 72px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.fillText(String(view.scores[0]), PONG.width / 4, 90);
+    ctx.fillText(String(view.scores[1]), (PONG.width * 3) / 4, 90);
+    for (const s of [0, 1]) {
+      const y = s === seat && own ? own.y : view.paddles[s];
+      const x = s === 0 ? PONG.margin : PONG.width - PONG.margin - PONG.paddleWidth;
+      ctx.fillStyle = seatColour(s);
+      ctx.fillRect(x, y - PONG.paddleHeight / 2, PONG.paddleWidth, PONG.paddleHeight);
+    }
+    ctx.fillStyle = "#f7fafc";
+    ctx.beginPath();
+    ctx.arc(view.ball[0], view.ball[1], PONG.ball, 0, 2 * Math.PI);
+    ctx.fill();
+  },
+
+  scores(state) {
+    return state.scores.map((score, seat) => ({ seat, score }));
+  },
+
+  /** Arrow keys or W/S; on touch, the paddle follows the finger. */
+  controls(canvas, toWorld, ownPosition) {
+    const keys = new Set();
+    let touchY = null;
+    const onKey = (down) => (event) => {
+      if (["ArrowUp", "ArrowDown"].includes(event.key)) event.preventDefault();
+      if (down) keys.add(event.key.toLowerCase());
+      else keys.delete(event.key.toLowerCase());
+    };
+    window.addEventListener("keydown", onKey(true));
+    window.addEventListener("keyup", onKey(false));
+    const onTouch = (e) => {
+      e.preventDefault();
+      const t = e.touches[0];
+      touchY = t ? toWorld(t.clientX, t.clientY)[1] : null;
+    };
+    canvas.addEventListener("touchstart", onTouch, { passive: false });
+    canvas.addEventListener("touchmove", onTouch, { passive: false });
+    canvas.addEventListener("touchend", onTouch);
+    return () => {
+      const own = ownPosition();
+      if (touchY !== null && own) {
+        // Full speed until within 20 px, then slow down so the paddle settles under the finger.
+        return { dy: clamp((touchY - own.y) / 20, -1, 1) };
+      }
+      const up = keys.has("arrowup") || keys.has("w");
+      const down = keys.has("arrowdown") || keys.has("s");
+      return { dy: (down ? 1 : 0) - (up ? 1 : 0) };
+    };
+  },
+};
+
+export const GAMES = { arena, pong };
+
+/**
+ * Client-side prediction for the own avatar: inputs not yet acknowledged are replayed on top of the server's
+ * latest position, so the avatar reacts at once and still ends up wherever the server says.
+ */
+export class Predictor {
+  constructor(game, seat, dt) {
+    this.game = game;
+    this.seat = seat;
+    this.dt = dt;
+    this.pending = [];
+    this.current = null;
+    this.previous = null;
+  }
+
+  /** A new input was sent with this seq: apply it locally for one tick. */
+  record(seq, input) {
+    this.pending.push({ seq, input });
+    if (this.current) {
+      this.previous = this.current;
+      this.current = this.game.stepOwn(this.current, input, this.dt);
+    }
+  }
+
+  /** A snapshot arrived: start from the server's own position and replay what it has not applied yet. */
+  reconcile(state, ack) {
+    this.pending = this.pending.filter((p) => p.seq > ack);
+    let own = this.game.ownFrom(state, this.seat);
+    if (own === null) {
+      this.current = this.previous = null;
+      return;
+    }
+    for (const p of this.pending) own = this.game.stepOwn(own, p.input, this.dt);
+    if (!this.current || !this.previous) this.previous = own;
+    this.current = own;
+  }
+
+  /** Forget inputs that died with a dropped socket; the next snapshot is the new base. */
+  reset() {
+    this.pending = [];
+  }
+
+  /** Position to draw, between the last two predicted ticks (alpha 0..1 since the latest). */
+  at(alpha) {
+    if (!this.current) return null;
+    const prev = this.previous || this.current;
+    const out = {};
+    for (const key of Object.keys(this.current)) {
+      out[key] = key === "aim" ? this.current.aim : lerp(prev[key], this.current[key], alpha);
+    }
+    return out;
+  }
+}
+
+/**
+ * Draws other players and the ball a little in the past, between the two snapshots around that moment, so that
+ * movement stays smooth whatever the jitter of arrival times.
+ */
+export class Interpolator {
+  constructor(game, tickRate, delayTicks = 2) {
+    this.game = game;
+    this.dtMs = 1000 / tickRate;
+    this.delayMs = delayTicks * this.dtMs;
+    this.buffer = [];
+    this.offset = null;
+  }
+
+  push(snapshot, now = performance.now()) {
+    const last = this.buffer[this.buffer.length - 1];
+    if (last && snapshot.tick < last.tick) this.buffer = []; // a takeover resumed from an older checkpoint
+    if (last && snapshot.tick === last.tick) return;
+    // offset maps server ticks to local time; follow early arrivals at once and late ones slowly, so that the
+    // clock settles on the fastest path rather than on the jitter.
+    const sample = now - snapshot.tick * this.dtMs;
+    if (this.offset === null || sample < this.offset || Math.abs(sample - this.offset) > 1000) this.offset = sample;
+    else this.offset += (sample - this.offset) * 0.02;
+    this.buffer.push({ tick: snapshot.tick, state: snapshot.state });
+    if (this.buffer.length > 30) this.buffer.shift();
+  }
+
+  reset() {
+    this.buffer = [];
+    this.offset = null;
+  }
+
+  /** The state to draw now, or null before the first snapshot. */
+  sample(now = performance.now()) {
+    if (!this.buffer.length) return null;
+    const tick = (now - this.offset - this.delayMs) / this.dtMs;
+    const first = this.buffer[0];
+    if (tick <= first.tick) return first.state;
+    for (let i = this.buffer.length - 1; i > 0; i--) {
+      const a = this.buffer[i - 1];
+      const b = this.buffer[i];
+      if (tick >= a.tick) {
+        if (tick >= b.tick) return b.state;
+        return this.game.interpolate(a.state, b.state, (tick - a.tick) / (b.tick - a.tick));
+      }
+    }
+    return this.buffer[this.buffer.length - 1].state;
+  }
+}

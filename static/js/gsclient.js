@@ -1,0 +1,462 @@
+// Browser client for the game server: REST calls, the match WebSocket (protocol v1, docs/protocol.md) with automatic
+// reconnect, and a reconnecting JSON socket for lobbies and matchmaking. Plain ES module, no dependencies;
+// docs/client.md shows how a third-party front end uses it.
+
+export const SUBPROTOCOL = "gs.v1.json";
+
+// Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes").
+const FINAL_CLOSE_CODES = new Map([
+  [4001, "Not logged in, or the login expired."],
+  [4002, "This client speaks a protocol version the server does not support."],
+  [4003, "You are not allowed in this match."],
+  [4004, "There is no such match."],
+  [4007, "Too many malformed messages."],
+  [4009, "A message was too large."],
+  [4011, "This seat was opened in another tab or device."],
+  [4012, "You were logged out."],
+]);
+const CLOSE_SERVER_RESTART = 4010;
+const CLOSE_MATCH_OVER = 4013;
+
+export class UnsupportedBrowserError extends Error {}
+
+/** True when this browser can open WebSockets at all. */
+export function websocketSupported() {
+  return typeof WebSocket === "function";
+}
+
+function requireWebSocket() {
+  if (!websocketSupported()) {
+    throw new UnsupportedBrowserError(
+      "This browser cannot open WebSocket connections, which live games need. Please use a current browser.",
+    );
+  }
+}
+
+/** Delay before reconnect attempt n (0-based): exponential from base, capped, with "full jitter" so that many
+ * clients cut off at once do not all come back in the same instant. */
+export function backoffDelay(attempt, { base = 250, cap = 5000, random = Math.random } = {}) {
+  const ceiling = Math.min(cap, base * 2 ** attempt);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+function readCookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return null;
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `Request failed with HTTP ${status}.`);
+    this.status = status;
+    this.code = (body && body.error) || "http_error";
+    this.fields = (body && body.fields) || {};
+  }
+}
+
+/** REST calls with either the browser session (cookie + CSRF header) or a token (Authorization header). */
+export class ApiClient {
+  constructor({ base = "", token = null } = {}) {
+    this.base = base.replace(/\/$/, "");
+    this.token = token;
+  }
+
+  async request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (this.token) {
+      headers.Authorization = `Token ${this.token}`;
+    } else if (method !== "GET" && method !== "HEAD") {
+      // Django refuses unsafe requests with a session cookie unless the CSRF cookie comes back as a header.
+      const csrf = readCookie("csrftoken");
+      if (csrf) headers["X-CSRFToken"] = csrf;
+    }
+    const response = await fetch(this.base + path, {
+      method,
+      headers,
+      credentials: this.token ? "omit" : "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  get(path) { return this.request("GET", path); }
+  post(path, body = {}) { return this.request("POST", path, body); }
+  delete(path) { return this.request("DELETE", path); }
+
+  /** Log in a game client: keeps the token for later calls and returns the user. */
+  async login(username, password) {
+    const data = await this.post("/api/auth/login/", { username, password });
+    this.token = data.token;
+    return data.user;
+  }
+
+  /** Log the browser in with the session cookie (pages of the same site then see the user too). */
+  async sessionLogin(username, password) {
+    return (await this.post("/api/auth/session/", { username, password })).user;
+  }
+
+  me() { return this.get("/api/auth/me/"); }
+
+  async wsTicket() { return (await this.post("/api/auth/ws-ticket/")).ticket; }
+
+  /** ws(s)://host/path, with a fresh single-use ticket when this client uses a token. */
+  async socketUrl(path) {
+    const origin = this.base || window.location.origin;
+    const url = new URL(path, origin.replace(/^http/, "ws"));
+    if (this.token) url.searchParams.set("ticket", await this.wsTicket());
+    return url.toString();
+  }
+}
+
+/** Minimal event emitter: on(name, fn) returns a function that unsubscribes. */
+class Emitter {
+  constructor() { this.handlers = new Map(); }
+
+  on(name, fn) {
+    if (!this.handlers.has(name)) this.handlers.set(name, new Set());
+    this.handlers.get(name).add(fn);
+    return () => this.handlers.get(name).delete(fn);
+  }
+
+  emit(name, ...args) {
+    for (const fn of this.handlers.get(name) || []) {
+      try {
+        fn(...args);
+      } catch (error) {
+        console.error(`gsclient: a "${name}" handler failed`, error);
+      }
+    }
+  }
+}
+
+/**
+ * One seat (or a spectator's view) of a match over ws/matches/<id>/.
+ *
+ * Events: "state" (connection state: connecting, open, reconnecting, ended, closed), "welcome", "snapshot",
+ * "event" (each game event of a snapshot), "end" (match_end), "error" (server error messages), "pong" (rtt ms).
+ */
+export class MatchClient extends Emitter {
+  constructor({
+    matchId,
+    api = new ApiClient(),
+    reconnect = true,
+    pingIntervalMs = 2000,
+    staleAfterMs = 5000,
+    backoff = {},
+  }) {
+    super();
+    requireWebSocket();
+    this.matchId = matchId;
+    this.api = api;
+    this.reconnect = reconnect;
+    this.pingIntervalMs = pingIntervalMs;
+    this.staleAfterMs = staleAfterMs;
+    this.backoff = backoff;
+    this.state = "idle";
+    this.closeInfo = null;
+    this.welcome = null;
+    this.snapshot = null;
+    this.matchEnd = null;
+    this.rtt = null;
+    this.seq = 0;
+    this.synced = false;
+    this.attempt = 0;
+    this.reconnects = 0;
+    this.ws = null;
+    this.timers = { ping: null, watchdog: null, retry: null };
+    this.lastMessageAt = 0;
+    this.stopped = false;
+  }
+
+  get role() { return this.welcome ? this.welcome.role : null; }
+  get seat() { return this.welcome ? this.welcome.seat : null; }
+
+  /** Last input seq the server applied for our seat, from the latest snapshot. */
+  get ackedSeq() {
+    if (!this.snapshot || this.seat === null) return 0;
+    return this.snapshot.acks[this.seat] || 0;
+  }
+
+  onSnapshot(fn) { return this.on("snapshot", fn); }
+  onEvent(fn) { return this.on("event", fn); }
+  onEnd(fn) { return this.on("end", fn); }
+  onState(fn) { return this.on("state", fn); }
+
+  connect() {
+    this.stopped = false;
+    this._setState(this.reconnects ? "reconnecting" : "connecting");
+    this._open();
+    return this;
+  }
+
+  /** Send this seat's input; returns its seq, or null while it cannot be sent (not synced, spectating, closed). */
+  sendInput(input) {
+    if (!this.synced || this.role !== "player" || !this._isOpen()) return null;
+    this.seq += 1;
+    this._send({ type: "input", seq: this.seq, input });
+    return this.seq;
+  }
+
+  /** Give the seat up now: forfeit games end, the others go on without us. */
+  leave() {
+    if (this._isOpen()) this._send({ type: "leave" });
+  }
+
+  /** Close for good (no reconnect). */
+  close() {
+    this.stopped = true;
+    this._clearTimers();
+    if (this.ws) {
+      this._detach(this.ws);
+      this.ws.close(1000);
+      this.ws = null;
+    }
+    if (this.state !== "ended") this._setState("closed", { code: 1000, reason: "Closed by the client." });
+  }
+
+  // --- internals ---------------------------------------------------------------------------------------------
+
+  async _open() {
+    let url;
+    try {
+      url = await this.api.socketUrl(`/ws/matches/${this.matchId}/`);
+    } catch (error) {
+      // No ticket (logged out, server down): a 401/403 is final, anything else is worth retrying.
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        this._finish("closed", { code: 4001, reason: FINAL_CLOSE_CODES.get(4001) });
+      } else {
+        this._scheduleRetry(false);
+      }
+      return;
+    }
+    if (this.stopped) return;
+    const ws = new WebSocket(url, [SUBPROTOCOL]);
+    this.ws = ws;
+    this.synced = false;
+    ws.onmessage = (message) => this._receive(message);
+    ws.onclose = (event) => this._closed(ws, event.code, event.reason);
+    ws.onopen = () => {
+      this.lastMessageAt = performance.now();
+      this._startTimers();
+    };
+  }
+
+  _isOpen() { return this.ws !== null && this.ws.readyState === WebSocket.OPEN; }
+
+  _send(message) { this.ws.send(JSON.stringify(message)); }
+
+  _receive(raw) {
+    this.lastMessageAt = performance.now();
+    let message;
+    try {
+      message = JSON.parse(raw.data);
+    } catch {
+      return;
+    }
+    switch (message.type) {
+      case "welcome":
+        this.welcome = message;
+        this.emit("welcome", message);
+        break;
+      case "snapshot":
+        this._snapshot(message);
+        break;
+      case "match_end":
+        this.matchEnd = message;
+        this.emit("end", message);
+        break;
+      case "pong":
+        if (typeof message.t === "number") {
+          const rtt = performance.now() - message.t;
+          this.rtt = this.rtt === null ? rtt : this.rtt * 0.7 + rtt * 0.3;
+          this.emit("pong", this.rtt);
+        }
+        break;
+      case "error":
+        this.emit("error", message);
+        break;
+      default:
+        break; // newer server messages are ignored, as the protocol asks
+    }
+  }
+
+  _snapshot(snapshot) {
+    this.snapshot = snapshot;
+    if (!this.synced) {
+      // Inputs must stay above what the seat already had applied, also after a page reload.
+      this.seq = Math.max(this.seq, this.ackedSeq);
+      this.synced = true;
+      this.attempt = 0;
+      this._setState("open");
+    }
+    this.emit("snapshot", snapshot);
+    for (const event of snapshot.events || []) this.emit("event", event, snapshot);
+  }
+
+  _closed(ws, code, reason) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    this.synced = false;
+    this._clearTimers();
+    if (this.stopped) return;
+    if (code === CLOSE_MATCH_OVER || this.matchEnd) {
+      this._finish("ended", { code, reason: "The match is over." });
+    } else if (FINAL_CLOSE_CODES.has(code)) {
+      this._finish("closed", { code, reason: FINAL_CLOSE_CODES.get(code) });
+    } else if (!this.reconnect) {
+      this._finish("closed", { code, reason: reason || "The connection was lost." });
+    } else {
+      this._scheduleRetry(code === CLOSE_SERVER_RESTART);
+    }
+  }
+
+  _scheduleRetry(now) {
+    if (this.stopped) return;
+    this.reconnects += 1;
+    const delay = now ? 0 : backoffDelay(this.attempt, this.backoff);
+    this.attempt += 1;
+    this._setState("reconnecting", { attempt: this.attempt, delay });
+    this.timers.retry = setTimeout(() => this._open(), delay);
+  }
+
+  _finish(state, info) {
+    this.stopped = true;
+    this._clearTimers();
+    this._setState(state, info);
+  }
+
+  _startTimers() {
+    this._ping();
+    this.timers.ping = setInterval(() => this._ping(), this.pingIntervalMs);
+    // A dead network often gives no close event for minutes; silence longer than staleAfterMs counts as a drop
+    // (snapshots arrive every tick, and every half second even while waiting for players).
+    this.timers.watchdog = setInterval(() => {
+      if (performance.now() - this.lastMessageAt > this.staleAfterMs) this._drop();
+    }, 500);
+  }
+
+  _ping() {
+    if (this._isOpen()) this._send({ type: "ping", t: performance.now() });
+  }
+
+  _drop() {
+    const ws = this.ws;
+    if (!ws) return;
+    this._detach(ws);
+    try {
+      ws.close(4000, "stale");
+    } catch {
+      // already closing
+    }
+    this._closed(ws, 1006, "No messages from the server.");
+  }
+
+  _detach(ws) {
+    ws.onmessage = ws.onclose = ws.onopen = null;
+  }
+
+  _clearTimers() {
+    clearInterval(this.timers.ping);
+    clearInterval(this.timers.watchdog);
+    clearTimeout(this.timers.retry);
+    this.timers = { ping: null, watchdog: null, retry: null };
+  }
+
+  _setState(state, info = null) {
+    this.state = state;
+    this.closeInfo = info;
+    this.emit("state", state, info);
+  }
+}
+
+/**
+ * A JSON WebSocket that comes back after drops (lobby rooms, matchmaking status). Events: "message", "state"
+ * (open, reconnecting, closed). Close codes in finalCodes stop it for good.
+ */
+export class LiveSocket extends Emitter {
+  constructor(path, { api = new ApiClient(), finalCodes = [4001, 4003, 4004, 4007, 4012], backoff = {} } = {}) {
+    super();
+    requireWebSocket();
+    this.path = path;
+    this.api = api;
+    this.finalCodes = new Set(finalCodes);
+    this.backoff = backoff;
+    this.attempt = 0;
+    this.ws = null;
+    this.stopped = false;
+    this.retry = null;
+  }
+
+  connect() {
+    this._open();
+    return this;
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  close() {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    if (this.ws) this.ws.close(1000);
+  }
+
+  async _open() {
+    let url;
+    try {
+      url = await this.api.socketUrl(this.path);
+    } catch {
+      this._retry();
+      return;
+    }
+    if (this.stopped) return;
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.emit("state", "open");
+    };
+    ws.onmessage = (raw) => {
+      try {
+        this.emit("message", JSON.parse(raw.data));
+      } catch {
+        // not JSON: nothing we can show
+      }
+    };
+    ws.onclose = (event) => {
+      if (ws !== this.ws || this.stopped) return;
+      this.ws = null;
+      if (this.finalCodes.has(event.code)) {
+        this.stopped = true;
+        this.emit("state", "closed", event.code);
+      } else {
+        this._retry();
+      }
+    };
+  }
+
+  _retry() {
+    if (this.stopped) return;
+    const delay = backoffDelay(this.attempt, this.backoff);
+    this.attempt += 1;
+    this.emit("state", "reconnecting", delay);
+    this.retry = setTimeout(() => this._open(), delay);
+  }
+}

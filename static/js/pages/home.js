@@ -1,0 +1,88 @@
+// Home: "Play now" queues for a game and follows the ticket live (ws/matchmaking/), with a polling fallback,
+// until it is matched (go to the match), cancelled or expired.
+
+import { ApiClient, LiveSocket, websocketSupported } from "../gsclient.js";
+import { $, formatSeconds, gameOptions, showError } from "./ui.js";
+
+const api = new ApiClient();
+const select = $("#play-game");
+const playButton = $("#play");
+const queue = $("#queue");
+const errorBox = $("#play-error");
+let ticket = null;
+let ticketSeenAt = 0;
+let poller = null;
+
+gameOptions(api, select).catch((error) => showError(errorBox, error));
+
+if (!websocketSupported()) {
+  showError(errorBox, "This browser cannot open WebSocket connections, which live games need. Please use a current browser.");
+  playButton.disabled = true;
+} else {
+  const socket = new LiveSocket("/ws/matchmaking/", { api });
+  socket.on("message", (message) => {
+    if (message.type === "matchmaking.state" || message.type === "ticket.update") show(message.ticket);
+  });
+  socket.connect();
+}
+
+playButton.addEventListener("click", async () => {
+  errorBox.hidden = true;
+  playButton.disabled = true;
+  try {
+    show(await api.post("/api/matchmaking/tickets/", { game: select.value }));
+  } catch (error) {
+    showError(errorBox, error);
+    playButton.disabled = false;
+  }
+});
+
+$("#cancel").addEventListener("click", async () => {
+  if (!ticket) return;
+  try {
+    show(await api.delete(`/api/matchmaking/tickets/${ticket.id}/`));
+  } catch (error) {
+    // Matched in the meantime (409): the refresh shows where to go.
+    showError(errorBox, error);
+    refresh();
+  }
+});
+
+function show(next) {
+  // A ticket never goes back to searching: such an answer is a poll that left before a cancel or a match.
+  if (next && ticket && next.id === ticket.id && next.status === "searching" && ticket.status !== "searching") return;
+  ticket = next;
+  ticketSeenAt = performance.now();
+  const searching = ticket !== null && ticket.status === "searching";
+  queue.hidden = !searching;
+  playButton.disabled = searching;
+  clearInterval(poller);
+  if (searching) {
+    select.value = ticket.game;
+    $("#queue-game").textContent = select.selectedOptions[0] ? select.selectedOptions[0].textContent : ticket.game;
+    const estimate = ticket.estimated_wait_seconds;
+    $("#queue-estimate").textContent = estimate === null ? "unknown" : `about ${formatSeconds(estimate)}`;
+    poller = setInterval(refresh, 3000);
+  } else if (ticket && ticket.status === "matched" && ticket.match) {
+    $("#queue-status").textContent = "Match found!";
+    window.location.assign(`/matches/${ticket.match.id}/`);
+  } else if (ticket && ticket.status === "expired") {
+    showError(errorBox, "No match was found in time. Try again?");
+  }
+}
+
+async function refresh() {
+  if (!ticket) return;
+  try {
+    show(await api.get(`/api/matchmaking/tickets/${ticket.id}/`));
+  } catch {
+    // the socket or the next poll will tell
+  }
+}
+
+// The queue timer counts locally from the server's waited_seconds, so it runs smoothly between updates.
+setInterval(() => {
+  if (ticket && ticket.status === "searching") {
+    $("#queue-timer").textContent = formatSeconds(ticket.waited_seconds + (performance.now() - ticketSeenAt) / 1000);
+  }
+}, 250);

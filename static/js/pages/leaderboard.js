@@ -1,0 +1,36 @@
+// Leaderboard of one game by rating, with the viewer's own rank.
+
+import { ApiClient } from "../gsclient.js";
+import { $, clear, el, gameOptions, showError } from "./ui.js";
+
+const api = new ApiClient();
+const select = $("#board-game");
+const errorBox = $("#board-error");
+
+function row(entry, mine) {
+  const tr = el(
+    "tr", {},
+    el("td", {}, entry.rank),
+    el("td", {}, el("a", { href: `/users/${entry.user.id}/` }, entry.user.username)),
+    el("td", {}, entry.rating.toFixed(2)),
+    el("td", {}, entry.matches),
+    el("td", {}, entry.wins),
+  );
+  if (mine) tr.classList.add("me");
+  return tr;
+}
+
+async function load() {
+  const board = await api.get(`/api/leaderboards/${select.value}/?limit=50`);
+  const rows = $("#board-rows");
+  clear(rows);
+  const myId = board.me ? board.me.user.id : null;
+  for (const entry of board.results) rows.append(row(entry, entry.user.id === myId));
+  $("#board-empty").hidden = board.results.length > 0;
+  $("#board-me").textContent = board.me
+    ? `You are #${board.me.rank} with ${board.me.rating.toFixed(2)} after ${board.me.matches} matches.`
+    : "You have no rating in this game yet: play a match!";
+}
+
+select.addEventListener("change", () => load().catch((error) => showError(errorBox, error)));
+gameOptions(api, select).then(load).catch((error) => showError(errorBox, error));

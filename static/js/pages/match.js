@@ -1,0 +1,265 @@
+// The match page: draws the game at the display's frame rate, samples controls once per server tick, predicts the
+// own avatar, shows connection state and ping, and ends on the result screen with everyone's rating change.
+
+import { ApiClient, MatchClient, websocketSupported } from "../gsclient.js";
+import { GAMES, Interpolator, Predictor, seatColour } from "../games.js";
+import { $, clear, el, formatDelta, sleep } from "./ui.js";
+
+const root = $("#match");
+const matchId = Number(root.dataset.matchId);
+const api = new ApiClient();
+const canvas = $("#field");
+const ctx = canvas.getContext("2d");
+const overlay = $("#overlay");
+const STATE_LABELS = {
+  connecting: "Connecting…",
+  open: "Connected",
+  reconnecting: "Reconnecting…",
+  ended: "Match over",
+  closed: "Disconnected",
+};
+
+// Visible to tests and to anyone debugging in the console.
+const debug = { client: null, states: [], inputs: 0 };
+window.gsMatch = debug;
+
+function showOverlay(text, detail = "") {
+  clear(overlay);
+  overlay.append(el("strong", {}, text));
+  if (detail) overlay.append(el("p", {}, detail));
+  overlay.hidden = false;
+}
+
+function hideOverlay() {
+  overlay.hidden = true;
+}
+
+if (!websocketSupported()) {
+  showOverlay("Your browser cannot play live games", "It has no WebSocket support. Please use a current browser.");
+} else {
+  start();
+}
+
+function start() {
+  const client = new MatchClient({ matchId, api });
+  debug.client = client;
+  let game = null;
+  let names = {};
+  let predictor = null;
+  let interpolator = null;
+  let readControls = null;
+  let lastInputAt = 0;
+  let dtMs = 50;
+
+  client.on("welcome", (welcome) => {
+    names = Object.fromEntries(welcome.players.map((p) => [p.seat, p.username]));
+    $("#role").textContent = welcome.role === "player" ? `You play seat ${welcome.seat + 1}` : "Spectating";
+    if (game === null) {
+      game = GAMES[welcome.game];
+      if (!game) {
+        showOverlay("Unknown game", `This page cannot draw "${welcome.game}".`);
+        client.close();
+        return;
+      }
+      dtMs = 1000 / welcome.tick_rate;
+      setUpCanvas(game);
+      interpolator = new Interpolator(game, welcome.tick_rate);
+      if (welcome.role === "player") {
+        predictor = new Predictor(game, welcome.seat, 1 / welcome.tick_rate);
+        readControls = game.controls(canvas, toWorld, () => predictor.current);
+        $("#leave").hidden = false;
+        setInterval(sampleInput, dtMs);
+      }
+      requestAnimationFrame(frame);
+    } else if (predictor) {
+      predictor.reset();
+    }
+  });
+
+  client.onSnapshot((snapshot) => {
+    interpolator.push(snapshot);
+    if (predictor) predictor.reconcile(snapshot.state, snapshot.acks[client.seat] || 0);
+    showHud(snapshot);
+  });
+
+  client.onEvent((event) => {
+    const who = (seat) => names[seat] || `seat ${seat}`;
+    if (event.type === "point") log(`${who(event.seat)} scores`);
+    else if (event.type === "hit") log(`${who(event.by)} hit ${who(event.target)}`);
+    else if (event.type === "player_removed") log(`${who(event.seat)} left the match`);
+  });
+
+  client.onEnd((end) => showResult(end, client.seat));
+
+  client.onState((state, info) => {
+    debug.states.push(state);
+    document.body.dataset.connState = state;
+    $("#conn").textContent = STATE_LABELS[state] || state;
+    $("#conn").className = `badge ${state}`;
+    if (state === "reconnecting") showOverlay("Reconnecting…", "Your seat is kept while we get you back.");
+    else if (state === "open") hideOverlay();
+    else if (state === "closed") showOverlay("Disconnected", info ? info.reason : "");
+    else if (state === "ended") hideOverlay();
+  });
+
+  client.on("pong", (rtt) => {
+    $("#ping").textContent = `${Math.round(rtt)} ms`;
+  });
+
+  client.on("error", (error) => console.warn("server:", error.error, error.message));
+
+  $("#leave").addEventListener("click", () => {
+    client.leave();
+    $("#leave").disabled = true;
+  });
+
+  client.connect();
+
+  function sampleInput() {
+    const snapshot = client.snapshot;
+    if (!snapshot || snapshot.phase !== "running" || snapshot.removed[client.seat]) return;
+    const input = readControls();
+    const seq = client.sendInput(input);
+    if (seq !== null) {
+      predictor.record(seq, input);
+      lastInputAt = performance.now();
+      debug.inputs += 1;
+    }
+  }
+
+  function frame(now) {
+    const view = interpolator.sample(now);
+    if (view) {
+      const alpha = Math.min(1, (now - lastInputAt) / dtMs);
+      const own = predictor ? predictor.at(alpha) : null;
+      game.draw(ctx, view, { seat: client.seat, own, names });
+      drawPhase(client.snapshot);
+    }
+    requestAnimationFrame(frame);
+  }
+
+  function drawPhase(snapshot) {
+    let text = null;
+    if (snapshot.phase === "waiting") text = "Waiting for players";
+    else if (snapshot.phase === "countdown") text = String(Math.ceil(snapshot.countdown || 0));
+    if (!text) return;
+    ctx.fillStyle = "rgba(15, 19, 32, 0.6)";
+    ctx.fillRect(0, game.height / 2 - 60, game.width, 120);
+    ctx.fillStyle = "#e8ecf4";
+    ctx.font = "bold 56px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText(text, game.width / 2, game.height / 2);
+    ctx.textBaseline = "alphabetic";
+  }
+
+  function showHud(snapshot) {
+    const phase = snapshot.phase === "countdown" ? `starting in ${Math.ceil(snapshot.countdown || 0)}` : snapshot.phase;
+    $("#phase").textContent = phase;
+    root.dataset.phase = snapshot.phase;
+    root.dataset.tick = snapshot.tick;
+    const left = Math.max(0, snapshot.state.time_left);
+    $("#time-left").textContent = `${Math.floor(left / 60)}:${String(Math.floor(left % 60)).padStart(2, "0")}`;
+    const board = $("#scoreboard");
+    clear(board);
+    for (const { seat, score } of game.scores(snapshot.state)) {
+      const status = snapshot.removed[seat] ? " (left)" : snapshot.connected[seat] ? "" : " (offline)";
+      const item = el("li", {}, el("span", { className: "swatch" }), `${names[seat] || `seat ${seat}`}${status}`, el("b", {}, String(score)));
+      item.firstChild.style.background = seatColour(seat);
+      if (seat === client.seat) item.classList.add("me");
+      board.append(item);
+    }
+  }
+}
+
+function setUpCanvas(game) {
+  const wrap = canvas.parentElement;
+  const resize = () => {
+    // Draw in game units. The field fits both the column's width and the window's height (arena is square), and
+    // the backing store follows the displayed size and the pixel ratio, so it stays sharp on any screen.
+    const room = window.innerHeight - wrap.getBoundingClientRect().top - window.scrollY - 16;
+    const width = Math.max(240, Math.min(wrap.parentElement.clientWidth - 256, (room * game.width) / game.height));
+    const fullWidth = window.innerWidth <= 760 ? wrap.parentElement.clientWidth : width;
+    const height = (fullWidth * game.height) / game.width;
+    const ratio = window.devicePixelRatio || 1;
+    wrap.style.width = `${fullWidth}px`;
+    canvas.style.height = `${height}px`;
+    canvas.width = Math.round(fullWidth * ratio);
+    canvas.height = Math.round(height * ratio);
+    ctx.setTransform(canvas.width / game.width, 0, 0, canvas.height / game.height, 0, 0);
+  };
+  resize();
+  window.addEventListener("resize", resize);
+  canvas.dataset.game = game === GAMES.arena ? "arena" : "pong";
+}
+
+function toWorld(clientX, clientY) {
+  const rect = canvas.getBoundingClientRect();
+  const game = GAMES[canvas.dataset.game];
+  return [((clientX - rect.left) / rect.width) * game.width, ((clientY - rect.top) / rect.height) * game.height];
+}
+
+function log(text) {
+  const list = $("#events");
+  list.prepend(el("li", {}, text));
+  while (list.children.length > 6) list.lastChild.remove();
+}
+
+const REASONS = {
+  score_limit: "Score limit reached",
+  time_limit: "Time is up",
+  forfeit: "Won by forfeit",
+  last_player_standing: "Last player standing",
+  players_missing: "Cancelled: not enough players arrived",
+  cancelled_by_admin: "Cancelled by an admin",
+  server_error: "Cancelled after a server error",
+};
+
+async function showResult(end, mySeat) {
+  const section = $("#result");
+  section.hidden = false;
+  section.scrollIntoView({ block: "start" });
+  $("#leave").hidden = true;
+  const mine = end.results.find((r) => r.seat === mySeat);
+  let title = "Match over";
+  if (end.status === "cancelled") title = "Match cancelled";
+  else if (mine) title = mine.placing === 1 ? "You won!" : "You lost";
+  $("#result-title").textContent = title;
+  $("#result-reason").textContent = REASONS[end.reason] || end.reason || "";
+  const rows = $("#result-rows");
+  clear(rows);
+  const cells = new Map();
+  for (const r of [...end.results].sort((a, b) => (a.placing ?? 99) - (b.placing ?? 99))) {
+    const rating = el("td", { className: "rating-change" }, end.status === "finished" ? "…" : "unrated");
+    rating.dataset.userId = r.user_id;
+    cells.set(r.user_id, rating);
+    const name = el("td", {}, el("a", { href: `/users/${r.user_id}/` }, r.username));
+    const row = el("tr", {}, el("td", {}, r.placing ?? "–"), name, el("td", {}, r.score ?? "–"), rating);
+    if (r.abandoned) row.append(el("td", { className: "muted" }, "left"));
+    if (r.seat === mySeat) row.classList.add("me");
+    rows.append(row);
+  }
+  if (end.status === "finished") await fillRatingChanges(end, cells);
+}
+
+async function fillRatingChanges(end, cells) {
+  // Ratings are written in the same transaction as the result, so they are there by now; a few retries cover a
+  // slow read replica or a hiccup.
+  for (let attempt = 0; attempt < 5 && cells.size; attempt++) {
+    for (const [userId, cell] of [...cells]) {
+      try {
+        const page = await api.get(`/api/history/${userId}/?limit=20`);
+        const entry = page.results.find((e) => e.match.id === end.match);
+        if (entry) {
+          cell.textContent = entry.rating ? `${formatDelta(entry.rating.delta)} (now ${entry.rating.after.toFixed(2)})` : "unrated";
+          cell.classList.add(entry.rating && entry.rating.delta >= 0 ? "up" : "down");
+          cells.delete(userId);
+        }
+      } catch {
+        // try again below
+      }
+    }
+    if (cells.size) await sleep(1000);
+  }
+  for (const cell of cells.values()) cell.textContent = "not available";
+}

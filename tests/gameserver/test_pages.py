@@ -1,0 +1,69 @@
+"""The browser client's pages: who may see them, what they hand to their scripts, and the scripts they load."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/lobbies/", "/lobbies/abcd2345/", "/matches/7/", "/leaderboard/", "/history/", "/profile/"]
+
+
+@pytest.fixture
+def alice_client(alice):
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_send_anonymous_visitors_to_log_in(path):
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={path}"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_render_with_their_script_and_the_csrf_cookie(alice_client, path):
+    response = alice_client.get(path)
+    assert response.status_code == 200
+    assert b'<script type="module" src="/static/js/pages/' in response.content
+    assert "csrftoken" in response.cookies
+
+
+def test_home_offers_play_now_only_when_logged_in(alice_client):
+    assert b'id="play"' in alice_client.get("/").content
+    assert b'id="play"' not in Client().get("/").content
+
+
+def test_lobby_page_upper_cases_the_code_for_its_script(alice_client):
+    assert b'data-code="ABCD2345"' in alice_client.get("/lobbies/abcd2345/").content
+
+
+def test_match_page_hands_the_match_id_to_its_script(alice_client):
+    assert b'data-match-id="7"' in alice_client.get("/matches/7/").content
+
+
+def test_profile_of_another_user_escapes_the_name_and_shows_their_history(alice_client, make_user):
+    other = make_user("<b>mallory</b>")
+    response = alice_client.get(f"/users/{other.pk}/")
+    assert response.status_code == 200
+    assert b"&lt;b&gt;mallory&lt;/b&gt;" in response.content and b"<b>mallory</b>" not in response.content
+    assert f'data-user-id="{other.pk}"'.encode() in response.content
+    assert b'id="ratings"' not in response.content
+
+
+def test_own_profile_shows_ratings(alice_client, alice):
+    response = alice_client.get(f"/users/{alice.pk}/")
+    assert b'id="ratings"' in response.content
+
+
+def test_profile_of_an_unknown_user_is_404(alice_client):
+    assert alice_client.get("/users/999999/").status_code == 404
+
+
+def test_static_client_library_is_served(alice_client):
+    response = alice_client.get("/static/js/gsclient.js")
+    assert response.status_code == 200
+    assert b"export class MatchClient" in b"".join(response.streaming_content)
