@@ -66,9 +66,15 @@ class Player:
 
 
 def owner_port(cluster, ports, match_id) -> int:
-    owners = [p for p in ports if f"match {match_id}: running here" in cluster.log_of(p)]
-    assert len(owners) == 1, owners
-    return owners[0]
+    """The process that took the match last (on a loaded machine a stalled owner can lose it to the other)."""
+    starts = [
+        (line[:23], port)
+        for port in ports
+        for line in cluster.log_of(port).splitlines()
+        if f"match {match_id}: running here" in line
+    ]
+    assert starts, "no process runs the match"
+    return max(starts)[1]
 
 
 async def start_match_across_processes(cluster):
