@@ -8,7 +8,7 @@ import pytest
 
 from tests.browser.conftest import PASSWORD, shot
 
-pytestmark = [pytest.mark.slow, pytest.mark.multiprocess, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.multiprocess, pytest.mark.timeout(120)]
 
 MATCH_URL = re.compile(r".*/matches/\d+/$")
 LOBBY_URL = re.compile(r".*/lobbies/[A-Z0-9]{8}/$")
