@@ -16,7 +16,7 @@ from gameserver.accounts.models import User
 from gameserver.api_errors import ApiError, documented_error
 from lobby import matchmaker, selectors, serializers, services
 from lobby.groups import match_pointer
-from lobby.models import Lobby, Rating
+from lobby.models import Lobby, Rating, RatingChange
 
 _STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 400}
 
@@ -291,15 +291,15 @@ def _history_entry(seat, players: int, change) -> dict[str, Any]:
         "placing": seat.placing,
         "score": seat.score,
         "abandoned": seat.abandoned,
-        "rating": (
-            {
-                "before": round(change.ordinal_before, 3),
-                "after": round(change.ordinal_after, 3),
-                "delta": round(change.delta, 3),
-            }
-            if change
-            else None
-        ),
+        "rating": _rating_change(change) if change else None,
+    }
+
+
+def _rating_change(change: RatingChange) -> dict[str, float]:
+    return {
+        "before": round(change.ordinal_before, 3),
+        "after": round(change.ordinal_after, 3),
+        "delta": round(change.delta, 3),
     }
 
 
@@ -338,3 +338,15 @@ class UserHistoryView(HistoryView):
     )
     def get(self, request: Request, user_id: int | None = None) -> Response:
         return super().get(request, user_id)
+
+
+class MatchRatingsView(APIView):
+    @extend_schema(
+        responses={200: serializers.MatchRatingSerializer(many=True), 401: UNAUTHENTICATED},
+        summary="Rating changes one finished match caused (empty until it is recorded, or for a cancelled match)",
+    )
+    def get(self, request: Request, match_id: int) -> Response:
+        changes = selectors.rating_changes_of_match(match_id=match_id)
+        return Response(
+            [{"user_id": c.user_id, "username": c.user.username, "rating": _rating_change(c)} for c in changes]
+        )

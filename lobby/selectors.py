@@ -151,3 +151,7 @@ def match_seat_counts(*, match_ids: list[int]) -> dict[int, int]:
     for match_id in MatchPlayer.objects.filter(match_id__in=match_ids).values_list("match_id", flat=True):
         counts[match_id] = counts.get(match_id, 0) + 1
     return counts
+
+
+def rating_changes_of_match(*, match_id: int) -> QuerySet[RatingChange]:
+    return RatingChange.objects.filter(match_id=match_id).select_related("user").order_by("user_id")

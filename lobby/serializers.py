@@ -136,6 +136,12 @@ class RatingChangeSerializer(serializers.Serializer):
     delta = serializers.FloatField()
 
 
+class MatchRatingSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    rating = RatingChangeSerializer()
+
+
 class HistoryEntrySerializer(serializers.Serializer):
     match = MatchPointerSerializer()
     game = serializers.CharField()

@@ -20,5 +20,6 @@ urlpatterns = [
     path("matchmaking/tickets/<int:ticket_id>/", api.TicketDetailView.as_view(), name="api-ticket"),
     path("leaderboards/<str:game>/", api.LeaderboardView.as_view(), name="api-leaderboard"),
     path("history/", api.HistoryView.as_view(), name="api-history-mine"),
+    path("matches/<int:match_id>/ratings/", api.MatchRatingsView.as_view(), name="api-match-ratings"),
     path("history/<int:user_id>/", api.UserHistoryView.as_view(), name="api-history"),
 ]

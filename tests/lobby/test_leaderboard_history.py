@@ -55,3 +55,16 @@ def test_history_of_another_player(api_as, alice, bob, carol):
     body = api_as(carol).get(f"/api/history/{bob.pk}/").json()
     assert body["count"] == 1 and body["results"][0]["placing"] == 2
     assert_error(api_as(carol).get("/api/history/999999/"), 404, "user_not_found")
+
+
+def test_match_ratings_lists_every_players_change(api_as, alice, bob):
+    match = play([alice, bob], [1, 2], game="pong")
+    body = api_as(alice).get(f"/api/matches/{match.pk}/ratings/").json()
+    by_name = {entry["username"]: entry["rating"] for entry in body}
+    assert by_name["alice"]["delta"] > 0 > by_name["bob"]["delta"]
+    assert by_name["alice"]["after"] == pytest.approx(by_name["alice"]["before"] + by_name["alice"]["delta"], abs=0.01)
+
+
+def test_match_ratings_is_empty_before_the_result(api_as, alice, bob):
+    match = match_create(game="pong", users=[alice, bob])
+    assert api_as(alice).get(f"/api/matches/{match.pk}/ratings/").json() == []

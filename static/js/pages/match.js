@@ -244,20 +244,18 @@ async function showResult(end, mySeat) {
 
 async function fillRatingChanges(end, cells) {
   // Ratings are written in the same transaction as the result, so they are there by now; a few retries cover a
-  // slow read replica or a hiccup.
+  // hiccup on the way.
   for (let attempt = 0; attempt < 5 && cells.size; attempt++) {
-    for (const [userId, cell] of [...cells]) {
-      try {
-        const page = await api.get(`/api/history/${userId}/?limit=20`);
-        const entry = page.results.find((e) => e.match.id === end.match);
-        if (entry) {
-          cell.textContent = entry.rating ? `${formatDelta(entry.rating.delta)} (now ${entry.rating.after.toFixed(2)})` : "unrated";
-          cell.classList.add(entry.rating && entry.rating.delta >= 0 ? "up" : "down");
-          cells.delete(userId);
-        }
-      } catch {
-        // try again below
+    try {
+      for (const entry of await api.get(`/api/matches/${end.match}/ratings/`)) {
+        const cell = cells.get(entry.user_id);
+        if (!cell) continue;
+        cell.textContent = `${formatDelta(entry.rating.delta)} (now ${entry.rating.after.toFixed(2)})`;
+        cell.classList.add(entry.rating.delta >= 0 ? "up" : "down");
+        cells.delete(entry.user_id);
       }
+    } catch {
+      // try again below
     }
     if (cells.size) await sleep(1000);
   }
