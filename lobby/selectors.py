@@ -94,23 +94,27 @@ def ticket_snapshots(*, ticket_ids: list[int], now: datetime | None = None) -> l
         party.setdefault(ticket_id, []).append({"id": user_id, "username": username})
     estimates: dict[str, float] = {}
     result = []
-    for ticket in Ticket.objects.filter(pk__in=ticket_ids).order_by("id"):
-        searching = ticket.status == Ticket.Status.SEARCHING
-        if searching and ticket.game not in estimates:
-            estimates[ticket.game] = wait_estimate_seconds(game=ticket.game)
-        waited = ((ticket.ended_at or now) - ticket.created_at).total_seconds()
+    # Plain rows, not model instances: this runs for every ticket a matchmaker step matched.
+    rows = Ticket.objects.filter(pk__in=ticket_ids).order_by("id")
+    for ticket in rows.values("id", "game", "status", "created_at", "expires_at", "ended_at", "match_id"):
+        searching = ticket["status"] == Ticket.Status.SEARCHING
+        game = ticket["game"]
+        if searching and game not in estimates:
+            estimates[game] = wait_estimate_seconds(game=game)
+        waited = ((ticket["ended_at"] or now) - ticket["created_at"]).total_seconds()
+        members = party.get(ticket["id"], [])
         snapshot = {
-            "id": ticket.pk,
-            "game": ticket.game,
-            "status": ticket.status,
-            "party": party.get(ticket.pk, []),
-            "created_at": ticket.created_at.isoformat(),
-            "expires_at": ticket.expires_at.isoformat(),
+            "id": ticket["id"],
+            "game": game,
+            "status": ticket["status"],
+            "party": members,
+            "created_at": ticket["created_at"].isoformat(),
+            "expires_at": ticket["expires_at"].isoformat(),
             "waited_seconds": round(max(0.0, waited), 1),
-            "estimated_wait_seconds": round(estimates[ticket.game], 1) if searching else None,
-            "match": match_pointer(ticket.match_id) if ticket.match_id else None,
+            "estimated_wait_seconds": round(estimates[game], 1) if searching else None,
+            "match": match_pointer(ticket["match_id"]) if ticket["match_id"] else None,
         }
-        result.append(([member["id"] for member in party.get(ticket.pk, [])], snapshot))
+        result.append(([member["id"] for member in members], snapshot))
     return result
 
 
