@@ -47,7 +47,7 @@ class MatchConsumer(BaseConsumer):
         if self.seat is None and not self.game.settings.spectators_allowed:
             await self._refuse(CloseCode.FORBIDDEN)
             return
-        host = get_host()
+        self.host = host = get_host()
         if host.closing:
             await self._refuse(CloseCode.SERVER_RESTART)
             return
@@ -110,13 +110,13 @@ class MatchConsumer(BaseConsumer):
         if seq <= self.last_seq:
             raise ClientMessageError("stale_input", f"seq {seq} is not above {self.last_seq}; ignored.", seq)
         self.last_seq = seq
-        if not await get_host().submit_input(self, seq, parsed, message["input"]):
+        if not await self.host.submit_input(self, seq, parsed, message["input"]):
             raise ClientMessageError("input_rejected", "The input came too late (stale seq, or the match is over).", seq)
 
     async def _leave(self) -> None:
         if self.seat is None:
             raise ClientMessageError("not_a_player", "Spectators have no seat to leave.")
-        await get_host().leave(self)
+        await self.host.leave(self)
 
     async def _pong(self, message: dict[str, Any]) -> None:
         sent = message.get("t")
@@ -130,9 +130,8 @@ class MatchConsumer(BaseConsumer):
     async def send_frame(self, frame: Frame) -> None:
         if self.closed:
             return
-        message = {"type": "websocket.send", "bytes": frame.binary()} if self.binary else {"type": "websocket.send", "text": frame.text()}
         try:
-            await self.base_send(message)
+            await self.base_send(frame.send_event(self.binary))
         except Exception:  # the peer vanished between two ticks; its disconnect event is on its way
             self.closed = True
 

@@ -8,6 +8,7 @@ when their WebSocket library allows headers. Long-lived tokens never go in URLs,
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,7 +16,8 @@ from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.middleware import BaseMiddleware
-from channels.sessions import SessionMiddlewareStack
+from channels.sessions import CookieMiddleware
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from gameserver.broadcast import credential_group, user_group
@@ -100,8 +102,18 @@ class WebSocketAuthMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+class WebSocketSessionMiddleware(BaseMiddleware):
+    """scope["session"] from the session cookie, read-only. Channels' SessionMiddleware also wraps `send` to save the
+    session on HTTP responses; a WebSocket never saves one, yet that wrapper ran for every snapshot to every socket."""
+
+    async def __call__(self, scope, receive, send):
+        store = import_module(settings.SESSION_ENGINE).SessionStore
+        scope = dict(scope, session=store(scope["cookies"].get(settings.SESSION_COOKIE_NAME)))
+        return await super().__call__(scope, receive, send)
+
+
 def WebSocketAuthStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack
-    return SessionMiddlewareStack(WebSocketAuthMiddleware(inner))
+    return CookieMiddleware(WebSocketSessionMiddleware(WebSocketAuthMiddleware(inner)))
 
 
 # --- base consumer -------------------------------------------------------------------------------------------------

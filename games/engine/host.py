@@ -29,7 +29,6 @@ from games import selectors, services
 from games.engine.protocol import Frame
 from games.engine.runner import MatchRunner
 from games.engine.store import MemoryStore, RedisStore
-from games.rules import get_game
 from games.rules.base import InputError
 from gameserver.ws import CloseCode
 

@@ -86,12 +86,14 @@ def encode_msgpack(message: dict[str, Any]) -> bytes:
 class Frame:
     """One server message, encoded at most once per format however many sockets it goes to."""
 
-    __slots__ = ("message", "_text", "_binary")
+    __slots__ = ("message", "_text", "_binary", "_text_event", "_binary_event")
 
     def __init__(self, message: dict[str, Any]):
         self.message = message
         self._text: str | None = None
         self._binary: bytes | None = None
+        self._text_event: dict[str, Any] | None = None
+        self._binary_event: dict[str, Any] | None = None
 
     def text(self) -> str:
         if self._text is None:
@@ -102,6 +104,16 @@ class Frame:
         if self._binary is None:
             self._binary = encode_msgpack(self.message)
         return self._binary
+
+    def send_event(self, binary: bool) -> dict[str, Any]:
+        """The ASGI websocket.send event, built once and shared by every socket (servers only read it)."""
+        if binary:
+            if self._binary_event is None:
+                self._binary_event = {"type": "websocket.send", "bytes": self.binary()}
+            return self._binary_event
+        if self._text_event is None:
+            self._text_event = {"type": "websocket.send", "text": self.text()}
+        return self._text_event
 
 
 def error_message(code: str, message: str, seq: int | None = None) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from rest_framework.authtoken.models import Token
 from games import services
 from games.engine.host import get_host
 from games.rules import GAMES
-from games.rules.arena import ArenaGame
 from games.rules.arena import GAME as ARENA
+from games.rules.arena import ArenaGame
 from games.rules.pong import GAME as PONG
 from games.rules.pong import PongGame
 

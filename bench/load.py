@@ -1,0 +1,437 @@
+"""Load tool: N bot players in real matches against real server processes on 127.0.0.1, with a timed window.
+
+    .venv/bin/python -m bench.load --bots 1000                      # one daphne, embedded defaults (SQLite, no Redis)
+    .venv/bin/python -m bench.load --bots 1000 --servers 2 --redis redis://127.0.0.1:6379/2
+    .venv/bin/python -m bench.load --bots 1000 --server uvicorn
+
+It makes its own throwaway database (or uses --database-url), bulk-creates users, tokens and matches of --players
+seats, starts --servers processes on free loopback ports, and connects the bots from --bot-procs processes over a
+ramp. Each bot sends an input every tick and times input seq k -> the first snapshot whose acks[seat] is k. During
+the window it samples /proc for the servers' CPU and RSS (and Redis' and the bots' own), then stops everything it
+started, by pid, prints a table and appends one JSON line to --out. `--attach URL --pid P` measures a server that is
+already running instead (the database of this shell's DATABASE_URL/DATA_DIR must be that server's).
+docs/benchmarks.md ("Match capacity") has results and the exact commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BOT_PASSWORD = "!"  # unusable: bots only ever authenticate with their token
+
+
+# --- preparing the database (runs in a child process with the servers' environment) ------------------------------
+
+
+def prepare(bots: int, game: str, players: int, prefix: str) -> list[dict]:
+    """Users <prefix>0..N-1 with fresh tokens, in matches of `players` seats: bot i is seat i % players."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gameserver.settings")
+    import django
+
+    django.setup()
+    from django.db import transaction
+    from rest_framework.authtoken.models import Token
+
+    from games import services
+    from gameserver.accounts.models import User
+
+    names = [f"{prefix}{i}" for i in range(bots)]
+    with transaction.atomic():
+        User.objects.bulk_create([User(username=name, password=BOT_PASSWORD) for name in names], ignore_conflicts=True, batch_size=500)
+        by_name = {u.username: u for u in User.objects.filter(username__in=names)}
+        users = [by_name[name] for name in names]
+        Token.objects.filter(user__in=users).delete()
+        tokens = Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users], batch_size=500)
+        out = []
+        for start in range(0, bots, players):
+            group = users[start : start + players]
+            match = services.match_create(game=game, users=group, source="bench")
+            out.extend({"match": match.pk, "token": t.key} for t in tokens[start : start + len(group)])
+    return out
+
+
+def _prepare_in_child(env: dict[str, str], bots: int, game: str, players: int, prefix: str) -> list[dict]:
+    code = "import json, sys; from bench.load import prepare; print(json.dumps(prepare(*json.loads(sys.argv[1]))))"
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([bots, game, players, prefix])],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    if result.returncode:
+        raise SystemExit(f"preparing the bots failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- servers -------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on port {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on port {port}")
+
+
+UVICORN_WS = "deploy.uvicorn_ws:WebSocketProtocol"
+
+
+def server_argv(kind: str, port: int) -> list[str]:
+    if kind == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "gameserver.asgi:application"]
+    if kind == "uvicorn":
+        # websockets-sansio: the same protocol code as the `websockets` package, without its legacy layer.
+        return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--ws", UVICORN_WS,
+                "--ws-per-message-deflate", "false", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+                "gameserver.asgi:application"]
+    raise SystemExit(f"unknown server kind {kind!r}")
+
+
+# --- /proc -----------------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of pid and its waited-for children."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def busy_seconds() -> float:
+    """Whole-machine busy CPU seconds (everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / CLK_TCK
+
+
+def wait_for_quiet(limit_s: float, threshold: float = 0.25) -> float:
+    """The box may be shared: wait (bounded) for a second in which the rest of it uses under `threshold` cores."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        before = busy_seconds()
+        time.sleep(1.0)
+        busy = busy_seconds() - before
+        if busy < threshold or time.monotonic() >= deadline:
+            return round(busy, 2)
+
+
+def redis_pid(url: str) -> int | None:
+    try:
+        import redis
+
+        return int(redis.Redis.from_url(url, socket_timeout=2).info("server")["process_id"])
+    except Exception:  # noqa: BLE001 - Redis' own CPU is a nice-to-have column
+        return None
+
+
+# --- the run ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    label: str
+    server: str
+    servers: int
+    routing: str
+    encoding: str
+    bots: int
+    players: int
+    connected: int
+    connect_failed: int
+    dropped: int
+    errors: int
+    snapshots_per_bot_s: float
+    snapshots_per_bot_s_p1: float  # the slowest 1% of bots
+    inputs_per_bot_s: float
+    tick_rate: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    samples: int
+    server_cores: float
+    server_cores_each: list[float]
+    server_rss_mb: float
+    redis_cores: float | None
+    driver_cores: float
+    other_cores: float
+    cpu_us_per_player_tick: float  # server CPU per snapshot delivered: capacity that contention cannot hide
+    window_s: float
+    ramp_s: float
+    nice: int
+    machine: str
+    when: str
+    connect_errors: list[str]
+    error_codes: dict[str, int]
+    close_codes_of_dropped: dict[str, int]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def run(args: argparse.Namespace) -> Result:
+    from bench.wsbot import Window, bot_process
+
+    tmp = Path(tempfile.mkdtemp(prefix="gs-load-"))
+    prefix = f"b{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ)
+    env.update({"DATA_DIR": str(tmp), "LOG_LEVEL": "WARNING", "CHANNEL_PREFIX": prefix, "ENGINE_PREFIX": prefix})
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    elif not args.attach:
+        env.pop("DATABASE_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis
+    elif not args.attach:
+        env.pop("REDIS_URL", None)
+
+    started: list[subprocess.Popen] = []
+    bot_procs: list[multiprocessing.Process] = []
+    try:
+        if args.attach:
+            parts = urlsplit(args.attach)
+            endpoints = [(parts.hostname, parts.port or 80)]
+            server_pids = args.pid
+        else:
+            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                           capture_output=True, timeout=300)
+        plan = _prepare_in_child(env, args.bots, args.game, args.players, f"loadbot-{prefix}-" if args.attach else "bot")
+        if not args.attach:
+            endpoints = []
+            for i in range(args.servers):
+                port = free_port()
+                log = open(tmp / f"server-{i}.log", "ab")
+                proc = subprocess.Popen(server_argv(args.server, port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        preexec_fn=(lambda: os.nice(args.nice)) if args.nice else None)
+                started.append(proc)
+                endpoints.append(("127.0.0.1", port))
+            for proc, (_, port) in zip(started, endpoints, strict=True):
+                wait_for_port(port, proc)
+            server_pids = [p.pid for p in started]
+        for host, _ in endpoints:
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                raise SystemExit("the load tool only targets loopback addresses")
+
+        matches = sorted({bot["match"] for bot in plan})
+        match_index = {m: i for i, m in enumerate(matches)}
+        targets = []
+        for i, bot in enumerate(plan):
+            k = match_index[bot["match"]] if args.routing == "match" else i
+            host, port = endpoints[k % len(endpoints)]
+            targets.append((host, port, bot["match"], bot["token"]))
+
+        ramp_s = args.ramp if args.ramp is not None else 2 + args.bots / 250
+        t0 = time.monotonic() + 1.5  # bot processes need a moment to import
+        ramp = (t0, t0 + ramp_s)
+        window = Window(start=ramp[1] + args.settle, end=ramp[1] + args.settle + args.window)
+        ctx = multiprocessing.get_context("spawn")
+        pipes = []
+        procs_n = max(1, min(args.bot_procs, len(targets)))
+        for k in range(procs_n):
+            receiver, sender = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=bot_process, args=(targets[k::procs_n], args.encoding == "msgpack", ramp, window,
+                                                         args.fire, args.seed + k, args.nice, sender), daemon=True)
+            proc.start()
+            sender.close()
+            bot_procs.append(proc)
+            pipes.append(receiver)
+
+        rpid = redis_pid(args.redis) if args.redis else None
+        time.sleep(max(0.0, window.start - time.monotonic()))
+        if args.profile:
+            # Sampling costs CPU on the same cores: use profile runs to find the time, not to measure capacity.
+            started.append(subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server_pids[0]), "--duration",
+                 str(int(args.window)), "--rate", "50", "--idle", "--threads", "--nonblocking", "--format", "raw", "-o", args.profile],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        before = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
+                  cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic())
+        time.sleep(max(0.0, window.end - time.monotonic()))
+        after = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
+                 cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic())
+        rss = sum(rss_mb(p) for p in server_pids)
+
+        stats = []
+        deadline = window.end + 20
+        for receiver in pipes:
+            if receiver.poll(max(0.1, deadline - time.monotonic())):
+                stats.extend(receiver.recv())
+        for proc in bot_procs:
+            proc.join(timeout=max(0.1, deadline - time.monotonic()))
+    finally:
+        for proc in bot_procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGKILL)
+        for proc in started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    elapsed = after[4] - before[4]
+    server_each = [(a - b) / elapsed for a, b in zip(after[0], before[0], strict=True)]
+    server_cores = sum(server_each)
+    driver_cores = sum(a - b for a, b in zip(after[1], before[1], strict=True)) / elapsed
+    redis_cores = (after[2] - before[2]) / elapsed if rpid else None
+    other = (after[3] - before[3]) / elapsed - server_cores - driver_cores - (redis_cores or 0.0)
+
+    connected = [s for s in stats if s.connected]
+    rates = sorted(s.snapshots / args.window for s in connected)
+    latencies = sorted(x for s in connected for x in s.latencies)
+    settings_tick = 20 if args.game == "arena" else 30
+    return Result(
+        label=args.label or f"{args.server} x{args.servers}" + (" + redis" if args.redis else ""),
+        server=args.server if not args.attach else "attached",
+        servers=len(server_pids),
+        routing=args.routing,
+        encoding=args.encoding,
+        bots=args.bots,
+        players=args.players,
+        connected=len(connected),
+        connect_failed=args.bots - len(connected),
+        dropped=sum(1 for s in connected if s.dropped),
+        errors=sum(s.errors for s in stats),
+        snapshots_per_bot_s=round(statistics.fmean(rates), 2) if rates else 0.0,
+        snapshots_per_bot_s_p1=round(percentile(rates, 1), 2) if rates else 0.0,
+        inputs_per_bot_s=round(sum(s.inputs for s in connected) / max(1, len(connected)) / args.window, 2),
+        tick_rate=settings_tick,
+        p50_ms=round(percentile(latencies, 50), 1),
+        p95_ms=round(percentile(latencies, 95), 1),
+        p99_ms=round(percentile(latencies, 99), 1),
+        samples=len(latencies),
+        server_cores=round(server_cores, 3),
+        server_cores_each=[round(c, 3) for c in server_each],
+        server_rss_mb=round(rss, 1),
+        redis_cores=round(redis_cores, 3) if redis_cores is not None else None,
+        driver_cores=round(driver_cores, 3),
+        other_cores=round(other, 3),
+        cpu_us_per_player_tick=round(server_cores * 1e6 / max(1e-9, sum(rates)), 1) if rates else 0.0,
+        window_s=args.window,
+        ramp_s=ramp_s,
+        nice=args.nice,
+        machine=f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        when=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        connect_errors=sorted({s.connect_error for s in stats if s.connect_error})[:5],
+        error_codes=dict(sum((collections.Counter(s.error_codes) for s in stats), collections.Counter())),
+        close_codes_of_dropped=dict(collections.Counter(str(s.close_code) for s in connected if s.dropped)),
+    )
+
+
+COLUMNS = [
+    ("label", "setup"), ("bots", "N"), ("connected", "ok"), ("connect_failed", "failed"), ("dropped", "dropped"),
+    ("errors", "errors"), ("snapshots_per_bot_s", "snap/bot/s"), ("snapshots_per_bot_s_p1", "slowest 1%"),
+    ("inputs_per_bot_s", "in/bot/s"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
+    ("server_cores", "server cores"), ("server_rss_mb", "RSS MB"), ("redis_cores", "redis cores"),
+    ("driver_cores", "driver cores"), ("other_cores", "other cores"), ("cpu_us_per_player_tick", "us/player-tick"),
+]
+
+
+def table(results: list[Result]) -> str:
+    rows = [[h for _, h in COLUMNS]] + [["" if getattr(r, k) is None else str(getattr(r, k)) for k, _ in COLUMNS] for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bots", type=int, default=100)
+    parser.add_argument("--game", default="arena")
+    parser.add_argument("--players", type=int, default=4, help="seats per match")
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--servers", type=int, default=1, help="server processes to start")
+    parser.add_argument("--redis", default="", help="REDIS_URL for the servers (needed for --servers > 1)")
+    parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")
+    parser.add_argument("--routing", choices=["match", "spread"], default="match",
+                        help="match: all of a match's players on one server (what nginx's hash on the path does); "
+                             "spread: seats round-robin over the servers (relays on every match)")
+    parser.add_argument("--encoding", choices=["json", "msgpack"], default="json")
+    parser.add_argument("--fire", action="store_true", help="fire every 10th input (bullets, hits, events)")
+    parser.add_argument("--bot-procs", type=int, default=2)
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--ramp", type=float, default=None, help="seconds; default 2 + bots/250")
+    parser.add_argument("--settle", type=float, default=4.0, help="after the ramp; covers the 3 s countdown")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--attach", default="", help="base URL of a running server, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--pid", type=int, action="append", default=[], help="with --attach: server pids to measure")
+    parser.add_argument("--profile", default="", help="py-spy the first server during the window into this file (collapsed stacks)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness of the servers and bots (negative needs root): on a shared box, -10 keeps "
+                             "other work from taking their CPU")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, help="wait up to this long for an idle box first")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "load.jsonl"), help="JSON lines, appended")
+    args = parser.parse_args(argv)
+    if args.servers > 1 and not args.redis:
+        parser.error("--servers > 1 needs --redis")
+    if args.attach and not args.pid:
+        parser.error("--attach needs --pid")
+    if args.window + (args.ramp or 2 + args.bots / 250) + args.settle > 110 and args.game == "arena":
+        parser.error("ramp + settle + window must stay inside the arena's 120 s match")
+
+    if args.quiet_wait:
+        print(f"other load before the run: {wait_for_quiet(args.quiet_wait)} cores", file=sys.stderr)
+    result = run(args)
+    print(table([result]))
+    if result.error_codes or result.close_codes_of_dropped:
+        print("errors:", result.error_codes, " close codes of dropped bots:", result.close_codes_of_dropped)
+    if result.connect_errors:
+        print("connect errors:", *result.connect_errors, sep="\n  ")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        f.write(json.dumps(asdict(result)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

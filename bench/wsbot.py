@@ -1,0 +1,260 @@
+"""The bot side of the load tool: a minimal WebSocket client on a bare asyncio.Protocol, one bot per connection.
+
+A bench driver shares the two cores with the server it measures, so it has to be cheap: no task per bot, no frame
+objects, no JSON parsing of snapshots (the ack is sliced out of the text), inputs pre-formatted. Client frames use
+an all-zero mask (RFC 6455 requires a mask, not a random one, from the server's point of view), so masking is free.
+It speaks docs/protocol.md: Origin header, `Authorization: Token`, subprotocol gs.v1.json or gs.v1.msgpack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import os
+import random
+import struct
+from array import array
+from dataclasses import dataclass, field
+
+import msgpack
+
+TICK_PERIOD = 0.05
+
+
+@dataclass
+class Window:
+    """Monotonic times shared by every bot process (CLOCK_MONOTONIC is system-wide on Linux)."""
+
+    start: float
+    end: float
+
+
+@dataclass
+class BotStats:
+    connected: bool = False
+    connect_error: str = ""
+    dropped: bool = False  # closed by the server or the network before the window ended
+    close_code: int | None = None
+    snapshots: int = 0  # received inside the window
+    inputs: int = 0  # sent inside the window
+    errors: int = 0  # {"type": "error"} messages received at any time
+    error_codes: dict = field(default_factory=dict)  # their "error" field -> count
+    latencies: array = field(default_factory=lambda: array("d"))  # ms, for inputs sent inside the window
+
+
+def _frame(payload: bytes, opcode: int) -> bytes:
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    return header + b"\0\0\0\0" + payload
+
+
+class Bot(asyncio.Protocol):
+    """One player: handshake, then an input every tick at a random phase, and the ack of every snapshot."""
+
+    def __init__(self, *, host: str, path: str, token: str, binary: bool, window: Window, fire: bool, rng: random.Random):
+        self.host, self.path, self.token, self.binary = host, path, token, binary
+        self.window = window
+        self.fire = fire
+        self.rng = rng
+        self.stats = BotStats()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.handshaken = False
+        self.seat: int | None = None
+        self.seq = 0
+        self.sent_at: dict[int, float] = {}  # seq -> monotonic send time, for inputs sent inside the window
+        self.last_ack = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.done = asyncio.get_running_loop().create_future()
+        self.opened = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+
+    # --- connection -------------------------------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        subprotocol = "gs.v1.msgpack" if self.binary else "gs.v1.json"
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1\r\n"
+            f"Sec-WebSocket-Protocol: {subprotocol}\r\nAuthorization: Token {self.token}\r\n\r\n"
+        )
+        transport.write(request.encode())
+
+    def connection_lost(self, exc) -> None:
+        if self.timer:
+            self.timer.cancel()
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"closed during handshake: {exc}"))
+        if self.loop.time() < self.window.end:
+            self.stats.dropped = True
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def close(self) -> None:
+        if self.transport and not self.transport.is_closing():
+            self.transport.write(_frame(struct.pack("!H", 1000), 0x8))
+            self.transport.close()
+
+    # --- frames in ----------------------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.handshaken:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end])
+            del self.buffer[: end + 4]
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace")))
+                self.transport.close()
+                return
+            self.handshaken = True
+            self.stats.connected = True
+            self.opened.set_result(None)
+        buf = self.buffer
+        while len(buf) >= 2:
+            opcode = buf[0] & 0x0F
+            n = buf[1] & 0x7F
+            offset = 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n = (buf[2] << 8) | buf[3]
+                offset = 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n = int.from_bytes(buf[2:10], "big")
+                offset = 10
+            if len(buf) < offset + n:
+                return
+            payload = bytes(buf[offset : offset + n])
+            del buf[: offset + n]
+            if opcode in (1, 2):
+                self.on_message(payload)
+            elif opcode == 8:
+                self.stats.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                self.transport.close()
+                return
+            elif opcode == 9:
+                self.transport.write(_frame(payload, 0xA))
+
+    def on_message(self, payload: bytes) -> None:
+        now = self.loop.time()
+        if self.binary:
+            message = msgpack.unpackb(payload)
+            kind = message.get("type")
+            ack = message["acks"][self.seat] if kind == "snapshot" and self.seat is not None else None
+        else:
+            if payload.startswith(b'{"type":"snapshot"'):
+                kind = "snapshot"
+                ack = None
+                if self.seat is not None:
+                    start = payload.index(b'"acks":[') + 8
+                    acks = payload[start : payload.index(b"]", start)].split(b",")
+                    ack = int(acks[self.seat])
+            else:
+                kind = payload[9 : payload.index(b'"', 9)].decode()
+                ack = None
+                if kind == "welcome":
+                    self.seat = json.loads(payload).get("seat")
+        if kind == "snapshot":
+            if self.window.start <= now < self.window.end:
+                self.stats.snapshots += 1
+            if ack is not None and ack != self.last_ack:
+                self.last_ack = ack
+                sent = self.sent_at.pop(ack, None)
+                if sent is not None:
+                    self.stats.latencies.append((now - sent) * 1000)
+        elif kind == "welcome":
+            if self.binary:
+                self.seat = message.get("seat")
+            self.start_inputs()
+        elif kind == "error":
+            self.stats.errors += 1
+            code = (msgpack.unpackb(payload) if self.binary else json.loads(payload)).get("error", "?")
+            self.stats.error_codes[code] = self.stats.error_codes.get(code, 0) + 1
+
+    # --- inputs out -----------------------------------------------------------------------------------------------
+
+    def start_inputs(self) -> None:
+        if self.timer is None:
+            self.next_at = self.loop.time() + self.rng.random() * TICK_PERIOD
+            self.timer = self.loop.call_at(self.next_at, self.send_input)
+
+    def send_input(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.seq += 1
+        angle = self.rng.random() * 2 * math.pi
+        dx, dy = round(math.cos(angle), 3), round(math.sin(angle), 3)
+        aim = max(-3.141, min(3.141, round(angle - math.pi, 3)))  # rounded, it must stay within [-pi, pi]
+        fire = self.fire and self.seq % 10 == 0
+        if self.binary:
+            data = _frame(
+                msgpack.packb({"type": "input", "seq": self.seq, "input": {"dx": dx, "dy": dy, "fire": fire, "aim": aim}}),
+                0x2,
+            )
+        else:
+            flag = "true" if fire else "false"
+            text = f'{{"type":"input","seq":{self.seq},"input":{{"dx":{dx},"dy":{dy},"fire":{flag},"aim":{aim}}}}}'
+            data = _frame(text.encode(), 0x1)
+        now = self.loop.time()
+        if self.window.start <= now < self.window.end:
+            self.stats.inputs += 1
+            self.sent_at[self.seq] = now
+        self.transport.write(data)
+        self.next_at += TICK_PERIOD
+        if self.next_at < now:  # this process fell behind: skip rather than burst
+            self.next_at = now + TICK_PERIOD
+        self.timer = self.loop.call_at(self.next_at, self.send_input)
+
+
+async def run_bots(
+    targets: list[tuple[str, int, int, str]], *, binary: bool, ramp: tuple[float, float], window: Window, fire: bool, seed: int
+) -> list[BotStats]:
+    """targets: (host, port, match_id, token) per bot. Connects them evenly over ramp=(start, end), keeps them
+    playing until window.end, closes them all and returns their stats."""
+    loop = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    bots: list[Bot] = []
+    step = (ramp[1] - ramp[0]) / max(1, len(targets))
+
+    async def open_one(i: int, host: str, port: int, match_id: int, token: str) -> None:
+        await asyncio.sleep(max(0.0, ramp[0] + i * step - loop.time()))
+        bot = Bot(host=f"{host}:{port}", path=f"/ws/matches/{match_id}/", token=token, binary=binary, window=window,
+                  fire=fire, rng=random.Random(rng.random()))
+        bots.append(bot)
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: bot, host, port), 10)
+            await asyncio.wait_for(bot.opened, 10)
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and reported, none stops the run
+            bot.stats.connect_error = f"{type(exc).__name__}: {exc}"[:200]
+            if bot.transport:
+                bot.transport.close()
+
+    await asyncio.gather(*(open_one(i, *target) for i, target in enumerate(targets)))
+    await asyncio.sleep(max(0.0, window.end - loop.time()))
+    for bot in bots:
+        bot.close()
+    await asyncio.wait([asyncio.ensure_future(b.done) for b in bots if b.transport], timeout=3)
+    return [bot.stats for bot in bots]
+
+
+def bot_process(targets, binary, ramp, window, fire, seed, nice, conn) -> None:
+    """Entry point of one bot process (multiprocessing, spawn): runs its bots and sends back their stats."""
+    if nice:
+        os.nice(nice)
+    stats = asyncio.run(run_bots(targets, binary=binary, ramp=ramp, window=window, fire=fire, seed=seed))
+    conn.send(stats)
+    conn.close()

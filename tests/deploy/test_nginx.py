@@ -1,0 +1,110 @@
+"""The scale-out recipe for real: nginx (deploy/nginx.py's configuration) in front of two daphne processes on Redis.
+A match's players land in one process; when it is SIGKILLed they reconnect through nginx and play on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from deploy.nginx import render, standalone
+from tests.games.test_multiprocess import Player
+from tests.procs import drop_database, free_port, make_cluster, wait_for_port
+
+pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def nginx_binary() -> str:
+    path = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is required in CI (scripts/test installs it from Debian's packages)")
+        pytest.skip("nginx is not installed")
+    return path
+
+
+@pytest.fixture
+def cluster(tmp_path, real_redis_url):
+    cluster = make_cluster(tmp_path, real_redis_url)
+    yield cluster
+    cluster.stop_all()
+    drop_database(cluster.env["DATABASE_URL"])
+
+
+@pytest.fixture
+def front(nginx_binary, cluster, tmp_path):
+    """Two daphne processes and nginx in front of them, as a foreground child stopped by its pid."""
+    ports = [cluster.start(), cluster.start()]
+    port = free_port()
+    runtime = tmp_path / "nginx"
+    runtime.mkdir()
+    (runtime / "gameserver.conf").write_text(render(listen=f"127.0.0.1:{port}", upstreams=[f"127.0.0.1:{p}" for p in ports]))
+    (runtime / "nginx.conf").write_text(standalone(http_config_path=str(runtime / "gameserver.conf"), runtime_dir=str(runtime)))
+    proc = subprocess.Popen([nginx_binary, "-p", str(runtime), "-c", str(runtime / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=open(runtime / "stderr.log", "wb"))
+    try:
+        wait_for_port(port, proc)
+        yield port, ports
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def connections_to(cluster, port: int, match_id: int) -> int:
+    return cluster.log_of(port).count(f"WSCONNECT /ws/matches/{match_id}/")
+
+
+async def test_a_matchs_players_meet_in_one_process_behind_nginx_and_survive_its_sigkill(cluster, front):
+    nginx_port, ports = front
+    tokens = {name: cluster.register(nginx_port, name) for name in ("alice", "bob")}
+    status, match = cluster.http(nginx_port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]},
+                                 token=tokens["alice"])
+    assert status == 201, match
+    alice, bob = (Player(nginx_port, match["id"], tokens[name]) for name in ("alice", "bob"))
+    await alice.connect()
+    await bob.connect()
+    for player in (alice, bob):
+        await player.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running" and m["tick"] >= 10, timeout=15)
+
+    # Both sockets went to the process that runs the match: no relay in between.
+    counts = {p: connections_to(cluster, p, match["id"]) for p in ports}
+    owner = next(p for p in ports if counts[p])
+    assert sorted(counts.values()) == [0, 2], counts
+    assert f"match {match['id']}: running here" in cluster.log_of(owner)
+    survivor = next(p for p in ports if p != owner)
+
+    last_tick = max(m["tick"] for m in alice.snapshots())
+    killed_at = time.monotonic()
+    cluster.kill(owner, signal.SIGKILL)
+    cluster.procs[owner].wait(timeout=5)
+    await asyncio.gather(alice.reader, bob.reader)
+
+    # Same address, same URL: nginx finds the owner gone and sends both to the other process, which takes over.
+    await alice.connect()
+    await bob.connect()
+    for player in (alice, bob):
+        resumed_at, resumed = await player.wait_for(
+            lambda m: m["type"] == "snapshot" and m["phase"] == "running" and m["tick"] > last_tick, timeout=15
+        )
+    print(f"resumed behind nginx {resumed_at - killed_at:.2f} s after SIGKILL (tick {last_tick} -> {resumed['tick']})")
+    assert connections_to(cluster, survivor, match["id"]) == 2
+    assert "running here (from checkpoint)" in cluster.log_of(survivor)
+    await alice.ws.close()
+    await bob.ws.close()
+
+
+async def test_http_api_works_through_nginx(cluster, front):
+    nginx_port, _ = front
+    status, body = cluster.http(nginx_port, "GET", "/api/games/")
+    assert status == 200
+    assert {game["slug"] for game in body} >= {"arena", "pong"}
