@@ -109,7 +109,12 @@ TEMPLATES = [
 def _database(url: str) -> dict:
     if not url:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}
+        # Kept open between requests: a WebSocket connect does a few ORM calls, each on a fresh connection otherwise.
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        }
     try:
         config = dj_database_url.parse(
             url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
