@@ -7,6 +7,7 @@ when their WebSocket library allows headers. Long-lived tokens never go in URLs,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from importlib import import_module
 from typing import Any
@@ -14,7 +15,9 @@ from urllib.parse import parse_qs
 
 from channels.auth import get_user
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from channels.middleware import BaseMiddleware
 from channels.sessions import CookieMiddleware
 from django.conf import settings
@@ -126,6 +129,43 @@ class BaseConsumer(AsyncWebsocketConsumer):
     user: Any
     personal_groups: list[str]
 
+    async def __call__(self, scope, receive, send):
+        """Channels' loop (await_many_dispatch) makes a new task and an asyncio.wait per message; at 20 inputs a
+        second per player that was a large share of the server. Here the client's messages are read in this task,
+        and channel-layer events in one long-lived task; a lock keeps handlers one at a time, as Channels does."""
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self._dispatch_lock = asyncio.Lock()
+        layer_task = None
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            layer_task = asyncio.create_task(self._dispatch_layer_events(asyncio.current_task()))
+        try:
+            while True:
+                message = await receive()
+                async with self._dispatch_lock:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
+        finally:
+            if layer_task is not None:
+                layer_task.cancel()
+                await asyncio.gather(layer_task, return_exceptions=True)
+
+    async def _dispatch_layer_events(self, consumer_task: asyncio.Task) -> None:
+        try:
+            while True:
+                message = await self.channel_layer.receive(self.channel_name)
+                async with self._dispatch_lock:
+                    await self.dispatch(message)
+        except StopConsumer:
+            consumer_task.cancel()  # a handler ended the consumer from this side: stop reading the socket too
+        except Exception:
+            # As a crash in Channels' own loop would: the socket closes with 1011, and its disconnect ends the consumer.
+            log.exception("%s failed on a channel-layer event", type(self).__name__)
+            await self.close(1011)
+
     async def dispatch(self, message):
         # Channels awaits aclose_old_connections() (a thread hop) before every handler; ours touch the database
         # only through database_sync_to_async, which closes old connections itself, so the hop is skipped.
@@ -156,8 +196,6 @@ class BaseConsumer(AsyncWebsocketConsumer):
         for group in getattr(self, "personal_groups", []):
             await self.channel_layer.group_discard(group, self.channel_name)
         await self.disconnect(message.get("code", 1000))
-        from channels.exceptions import StopConsumer
-
         raise StopConsumer()
 
     def choose_subprotocol(self) -> str | None:

@@ -109,6 +109,7 @@ async def test_ban_closes_live_sockets_with_4012(alice):
     await comm.receive_from()
     await database_sync_to_async(services.user_ban)(user=alice, reason="test")
     assert await comm.receive_output(timeout=3) == {"type": "websocket.close", "code": CloseCode.REVOKED, "reason": "banned"}
+    await comm.disconnect()
 
 
 async def test_logout_closes_only_the_sockets_of_that_token(alice):
@@ -122,4 +123,5 @@ async def test_logout_closes_only_the_sockets_of_that_token(alice):
     await database_sync_to_async(services.token_revoke)(token=token)
     assert (await by_token.receive_output(timeout=3))["code"] == CloseCode.REVOKED
     assert await by_session.receive_nothing(timeout=0.3)
+    await by_token.disconnect()
     await by_session.disconnect()
