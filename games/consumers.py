@@ -56,6 +56,7 @@ class MatchConsumer(BaseConsumer):
         self.tokens = protocol.RATE_BURST
         self.tokens_at = time.monotonic()
         self.rate_violations = 0
+        self.rate_window_at = 0.0
         self.rate_error_at = 0.0
         self.bad_messages = 0
         await self.send_frame(Frame(self._welcome()))
@@ -172,11 +173,14 @@ class MatchConsumer(BaseConsumer):
         return True
 
     async def _rate_limited(self) -> None:
+        now = time.monotonic()
+        if now - self.rate_window_at > protocol.RATE_VIOLATION_WINDOW_SECONDS:
+            self.rate_window_at = now
+            self.rate_violations = 0
         self.rate_violations += 1
         if self.rate_violations > protocol.MAX_RATE_VIOLATIONS:
             await self.close_with(CloseCode.RATE_LIMITED)
             return
-        now = time.monotonic()
         if now - self.rate_error_at >= 1.0:  # one error a second is enough to tell a flooding client
             self.rate_error_at = now
             message = f"Over {protocol.RATE_PER_SECOND:g} messages per second; messages are being dropped."

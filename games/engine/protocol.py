@@ -22,8 +22,10 @@ MAX_SEQ = 2**31 - 1
 # Per connection: a steady 3x the fastest tick rate, with a burst allowance for a client catching up.
 RATE_PER_SECOND = 60.0
 RATE_BURST = 120.0
-# Messages refused for the rate, or malformed, before the connection is closed.
+# Messages refused for the rate within one window before the connection is closed: a flood, not the backlog a
+# stalled server reads all at once (that is at most a few seconds of a client's normal 20-30 messages a second).
 MAX_RATE_VIOLATIONS = 200
+RATE_VIOLATION_WINDOW_SECONDS = 10.0
 MAX_BAD_MESSAGES = 20
 
 

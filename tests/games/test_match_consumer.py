@@ -254,3 +254,18 @@ async def test_leaving_gives_the_seat_up_at_once(engine_host, pong_match, alice,
     end = await b.until(lambda m: m["type"] == "match_end", timeout=3)
     assert end["reason"] == "forfeit"
     assert [r["placing"] for r in end["results"]] == [2, 1]
+
+
+async def test_rate_violations_are_forgiven_after_the_window(engine_host, pong_match, alice, monkeypatch):
+    """A backlog that a stalled server reads at once is not a flood: violations count per window."""
+    monkeypatch.setattr(protocol, "RATE_VIOLATION_WINDOW_SECONDS", 0.2)
+    a = await connect(alice, pong_match.pk)
+    for _ in range(int(protocol.RATE_BURST) + protocol.MAX_RATE_VIOLATIONS - 10):
+        await a.send({"type": "ping"})
+    await asyncio.sleep(0.3)
+    for _ in range(100):
+        await a.send({"type": "ping"})
+    await asyncio.sleep(0.1)  # a few tokens back
+    await a.send({"type": "ping", "t": 7})
+    assert (await a.until(lambda m: m["type"] == "pong" and m.get("t") == 7))["t"] == 7
+    await a.close()
