@@ -143,15 +143,25 @@ def _claim_for_matches(links: list[tuple[int, int]], now: datetime) -> None:
     table = connection.ops.quote_name(Ticket._meta.db_table)
     claimed = 0
     with connection.cursor() as cursor:
-        for k in range(0, len(links), CHUNK):
-            chunk = links[k : k + CHUNK]
-            values = ", ".join(["(%s, %s)"] * len(chunk))
+        if connection.vendor == "postgresql":
+            # One statement with typed arrays: PostgreSQL planned the VALUES list badly (~130 ms per 500 rows).
             cursor.execute(
-                f"UPDATE {table} SET status = %s, ended_at = %s, match_id = v.column2 "
-                f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1 AND {table}.status = %s",
-                [Ticket.Status.MATCHED, now, *(n for pair in chunk for n in pair), Ticket.Status.SEARCHING],
+                f"UPDATE {table} SET status = %s, ended_at = %s, match_id = v.match_id "
+                f"FROM unnest(%s::bigint[], %s::bigint[]) AS v(ticket_id, match_id) "
+                f"WHERE {table}.id = v.ticket_id AND {table}.status = %s",
+                [Ticket.Status.MATCHED, now, [t for t, _ in links], [m for _, m in links], Ticket.Status.SEARCHING],
             )
-            claimed += cursor.rowcount
+            claimed = cursor.rowcount
+        else:
+            for k in range(0, len(links), CHUNK):
+                chunk = links[k : k + CHUNK]
+                values = ", ".join(["(%s, %s)"] * len(chunk))
+                cursor.execute(
+                    f"UPDATE {table} SET status = %s, ended_at = %s, match_id = v.column2 "
+                    f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1 AND {table}.status = %s",
+                    [Ticket.Status.MATCHED, now, *(n for pair in chunk for n in pair), Ticket.Status.SEARCHING],
+                )
+                claimed += cursor.rowcount
     if claimed != len(links):
         raise ClaimConflictError
     for chunk in _chunks([ticket_id for ticket_id, _ in links]):
@@ -183,9 +193,11 @@ def _match_game(game: str, now: datetime) -> tuple[int, int]:
     locked = {row[0] for row in rows}
     party: dict[int, list[int]] = {}
     inactive: set[int] = set()
-    members = TicketMember.objects.filter(ticket__game=game, ticket__status=Ticket.Status.SEARCHING, active=True)
-    for ticket_id, user_id, is_active in members.values_list("ticket_id", "user_id", "user__is_active"):
-        if ticket_id in locked:
+    # By ticket id (an index lookup) rather than by joining on game and status, whose plan depends on statistics
+    # that go stale as the queue churns: one stale plan took 12 s for 10,000 tickets.
+    for chunk in _chunks(sorted(locked)):
+        members = TicketMember.objects.filter(ticket_id__in=chunk, active=True)
+        for ticket_id, user_id, is_active in members.values_list("ticket_id", "user_id", "user__is_active"):
             party.setdefault(ticket_id, []).append(user_id)
             if not is_active:
                 inactive.add(ticket_id)
