@@ -4,6 +4,7 @@ wait estimates, leaderboards and match history."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -85,8 +86,27 @@ def wait_estimate_seconds(*, game: str) -> float:
     return estimate
 
 
+def ticket_snapshot_from(
+    *, ticket: Mapping[str, Any], party: list[dict[str, Any]], now: datetime, estimate: float | None
+) -> dict[str, Any]:
+    """A ticket's status message from its row (id, game, status, created_at, expires_at, ended_at, match_id)."""
+    waited = ((ticket["ended_at"] or now) - ticket["created_at"]).total_seconds()
+    searching = ticket["status"] == Ticket.Status.SEARCHING
+    return {
+        "id": ticket["id"],
+        "game": ticket["game"],
+        "status": ticket["status"],
+        "party": party,
+        "created_at": ticket["created_at"].isoformat(),
+        "expires_at": ticket["expires_at"].isoformat(),
+        "waited_seconds": round(max(0.0, waited), 1),
+        "estimated_wait_seconds": round(estimate, 1) if searching and estimate is not None else None,
+        "match": match_pointer(ticket["match_id"]) if ticket["match_id"] else None,
+    }
+
+
 def ticket_snapshots(*, ticket_ids: list[int], now: datetime | None = None) -> list[tuple[list[int], dict[str, Any]]]:
-    """(party user ids, snapshot) per ticket, in two queries however many tickets: the matchmaker tells thousands."""
+    """(party user ids, snapshot) per ticket, in two queries however many tickets."""
     now = now or timezone.now()
     party: dict[int, list[dict[str, Any]]] = {}
     members = TicketMember.objects.filter(ticket_id__in=ticket_ids).order_by("id")
@@ -94,27 +114,14 @@ def ticket_snapshots(*, ticket_ids: list[int], now: datetime | None = None) -> l
         party.setdefault(ticket_id, []).append({"id": user_id, "username": username})
     estimates: dict[str, float] = {}
     result = []
-    # Plain rows, not model instances: this runs for every ticket a matchmaker step matched.
     rows = Ticket.objects.filter(pk__in=ticket_ids).order_by("id")
     for ticket in rows.values("id", "game", "status", "created_at", "expires_at", "ended_at", "match_id"):
-        searching = ticket["status"] == Ticket.Status.SEARCHING
         game = ticket["game"]
-        if searching and game not in estimates:
+        if ticket["status"] == Ticket.Status.SEARCHING and game not in estimates:
             estimates[game] = wait_estimate_seconds(game=game)
-        waited = ((ticket["ended_at"] or now) - ticket["created_at"]).total_seconds()
-        members = party.get(ticket["id"], [])
-        snapshot = {
-            "id": ticket["id"],
-            "game": game,
-            "status": ticket["status"],
-            "party": members,
-            "created_at": ticket["created_at"].isoformat(),
-            "expires_at": ticket["expires_at"].isoformat(),
-            "waited_seconds": round(max(0.0, waited), 1),
-            "estimated_wait_seconds": round(estimates[game], 1) if searching else None,
-            "match": match_pointer(ticket["match_id"]) if ticket["match_id"] else None,
-        }
-        result.append(([member["id"] for member in members], snapshot))
+        members_of = party.get(ticket["id"], [])
+        snapshot = ticket_snapshot_from(ticket=ticket, party=members_of, now=now, estimate=estimates.get(game))
+        result.append(([member["id"] for member in members_of], snapshot))
     return result
 
 
