@@ -10,6 +10,9 @@ from gameserver.accounts.models import User
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # Output only, and often blank: documented as a plain string, not as `format: email`.
+    email = serializers.CharField(read_only=True)
+
     class Meta:
         model = User
         fields = ["id", "username", "email", "date_joined"]
