@@ -175,8 +175,7 @@ class MatchHost:
 
     async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
-        for other in [c for c in self.local.get(mid, ()) if c.seat == seat and c is not keep]:
-            await other.close_with(CloseCode.REPLACED)
+        await self._replace_local(mid, seat, keep=keep)
         if self.relay is not None and keep is not None:
             await self.relay.group_send(relay_group(mid), {"type": "kick", "m": mid, "s": seat, "keep": self.proc})
 
@@ -229,15 +228,22 @@ class MatchHost:
             await self._become_relay(mid)
 
     async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
-        frame = Frame(end)
-        for conn in list(self.local.get(mid, ())):
-            await conn.send_frame(frame)
-            await conn.close_with(CloseCode.MATCH_OVER)
+        await self._end_local(mid, end)
         if self.relay is not None:
             await self.relay.group_send(relay_group(mid), {"type": "end", "m": mid, "msg": end})
         await self.store.release(mid, self.proc, clear=True)
         self.runners.pop(mid, None)
         self.relay_listeners.pop(mid, None)
+
+    async def _end_local(self, mid: int, end: dict[str, Any]) -> None:
+        frame = Frame(end)
+        for conn in list(self.local.get(mid, ())):
+            await conn.send_frame(frame)
+            await conn.close_with(CloseCode.MATCH_OVER)
+
+    async def _replace_local(self, mid: int, seat: int, *, keep: Connection | None = None) -> None:
+        for conn in [c for c in self.local.get(mid, ()) if c.seat == seat and c is not keep]:
+            await conn.close_with(CloseCode.REPLACED)
 
     # --- snapshots out ------------------------------------------------------------------------------------------
 
@@ -285,14 +291,10 @@ class MatchHost:
             if mid in self.relayed:
                 await self._fan_out(mid, Frame(message["msg"]))
         elif kind == "end":
-            frame = Frame(message["msg"])
-            for conn in list(self.local.get(mid, ())):
-                await conn.send_frame(frame)
-                await conn.close_with(CloseCode.MATCH_OVER)
+            await self._end_local(mid, message["msg"])
         elif kind == "kick":
             if message["keep"] != self.proc:
-                for conn in [c for c in self.local.get(mid, ()) if c.seat == message["s"]]:
-                    await conn.close_with(CloseCode.REPLACED)
+                await self._replace_local(mid, message["s"])
         elif kind == "moved":
             if mid in self.relayed:
                 await self._try_take_over(mid)
@@ -309,8 +311,7 @@ class MatchHost:
                 runner.queue_input(message["s"], message["q"], parsed, message["i"])
             elif kind == "seat":
                 if message["c"]:
-                    for conn in [c for c in self.local.get(mid, ()) if c.seat == message["s"]]:
-                        await conn.close_with(CloseCode.REPLACED)
+                    await self._replace_local(mid, message["s"])
                 runner.seat_presence(message["s"], remote_until=now + PRESENCE_TTL_SECONDS if message["c"] else 0.0)
                 self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
             elif kind == "leave":

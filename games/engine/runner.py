@@ -295,8 +295,7 @@ class MatchRunner:
             "started_wall": self.started_wall,
             "log_len": len(self.log),
         }
-        renewal = Renewal(match_id=self.match_id, checkpoint=data, new_log_entries=self.log[self.log_flushed :])
-        return renewal
+        return Renewal(match_id=self.match_id, checkpoint=data, new_log_entries=self.log[self.log_flushed :])
 
     def renewed(self, renewal: Renewal) -> None:
         if renewal.checkpoint is not None:
