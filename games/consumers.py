@@ -16,6 +16,8 @@ from games.rules import get_game
 from games.rules.base import InputError
 from gameserver.ws import BaseConsumer, CloseCode
 
+LATE_INPUT_CODES = frozenset({"stale_input", "input_rejected"})
+
 
 class MatchConsumer(BaseConsumer):
     match_id: int
@@ -187,7 +189,10 @@ class MatchConsumer(BaseConsumer):
             await self.send_frame(Frame(protocol.error_message("rate_limited", message)))
 
     async def _client_error(self, exc: ClientMessageError) -> None:
-        self.bad_messages += 1
         await self.send_frame(Frame(protocol.error_message(exc.code, str(exc), exc.seq)))
-        if self.bad_messages > protocol.MAX_BAD_MESSAGES and exc.code not in ("stale_input", "input_rejected"):
+        # Late inputs are the network's doing, not a broken client: only the others count towards 4007.
+        if exc.code in LATE_INPUT_CODES:
+            return
+        self.bad_messages += 1
+        if self.bad_messages > protocol.MAX_BAD_MESSAGES:
             await self.close_with(CloseCode.TOO_MANY_ERRORS)

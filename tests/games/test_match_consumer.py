@@ -269,3 +269,14 @@ async def test_rate_violations_are_forgiven_after_the_window(engine_host, pong_m
     await a.send({"type": "ping", "t": 7})
     assert (await a.until(lambda m: m["type"] == "pong" and m.get("t") == 7))["t"] == 7
     await a.close()
+
+
+async def test_stale_inputs_do_not_count_towards_the_malformed_limit(engine_host, pong_match, alice):
+    a = await connect(alice, pong_match.pk)
+    await a.send({"type": "input", "seq": 100, "input": {"dy": 0}})
+    for _ in range(protocol.MAX_BAD_MESSAGES + 5):
+        await a.send({"type": "input", "seq": 1, "input": {"dy": 0}})
+    await a.send("{{{")
+    await a.send({"type": "ping", "t": 3})
+    assert (await a.until(lambda m: m["type"] == "pong"))["t"] == 3
+    await a.close()
