@@ -8,6 +8,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from games.engine.protocol import MAX_MESSAGE_BYTES
 from gameserver.ws import BaseConsumer, CloseCode
 from lobby import matchmaker, selectors, services
 from lobby.groups import lobby_group, matchmaking_group
@@ -31,6 +32,10 @@ class JsonConsumer(BaseConsumer):
         await self.send(text_data=json.dumps(content))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        raw = text_data if text_data is not None else bytes_data or b""
+        if len(raw.encode() if isinstance(raw, str) else raw) > MAX_MESSAGE_BYTES:
+            await self.close(CloseCode.MESSAGE_TOO_BIG)
+            return
         try:
             try:
                 message = json.loads(text_data or "")

@@ -104,6 +104,17 @@ async def test_malformed_messages_get_errors(alice):
         await comm.disconnect()
 
 
+async def test_oversized_lobby_message_closes_with_4009(alice):
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    comm = await connect(f"/ws/lobbies/{lobby.code}/", alice)
+    try:
+        await receive(comm)
+        await comm.send_to(text_data=json.dumps({"type": "chat", "text": "x" * 5000}))
+        await expect_close(comm, CloseCode.MESSAGE_TOO_BIG)
+    finally:
+        await comm.disconnect()
+
+
 async def test_non_member_and_unknown_lobby_are_refused(alice, bob):
     lobby = await call(services.lobby_create)(user=alice, game="arena")
     outsider = await connect(f"/ws/lobbies/{lobby.code}/", bob)
