@@ -108,7 +108,9 @@ UVICORN_WS = "deploy.uvicorn_ws:WebSocketProtocol"
 
 
 def server_argv(kind: str, port: int) -> list[str]:
-    if kind == "daphne":
+    if kind == "daphne":  # with direct match sockets, as scripts/run and the Procfile run it
+        return [sys.executable, "-m", "deploy.daphne_ws", "-b", "127.0.0.1", "-p", str(port), "gameserver.asgi:application"]
+    if kind == "daphne-asgi":  # stock daphne: every frame through autobahn and the ASGI queue
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "gameserver.asgi:application"]
     if kind == "uvicorn":
         # websockets-sansio: the same protocol code as the `websockets` package, without its legacy layer.
@@ -387,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bots", type=int, default=100)
     parser.add_argument("--game", default="arena")
     parser.add_argument("--players", type=int, default=4, help="seats per match")
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--server", choices=["daphne", "daphne-asgi", "uvicorn"], default="daphne")
     parser.add_argument("--servers", type=int, default=1, help="server processes to start")
     parser.add_argument("--redis", default="", help="REDIS_URL for the servers (needed for --servers > 1)")
     parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")

@@ -4,6 +4,7 @@ hands inputs to the match host; the host sends snapshots straight to it."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,6 +15,7 @@ from games.engine.host import get_host
 from games.engine.protocol import ClientMessageError, Frame
 from games.rules import get_game
 from games.rules.base import InputError
+from gameserver.directws import EXTENSION, DirectSocket
 from gameserver.ws import BaseConsumer, CloseCode
 
 LATE_INPUT_CODES = frozenset({"stale_input", "input_rejected"})
@@ -25,7 +27,9 @@ class MatchConsumer(BaseConsumer):
     info: selectors.MatchInfo
     binary = False
     attached = False
+    serving = False  # accepted as a player or spectator: client messages are handled
     closed = False
+    direct: DirectSocket | None = None  # the server's direct-socket extension, when it offers one
 
     # --- socket handlers -------------------------------------------------------------------------------------
 
@@ -53,7 +57,16 @@ class MatchConsumer(BaseConsumer):
         if host.closing:
             await self._refuse(CloseCode.SERVER_RESTART)
             return
+        extension = self.scope.get("extensions", {}).get(EXTENSION)
+        if extension is not None:
+            self.direct = extension["socket"]
+            self.direct.attach(self, max_message_bytes=protocol.MAX_MESSAGE_BYTES, too_big_code=CloseCode.MESSAGE_TOO_BIG)
+        self.outbox: deque[Frame | int] = deque()
         await self.accept(chosen or None)
+        if self.direct is not None and not self.direct.is_open:
+            # The server completes the handshake inside accept(): the client went away meanwhile.
+            self.closed = True
+            return
         self.last_seq = 0
         self.tokens = protocol.RATE_BURST
         self.tokens_at = time.monotonic()
@@ -61,6 +74,10 @@ class MatchConsumer(BaseConsumer):
         self.rate_window_at = 0.0
         self.rate_error_at = 0.0
         self.bad_messages = 0
+        # A direct socket delivers messages as they arrive, even while this method still awaits the host: those
+        # wait here until the host knows the socket (inputs would be refused as too late before that).
+        self.early: list[tuple[str | None, bytes | None]] | None = []
+        self.serving = True
         await self.send_frame(Frame(self._welcome()))
         if info.status not in ("waiting", "running"):
             end = await database_sync_to_async(selectors.match_end_message)(match_id=self.match_id)
@@ -69,6 +86,10 @@ class MatchConsumer(BaseConsumer):
             return
         self.attached = True
         await host.attach(self)
+        early, self.early = self.early, None
+        for text, data in early:
+            self.on_message(text, data)
+        await self._flush_outbox()
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
@@ -77,32 +98,52 @@ class MatchConsumer(BaseConsumer):
             await get_host().detach(self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.closed:
+        """A client message through ASGI (a server without the direct-socket extension, or the test communicator)."""
+        if self.closed or not self.serving:
             return
         size = len(bytes_data) if bytes_data is not None else len(text_data.encode() if not text_data.isascii() else text_data)
         if size > protocol.MAX_MESSAGE_BYTES:
             await self.close_with(CloseCode.MESSAGE_TOO_BIG)
             return
+        self.on_message(text_data, bytes_data)
+        await self._flush_outbox()
+
+    async def _flush_outbox(self) -> None:
+        while self.outbox:
+            item = self.outbox.popleft()
+            if isinstance(item, Frame):
+                await self.send_frame(item)
+            else:
+                await self.close_with(item)
+
+    def on_message(self, text: str | None, data: bytes | None) -> None:
+        """One client message. Synchronous: a direct socket calls it from the server's read callback, and its
+        replies are written at once (through ASGI they wait in the outbox for receive() to send them)."""
+        if self.closed or not self.serving:
+            return
+        if self.early is not None and len(self.early) < protocol.RATE_BURST:
+            self.early.append((text, data))
+            return
         if not self._take_token():
-            await self._rate_limited()
+            self._rate_limited()
             return
         try:
-            message = protocol.decode(text_data, bytes_data)
+            message = protocol.decode(text, data)
             kind = message["type"]
             if kind == "input":
-                await self._input(message)
+                self._input(message)
             elif kind == "ping":
-                await self._pong(message)
+                self._pong(message)
             elif kind == "leave":
-                await self._leave()
+                self._leave()
             else:
                 raise ClientMessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
         except ClientMessageError as exc:
-            await self._client_error(exc)
+            self._client_error(exc)
 
     # --- message handlers -------------------------------------------------------------------------------------
 
-    async def _input(self, message: dict[str, Any]) -> None:
+    def _input(self, message: dict[str, Any]) -> None:
         seq = protocol.read_seq(message)
         if self.seat is None:
             raise ClientMessageError("not_a_player", "Spectators cannot send inputs.", seq)
@@ -113,25 +154,37 @@ class MatchConsumer(BaseConsumer):
         if seq <= self.last_seq:
             raise ClientMessageError("stale_input", f"seq {seq} is not above {self.last_seq}; ignored.", seq)
         self.last_seq = seq
-        if not await self.host.submit_input(self, seq, parsed, message["input"]):
+        if not self.host.submit_input(self, seq, parsed, message["input"]):
             raise ClientMessageError("input_rejected", "The input came too late (stale seq, or the match is over).", seq)
 
-    async def _leave(self) -> None:
+    def _leave(self) -> None:
         if self.seat is None:
             raise ClientMessageError("not_a_player", "Spectators have no seat to leave.")
-        await self.host.leave(self)
+        self.host.leave(self)
 
-    async def _pong(self, message: dict[str, Any]) -> None:
+    def _pong(self, message: dict[str, Any]) -> None:
         sent = message.get("t")
         reply: dict[str, Any] = {"type": "pong", "server_time": round(time.time() * 1000)}
         if isinstance(sent, (int, float)) and not isinstance(sent, bool):
             reply["t"] = sent
-        await self.send_frame(Frame(reply))
+        self._reply(Frame(reply))
 
     # --- sending (also called by the host) ------------------------------------------------------------------
 
+    def push(self, frame: Frame) -> bool:
+        """Write a frame now when the socket is direct (the host's tick calls this for every player, every tick).
+        False when it has to go through ASGI instead: then the host awaits send_frame()."""
+        if self.direct is None:
+            return self.closed
+        if not self.closed:
+            self.direct.send_wire(frame.wire(self.binary), droppable=frame.droppable)
+        return True
+
     async def send_frame(self, frame: Frame) -> None:
         if self.closed:
+            return
+        if self.direct is not None:
+            self.direct.send_wire(frame.wire(self.binary), droppable=frame.droppable)
             return
         try:
             await self.base_send(frame.send_event(self.binary))
@@ -142,6 +195,22 @@ class MatchConsumer(BaseConsumer):
         if not self.closed:
             self.closed = True
             await self.close(code)
+
+    def _reply(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        if self.direct is not None:
+            self.direct.send_wire(frame.wire(self.binary), droppable=frame.droppable)
+        else:
+            self.outbox.append(frame)
+
+    def _close_soon(self, code: int) -> None:
+        if self.direct is not None:
+            if not self.closed:
+                self.closed = True
+                self.direct.close(code)
+        else:
+            self.outbox.append(code)
 
     # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -174,25 +243,25 @@ class MatchConsumer(BaseConsumer):
         self.tokens -= 1
         return True
 
-    async def _rate_limited(self) -> None:
+    def _rate_limited(self) -> None:
         now = time.monotonic()
         if now - self.rate_window_at > protocol.RATE_VIOLATION_WINDOW_SECONDS:
             self.rate_window_at = now
             self.rate_violations = 0
         self.rate_violations += 1
         if self.rate_violations > protocol.MAX_RATE_VIOLATIONS:
-            await self.close_with(CloseCode.RATE_LIMITED)
+            self._close_soon(CloseCode.RATE_LIMITED)
             return
         if now - self.rate_error_at >= 1.0:  # one error a second is enough to tell a flooding client
             self.rate_error_at = now
             message = f"Over {protocol.RATE_PER_SECOND:g} messages per second; messages are being dropped."
-            await self.send_frame(Frame(protocol.error_message("rate_limited", message)))
+            self._reply(Frame(protocol.error_message("rate_limited", message)))
 
-    async def _client_error(self, exc: ClientMessageError) -> None:
-        await self.send_frame(Frame(protocol.error_message(exc.code, str(exc), exc.seq)))
+    def _client_error(self, exc: ClientMessageError) -> None:
+        self._reply(Frame(protocol.error_message(exc.code, str(exc), exc.seq)))
         # Late inputs are the network's doing, not a broken client: only the others count towards 4007.
         if exc.code in LATE_INPUT_CODES:
             return
         self.bad_messages += 1
         if self.bad_messages > protocol.MAX_BAD_MESSAGES:
-            await self.close_with(CloseCode.TOO_MANY_ERRORS)
+            self._close_soon(CloseCode.TOO_MANY_ERRORS)

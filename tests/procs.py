@@ -1,4 +1,7 @@
-"""Real server processes for tests: a prepared database, daphne processes on free loopback ports, HTTP helpers."""
+"""Real server processes for tests: a prepared database, daphne processes on free loopback ports, HTTP helpers.
+
+The processes run `python -m deploy.daphne_ws`, the command scripts/run and the Procfile use (daphne with direct match
+sockets), so multi-process, failover and hand-over tests exercise that path."""
 
 from __future__ import annotations
 
@@ -75,7 +78,7 @@ class Cluster:
         port = port or free_port()
         log = open(self.tmp_path / f"daphne-{port}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--application-close-timeout", "3",
+            [sys.executable, "-m", "deploy.daphne_ws", "-b", "127.0.0.1", "-p", str(port), "--application-close-timeout", "3",
              "gameserver.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )

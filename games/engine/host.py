@@ -46,6 +46,8 @@ class Connection(Protocol):
     seat: int | None
     info: selectors.MatchInfo
 
+    def push(self, frame: Frame) -> bool: ...
+
     async def send_frame(self, frame: Frame) -> None: ...
 
     async def close_with(self, code: int) -> None: ...
@@ -68,6 +70,7 @@ class MatchHost:
         self.closing = False
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task] = set()
+        self._to_owners: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._started: asyncio.Future | None = None
 
     # --- life cycle ----------------------------------------------------------------------------------------------
@@ -78,6 +81,7 @@ class MatchHost:
             if self.relay is not None:
                 self.proc = await self.relay.new_channel("gs.proc.")
                 self.spawn(self._receive_loop())
+                self.spawn(self._send_to_owners_loop())
             else:
                 self.proc = f"local.{uuid.uuid4().hex}"
             self.spawn(self._maintenance_loop())
@@ -156,22 +160,24 @@ class MatchHost:
                 del self.relayed[mid]
                 await self.relay.group_discard(relay_group(mid), self.proc)
 
-    async def submit_input(self, conn: Connection, seq: int, parsed: Any, raw: Any) -> bool:
+    # Synchronous, so that a socket can call them from the server's read callback (gameserver/directws.py).
+
+    def submit_input(self, conn: Connection, seq: int, parsed: Any, raw: Any) -> bool:
         """Queue a player's input with the match's owner; False when it was stale, repeated or too late."""
         runner = self.runners.get(conn.match_id)
         if runner is not None:
             return runner.queue_input(conn.seat, seq, parsed, raw)
         if conn.match_id in self.relayed:
-            await self._tell_owner(conn.match_id, {"type": "in", "m": conn.match_id, "s": conn.seat, "q": seq, "i": raw})
+            self._tell_owner_soon(conn.match_id, {"type": "in", "m": conn.match_id, "s": conn.seat, "q": seq, "i": raw})
             return True
         return False
 
-    async def leave(self, conn: Connection) -> None:
+    def leave(self, conn: Connection) -> None:
         runner = self.runners.get(conn.match_id)
         if runner is not None:
             runner.leave(conn.seat)
         elif conn.match_id in self.relayed:
-            await self._tell_owner(conn.match_id, {"type": "leave", "m": conn.match_id, "s": conn.seat})
+            self._tell_owner_soon(conn.match_id, {"type": "leave", "m": conn.match_id, "s": conn.seat})
 
     async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
@@ -261,7 +267,8 @@ class MatchHost:
     async def _fan_out(self, mid: int, frame: Frame) -> None:
         for conn in list(self.local.get(mid, ())):
             try:
-                await conn.send_frame(frame)
+                if not conn.push(frame):
+                    await conn.send_frame(frame)
             except Exception:  # one broken socket must not stop the others' snapshots
                 log.exception("match %s: send failed", mid)
 
@@ -271,6 +278,20 @@ class MatchHost:
         owner = self.relayed.get(mid)
         if owner:
             await self.relay.send(owner, message)
+
+    def _tell_owner_soon(self, mid: int, message: dict[str, Any]) -> None:
+        """_tell_owner for synchronous callers: one task sends these in the order they were queued."""
+        owner = self.relayed.get(mid)
+        if owner:
+            self._to_owners.put_nowait((owner, message))
+
+    async def _send_to_owners_loop(self) -> None:
+        while True:
+            owner, message = await self._to_owners.get()
+            try:
+                await self.relay.send(owner, message)
+            except Exception:
+                log.exception("relaying a %r message to its owner failed", message["type"])
 
     async def _announce(self, mid: int) -> None:
         """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
@@ -412,7 +433,7 @@ def get_host() -> MatchHost:
     if host is None:
         redis_url = settings.REDIS_URL
         host = MatchHost(
-            store=RedisStore(redis_url, prefix=settings.ENGINE_PREFIX) if redis_url else MemoryStore(),
+            store=RedisStore(redis_url, prefix=settings.ENGINE_PREFIX) if redis_url else MemoryStore(keep_checkpoints=False),
             relay=get_channel_layer("relay") if redis_url else None,
             handover_on_sigterm=settings.ENGINE_HANDOVER_ON_SIGTERM,
         )

@@ -5,12 +5,14 @@ docs/protocol.md is the reference for clients; keep the two in step.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from typing import Any
 
 import msgpack
+import orjson
+
+from gameserver.directws import OP_BINARY, OP_TEXT, encode_frame
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL_JSON = "gs.v1.json"
@@ -53,7 +55,7 @@ def choose_subprotocol(offered: Iterable[str]) -> tuple[str | None, bool]:
 def decode(text: str | None, data: bytes | None) -> dict[str, Any]:
     try:
         if text is not None:
-            message = json.loads(text)
+            message = orjson.loads(text)
         else:
             message = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, RecursionError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError):
@@ -77,8 +79,10 @@ def read_seq(message: dict[str, Any]) -> int:
     return seq
 
 
-def encode_json(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+def encode_json(message: dict[str, Any]) -> bytes:
+    """UTF-8 JSON. orjson: the standard library's encoder calls back into Python for every float (3.11), which made
+    encoding a snapshot cost more than computing it."""
+    return orjson.dumps(message)
 
 
 def encode_msgpack(message: dict[str, Any]) -> bytes:
@@ -86,21 +90,30 @@ def encode_msgpack(message: dict[str, Any]) -> bytes:
 
 
 class Frame:
-    """One server message, encoded at most once per format however many sockets it goes to."""
+    """One server message, encoded at most once per format however many sockets it goes to.
 
-    __slots__ = ("message", "_text", "_binary", "_text_event", "_binary_event")
+    `droppable`: a newer message supersedes this one (a snapshot without events), so a socket whose client is not
+    reading may skip it rather than queue it (gameserver/directws.py)."""
 
-    def __init__(self, message: dict[str, Any]):
+    __slots__ = ("message", "droppable", "_json", "_binary", "_text_event", "_binary_event", "_text_wire", "_binary_wire")
+
+    def __init__(self, message: dict[str, Any], *, droppable: bool = False):
         self.message = message
-        self._text: str | None = None
+        self.droppable = droppable
+        self._json: bytes | None = None
         self._binary: bytes | None = None
         self._text_event: dict[str, Any] | None = None
         self._binary_event: dict[str, Any] | None = None
+        self._text_wire: bytes | None = None
+        self._binary_wire: bytes | None = None
+
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = encode_json(self.message)
+        return self._json
 
     def text(self) -> str:
-        if self._text is None:
-            self._text = encode_json(self.message)
-        return self._text
+        return self.json().decode()
 
     def binary(self) -> bytes:
         if self._binary is None:
@@ -116,6 +129,17 @@ class Frame:
         if self._text_event is None:
             self._text_event = {"type": "websocket.send", "text": self.text()}
         return self._text_event
+
+
+    def wire(self, binary: bool) -> bytes:
+        """The whole WebSocket frame, for sockets in direct mode: framed once, the same bytes for every socket."""
+        if binary:
+            if self._binary_wire is None:
+                self._binary_wire = encode_frame(OP_BINARY, self.binary())
+            return self._binary_wire
+        if self._text_wire is None:
+            self._text_wire = encode_frame(OP_TEXT, self.json())
+        return self._text_wire
 
 
 def error_message(code: str, message: str, seq: int | None = None) -> dict[str, Any]:

@@ -150,7 +150,8 @@ class MatchRunner:
             self.phase = FINISHED
         if self.phase == WAITING and self.stats.ticks % WAITING_SNAPSHOT_EVERY:
             return None
-        return Frame(self.snapshot_message(now))
+        message = self.snapshot_message(now)
+        return Frame(message, droppable="events" not in message)
 
     def _step_waiting(self, now: float) -> None:
         self.pending.clear()
@@ -282,7 +283,7 @@ class MatchRunner:
 
     def renewal(self) -> Renewal:
         """This match's part of the host's renewal round: the lease, a checkpoint and the new log entries."""
-        if self.finishing:
+        if self.finishing or not self.host.store.keeps_checkpoints:
             return Renewal(match_id=self.match_id)
         data = {
             "v": 1,

@@ -7,10 +7,11 @@ The input log is appended in that same step, so a checkpoint and the log up to i
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 LEASE_TTL_MS = 2000
 CHECKPOINT_TTL_S = 3600
@@ -52,9 +53,13 @@ class Renewal:
 
 
 class MemoryStore:
-    """One process, nothing shared: leases always succeed for the only process there is."""
+    """One process, nothing shared: leases always succeed for the only process there is.
 
-    def __init__(self) -> None:
+    With nobody to take a match over, checkpoints would never be read: the host's store keeps none
+    (keep_checkpoints=False) and runners skip building them; tests keep them to check the protocol."""
+
+    def __init__(self, *, keep_checkpoints: bool = True) -> None:
+        self.keeps_checkpoints = keep_checkpoints
         self._leases: dict[int, tuple[str, float]] = {}
         self._checkpoints: dict[int, dict[str, Any]] = {}
         self._logs: dict[int, list[list[Any]]] = {}
@@ -82,7 +87,7 @@ class MemoryStore:
                 continue
             self._leases[item.match_id] = (owner, time.monotonic() + LEASE_TTL_MS / 1000)
             if item.checkpoint is not None:
-                self._checkpoints[item.match_id] = json.loads(json.dumps(item.checkpoint))
+                self._checkpoints[item.match_id] = orjson.loads(orjson.dumps(item.checkpoint))
                 self._logs.setdefault(item.match_id, []).extend(item.new_log_entries)
             results.append(True)
         return results
@@ -94,7 +99,7 @@ class MemoryStore:
         data = self._checkpoints.get(match_id)
         if data is None:
             return None
-        return Checkpoint(data=json.loads(json.dumps(data)), log=list(self._logs.get(match_id, []))[: data["log_len"]])
+        return Checkpoint(data=orjson.loads(orjson.dumps(data)), log=list(self._logs.get(match_id, []))[: data["log_len"]])
 
     async def release(self, match_id: int, owner: str, *, clear: bool) -> None:
         if self._holder(match_id) == owner:
@@ -108,6 +113,8 @@ class MemoryStore:
 
 
 class RedisStore:
+    keeps_checkpoints = True
+
     def __init__(self, url: str, prefix: str = "gs") -> None:
         import redis.asyncio as redis
 
@@ -138,8 +145,8 @@ class RedisStore:
             for item in renewals:
                 args: list[Any] = [owner, LEASE_TTL_MS, "", CHECKPOINT_TTL_S]
                 if item.checkpoint is not None:
-                    args[2] = json.dumps(item.checkpoint, separators=(",", ":"))
-                    args.extend(json.dumps(entry, separators=(",", ":")) for entry in item.new_log_entries)
+                    args[2] = orjson.dumps(item.checkpoint)
+                    args.extend(orjson.dumps(entry) for entry in item.new_log_entries)
                 await self._renew(keys=self._keys(item.match_id), args=args, client=pipe)
             return [bool(result) for result in await pipe.execute()]
 
@@ -151,9 +158,9 @@ class RedisStore:
         raw = await self._redis.get(ckpt_key)
         if raw is None:
             return None
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         entries = await self._redis.lrange(log_key, 0, data["log_len"] - 1) if data["log_len"] else []
-        return Checkpoint(data=data, log=[json.loads(entry) for entry in entries])
+        return Checkpoint(data=data, log=[orjson.loads(entry) for entry in entries])
 
     async def release(self, match_id: int, owner: str, *, clear: bool) -> None:
         await self._release(keys=self._keys(match_id), args=[owner, "1" if clear else "0"])

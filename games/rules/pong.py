@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from games.rules.base import (
     GameSettings,
@@ -52,8 +52,9 @@ _HALF_PADDLE = PADDLE_HEIGHT / 2
 _REACH = _HALF_PADDLE + BALL_RADIUS
 
 
-@dataclass(frozen=True, slots=True)
-class PongInput:
+class PongInput(NamedTuple):
+    """A validated input (a tuple, like ArenaInput: cheap to build for every input)."""
+
     dy: float
 
 

@@ -1,0 +1,258 @@
+"""daphne with direct WebSocket I/O for the sockets that ask for it: `python -m deploy.daphne_ws [daphne options] app`.
+
+It is daphne (same options, same HTTP and WebSocket handling, autobahn for every handshake), plus the ASGI
+extension of gameserver/directws.py: a consumer that attaches to it before accepting (match sockets do) has its
+frames parsed and written by DirectSocket once the handshake is done, instead of by autobahn through the ASGI queue.
+Other sockets (lobby, matchmaking) are untouched. scripts/run and the Procfile use this; plain `daphne` still works,
+without the fast path. docs/benchmarks.md has the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+
+if __name__ == "__main__" and os.environ.get("GAMESERVER_UVLOOP", "1") != "0":
+    # daphne.server installs Twisted's asyncio reactor on a new event loop when it is first imported: the policy must
+    # be set before that. uvloop runs the loop itself (polling, timers, callbacks) in C.
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import error
+from twisted.python import failure
+
+from gameserver.directws import EXTENSION, DirectSocket
+
+
+class _TwistedTransport:
+    """DirectSocket's view of a Twisted transport: only for sockets that cannot be handed off (TLS)."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def buffered_bytes(self) -> int:
+        # abstract.FileDescriptor keeps unsent bytes in dataBuffer (from offset) and in _tempDataBuffer.
+        transport = self.transport
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    def close(self) -> None:
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        self.transport.abortConnection()
+
+
+class _AsyncioConnection(asyncio.Protocol):
+    """DirectSocket's view of the socket once it has left Twisted: an asyncio transport (uvloop's, in C)."""
+
+    def __init__(self, shell: DirectWebSocketProtocol):
+        self.shell = shell
+        self.transport: asyncio.Transport | None = None
+        self.pending: list[bytes] = []  # written before the event loop has made the transport
+        self.close_requested = False
+
+    # --- DirectSocket's Transport ---
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None:
+            self.pending.append(data)
+        else:
+            self.transport.write(data)
+
+    def buffered_bytes(self) -> int:
+        if self.transport is None:
+            return sum(map(len, self.pending))
+        return self.transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        if self.transport is None:
+            self.close_requested = True
+        else:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is None:
+            self.pending.clear()
+            self.close_requested = True
+        else:
+            self.transport.abort()
+
+    # --- asyncio.Protocol ---
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if self.pending:
+            transport.write(b"".join(self.pending))
+            self.pending.clear()
+        if self.close_requested:
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.shell.direct.feed(data)
+
+    def connection_lost(self, exc) -> None:
+        self.shell.direct_connection_lost()
+
+
+class DirectWebSocketProtocol(WebSocketProtocol):
+    """daphne's WebSocket protocol (autobahn) for the handshake; afterwards, for sockets whose application attached
+    to the extension, DirectSocket on an asyncio transport of the same socket."""
+
+    direct: DirectSocket | None = None
+    direct_mode = False  # the handshake is done and the application attached: frames go to DirectSocket
+    handed_off = False  # the socket has moved from Twisted to _AsyncioConnection
+
+    def onConnect(self, request):  # noqa: N802 - Twisted's name
+        server = self.factory.server_class
+        self.direct = DirectSocket(
+            _TwistedTransport(self.transport), ping_interval=server.ping_interval, ping_timeout=server.ping_timeout
+        )
+        return super().onConnect(request)
+
+    def onOpen(self):  # noqa: N802 - Twisted's name
+        super().onOpen()
+        if self.direct is None or self.is_closed.called or not self.transport.connected or self.transport.disconnecting:
+            # autobahn gave up on a slow handshake (its timeout) before the application accepted: it stays autobahn's.
+            return
+        if not self.direct.opened():
+            return
+        self.direct_mode = True
+        # From here on autobahn sees no more bytes. It may hold some that came with the handshake.
+        leftover, self.data = self.data, b""
+        self._hand_off_socket()
+        if leftover:
+            self.direct.feed(bytes(leftover))
+
+    def _hand_off_socket(self) -> None:
+        """Give the socket to the asyncio event loop that Twisted runs on. Twisted calls Python for every read and
+        write of every socket (its reactor's dispatch, logging context, a writer registered and unregistered around
+        each write); an asyncio transport does that work in C under uvloop. This was the largest cost per player left
+        once autobahn and the ASGI queue were out of the path (docs/benchmarks.md)."""
+        old = self.transport
+        if getattr(old, "TLS", False) or getattr(old, "socket", None) is None:
+            return  # TLS is Twisted's own: keep writing through it
+        # Bytes Twisted has not sent yet (the tail of the 101 response, usually all of it) go first on the new one.
+        unsent = bytes(old.dataBuffer[old.offset :]) + b"".join(old._tempDataBuffer)
+        old.dataBuffer, old.offset, old._tempDataBuffer, old._tempDataLen = b"", 0, [], 0
+        sock = old.socket.dup()
+        # Twisted forgets its descriptor without shutting the connection down (shutdown() would end it for our copy
+        # too); connectionLost below ignores the call this makes while handed_off is set.
+        self.handed_off = True
+        old._shouldShutdown = False
+        old.connectionLost(failure.Failure(error.ConnectionDone()))
+        connection = _AsyncioConnection(self)
+        self.direct.transport = connection
+        if unsent:
+            connection.write(unsent)
+        loop = asyncio.get_event_loop()
+        loop.create_task(loop.connect_accepted_socket(lambda: connection, sock))
+
+    def direct_connection_lost(self) -> None:
+        """The asyncio transport closed: tell autobahn and daphne, whose onClose sends websocket.disconnect."""
+        self.handed_off = False
+        self.connectionLost(failure.Failure(error.ConnectionDone()))
+
+    def dataReceived(self, data):  # noqa: N802 - Twisted's name
+        if self.direct_mode:
+            self.direct.feed(data)
+        else:
+            super().dataReceived(data)
+
+    def consumeData(self):  # noqa: N802 - Twisted's name
+        if self.direct_mode:
+            leftover, self.data = self.data, b""
+            if leftover:
+                self.direct.feed(bytes(leftover))
+            return
+        super().consumeData()
+
+    def handle_reply(self, message):
+        if not self.direct_mode:
+            super().handle_reply(message)
+            return
+        direct = self.direct
+        kind = message.get("type")
+        if kind == "websocket.send":
+            if message.get("bytes") is not None:
+                direct.send_message(data=message["bytes"])
+            elif message.get("text") is not None:
+                direct.send_message(text=message["text"])
+        elif kind == "websocket.close":
+            direct.close(message.get("code") or 1000, message.get("reason") or "")
+
+    def handle_exception(self, exception):
+        if self.direct_mode:
+            self.direct.close(1011)
+        else:
+            super().handle_exception(exception)
+
+    def check_timeouts(self):
+        if self.direct_mode:
+            if 0 <= self.server.websocket_timeout < self.duration():
+                self.direct.close(1000)
+            self.direct.check_keepalive()
+            return
+        super().check_timeouts()
+
+    def connectionLost(self, reason):  # noqa: N802 - Twisted's name
+        if self.handed_off:
+            return  # Twisted let go of the socket; the connection goes on under _AsyncioConnection
+        if self.direct_mode:
+            direct = self.direct
+            direct.connection_lost()
+            # autobahn reports its own view of the close to daphne's onClose (the application's
+            # websocket.disconnect): give it ours.
+            self.wasClean = direct.clean
+            self.remoteCloseCode = direct.close_code
+            self.remoteCloseReason = None
+        super().connectionLost(reason)
+
+
+class DirectServer(Server):
+    """daphne's Server, building DirectWebSocketProtocol and offering the extension in WebSocket scopes."""
+
+    def run(self):
+        # Everything loaded so far (Django, the apps, daphne) lives as long as the process: gc.freeze() keeps the
+        # collector from walking those ~200,000 objects again in every full collection, each a pause of ~90 ms that
+        # every match in the process felt as a late tick (docs/benchmarks.md).
+        gc.collect()
+        gc.freeze()
+        super().run()
+
+    @property
+    def ws_factory(self):
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory):
+        # Server.run() builds the factory; this is the one place to swap the protocol it makes.
+        factory.protocol = DirectWebSocketProtocol
+        self._ws_factory = factory
+
+    def create_application(self, protocol, scope):
+        if isinstance(protocol, DirectWebSocketProtocol) and protocol.direct is not None:
+            scope["extensions"] = {**scope.get("extensions", {}), EXTENSION: {"socket": protocol.direct}}
+        return super().create_application(protocol, scope)
+
+
+class DirectCommandLineInterface(CommandLineInterface):
+    server_class = DirectServer
+
+
+def main() -> None:
+    DirectCommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""Direct WebSocket I/O: an open socket's frames read and written by our own code instead of the ASGI queue.
+
+Why: a match socket carries an input from the client and a snapshot to it every tick. Through ASGI each of those is
+a dict, a queue hop, a task wake-up and the server's own framing (autobahn, in pure Python, under daphne): about 75%
+of a daphne process at a few hundred players (docs/benchmarks.md). In direct mode the server hands each complete
+client message to the consumer synchronously, from the read callback, and the consumer writes ready-made frames (a
+snapshot is framed once per tick and the same bytes go to every player of the match).
+
+The contract is an ASGI extension, so that the consumer still runs on any ASGI server (and under Channels' test
+communicator) and only uses the fast path where the server offers it:
+
+    scope["extensions"]["gameserver.direct_socket"] = {"socket": DirectSocket}
+
+Before accepting, the application calls `socket.attach(sink, ...)`; once the handshake completes every data
+message goes to `sink.on_message(text, data)` (synchronous; it must not block) instead of a `websocket.receive`
+event. `send_wire()` and `close()` are synchronous too. `websocket.disconnect` still arrives as an ASGI event, and
+ASGI `websocket.send` / `websocket.close` events still work. deploy/daphne_ws.py and deploy/uvicorn_ws.py offer it.
+
+What this module does itself (RFC 6455, server side, no extensions): masked client frames, fragmentation, control
+frames (ping answered, pong noted), the closing handshake with a timeout, UTF-8 validation of text, a message size
+limit checked from the frame header, keepalive pings, and a bound on what is queued for a client that does not read
+(snapshots are skipped above HIGH_WATER_BYTES; above MAX_BUFFERED_BYTES the connection is dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "gameserver.direct_socket"
+
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+# Standard close codes used here (RFC 6455 section 7.4.1).
+CLOSE_NORMAL = 1000
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_NO_STATUS = 1005
+CLOSE_ABNORMAL = 1006
+CLOSE_INVALID_DATA = 1007
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+
+# A client that stops reading: snapshots to it are skipped once this much is queued (it would only see stale ones),
+# and past the hard limit (pongs and other replies keep coming) the connection is dropped.
+HIGH_WATER_BYTES = 256 * 1024
+MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+# How long we wait for the client's answer to our close frame before dropping the TCP connection.
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+CONNECTING, OPEN, CLOSING, CLOSED = "connecting", "open", "closing", "closed"
+
+_ZERO_MASK = b"\x00\x00\x00\x00"
+
+
+def encode_frame(opcode: int, payload: bytes) -> bytes:
+    """One unfragmented server frame (servers never mask)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+
+
+def encode_close(code: int, reason: str = "") -> bytes:
+    # A control frame carries at most 125 bytes: the reason is cut to 123, at a character boundary (it must stay UTF-8).
+    return encode_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123].decode(errors="ignore").encode())
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    if mask == _ZERO_MASK:
+        return payload
+    n = len(payload)
+    key = (mask * ((n >> 2) + 1))[:n]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+def valid_close_code(code: int) -> bool:
+    """Codes a peer may send in a close frame (RFC 6455 7.4: 1004-1006 and 1015 are reserved, 1016-2999 unassigned)."""
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or 3000 <= code <= 4999
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Transport(Protocol):
+    """What DirectSocket needs of the server's connection (the two adapters wrap Twisted's and asyncio's)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def buffered_bytes(self) -> int: ...
+
+    def close(self) -> None: ...  # after what is queued has been written
+
+    def abort(self) -> None: ...
+
+
+class Sink(Protocol):
+    def on_message(self, text: str | None, data: bytes | None) -> None: ...
+
+
+class DirectSocket:
+    """One WebSocket connection in direct mode, from the end of the opening handshake to the TCP close."""
+
+    def __init__(self, transport: Transport, *, ping_interval: float = 20.0, ping_timeout: float = 30.0):
+        self.transport = transport
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.sink: Sink | None = None
+        self.max_message_bytes = 1024 * 1024
+        self.too_big_code = CLOSE_TOO_BIG
+        self.state = CONNECTING
+        self.buffer = b""
+        self.fragments: list[bytes] | None = None
+        self.fragment_opcode = 0
+        self.fragment_bytes = 0
+        self.last_received = time.monotonic()
+        self.ping_sent_at: float | None = None
+        self.close_timer: asyncio.TimerHandle | None = None
+        # How it ended, for the server's websocket.disconnect event: the code the client sent (or ours, if it never
+        # answered), and whether the closing handshake completed.
+        self.close_code = CLOSE_ABNORMAL
+        self.clean = False
+        self.skipped_frames = 0
+
+    # --- the application's side ---------------------------------------------------------------------------------
+
+    def attach(self, sink: Sink, *, max_message_bytes: int, too_big_code: int = CLOSE_TOO_BIG) -> None:
+        """Deliver data messages to `sink` from the end of the handshake on. Call before accepting."""
+        self.sink = sink
+        self.max_message_bytes = max_message_bytes
+        self.too_big_code = too_big_code
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == OPEN
+
+    def send_wire(self, wire: bytes, *, droppable: bool = False) -> bool:
+        """Write one ready-made frame (encode_frame). A droppable one (a snapshot, superseded by the next) is
+        skipped while the client has not read what is queued for it. False when nothing was written."""
+        if self.state != OPEN:
+            return False
+        buffered = self.transport.buffered_bytes()
+        if buffered:
+            if buffered > MAX_BUFFERED_BYTES:
+                log.warning("dropping a WebSocket client that read nothing of %d queued bytes", buffered)
+                self._drop()
+                return False
+            if droppable and buffered > HIGH_WATER_BYTES:
+                self.skipped_frames += 1
+                return False
+        self.transport.write(wire)
+        return True
+
+    def send_message(self, text: str | None = None, data: bytes | None = None) -> bool:
+        if text is not None:
+            return self.send_wire(encode_frame(OP_TEXT, text.encode()))
+        return self.send_wire(encode_frame(OP_BINARY, data or b""))
+
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Start the closing handshake; the TCP connection closes when the client answers, or after a timeout."""
+        if self.state != OPEN:
+            return
+        self.state = CLOSING
+        self.close_code = code
+        self.transport.write(encode_close(code, reason))
+        self.close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._close_timed_out)
+
+    # --- the server's side ----------------------------------------------------------------------------------------
+
+    def opened(self) -> bool:
+        """The handshake has completed. True when the application attached: from now on, call feed()."""
+        if self.sink is None:
+            return False
+        self.state = OPEN
+        self.last_received = time.monotonic()
+        return True
+
+    @property
+    def active(self) -> bool:
+        return self.state in (OPEN, CLOSING)
+
+    def feed(self, data: bytes) -> None:
+        """Bytes read from the socket after the handshake."""
+        if self.state == CLOSED or not data:
+            return
+        self.last_received = time.monotonic()
+        if self.buffer:
+            data = self.buffer + data
+            self.buffer = b""
+        try:
+            # The common case, an input every tick: exactly one whole, small, masked text or binary frame.
+            n = data[1] ^ 0x80 if len(data) > 6 else 0xFF  # the length if the mask bit is set, else >= 128
+            b0 = data[0]
+            if n < 126 and len(data) == n + 6 and (b0 == 0x81 or b0 == 0x82) and self.fragments is None:
+                if n > self.max_message_bytes:
+                    raise _Fail(self.too_big_code, f"messages are limited to {self.max_message_bytes} bytes")
+                self._deliver(b0 & 0x0F, unmask(data[6:], data[2:6]))
+                return
+            pos = self._parse(data)
+        except _Fail as failure:
+            self._fail(failure.code, failure.reason)
+            return
+        if pos < len(data) and self.state != CLOSED:
+            self.buffer = data[pos:]
+
+    def check_keepalive(self) -> None:
+        """Called every few seconds by the server: ping a quiet client, drop one that stopped answering."""
+        if self.state != OPEN:
+            return
+        now = time.monotonic()
+        if self.ping_sent_at is not None:
+            if now - self.ping_sent_at > self.ping_timeout:
+                self._drop()
+        elif now - self.last_received > self.ping_interval:
+            self.ping_sent_at = now
+            self.transport.write(encode_frame(OP_PING, b""))
+
+    def connection_lost(self) -> None:
+        self.state = CLOSED
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+
+    # --- parsing --------------------------------------------------------------------------------------------------
+
+    def _parse(self, data: bytes) -> int:
+        pos, end = 0, len(data)
+        while end - pos >= 2:
+            b0, b1 = data[pos], data[pos + 1]
+            if b0 & 0x70:
+                raise _Fail(CLOSE_PROTOCOL_ERROR, "reserved bits set (no extension was negotiated)")
+            if not b1 & 0x80:
+                raise _Fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+            opcode, fin, n = b0 & 0x0F, b0 & 0x80, b1 & 0x7F
+            header = 6
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n = (data[pos + 2] << 8) | data[pos + 3]
+                header = 8
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                n = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                header = 14
+            if opcode >= 0x8:
+                if n > 125 or not fin:
+                    raise _Fail(CLOSE_PROTOCOL_ERROR, "control frames must be unfragmented and at most 125 bytes")
+            elif self.fragment_bytes + n > self.max_message_bytes:
+                # Known from the header: no need to read (or wait for) the payload.
+                raise _Fail(self.too_big_code, f"messages are limited to {self.max_message_bytes} bytes")
+            if end - pos < header + n:
+                break
+            start = pos + header
+            payload = unmask(data[start : start + n], data[start - 4 : start])
+            pos = start + n
+            self._on_frame(opcode, fin, payload)
+            if self.state == CLOSED:
+                break
+        return pos
+
+    def _on_frame(self, opcode: int, fin: int, payload: bytes) -> None:
+        if opcode == OP_TEXT or opcode == OP_BINARY:
+            if self.fragments is not None:
+                raise _Fail(CLOSE_PROTOCOL_ERROR, "a new message started before the fragmented one ended")
+            if fin:
+                self._deliver(opcode, payload)
+            else:
+                self.fragments, self.fragment_opcode, self.fragment_bytes = [payload], opcode, len(payload)
+        elif opcode == OP_CONTINUATION:
+            if self.fragments is None:
+                raise _Fail(CLOSE_PROTOCOL_ERROR, "a continuation frame without a message to continue")
+            self.fragments.append(payload)
+            self.fragment_bytes += len(payload)
+            if fin:
+                message = b"".join(self.fragments)
+                self.fragments, self.fragment_bytes = None, 0
+                self._deliver(self.fragment_opcode, message)
+        elif opcode == OP_PING:
+            if self.state == OPEN:
+                self.transport.write(encode_frame(OP_PONG, payload))
+        elif opcode == OP_PONG:
+            self.ping_sent_at = None
+        elif opcode == OP_CLOSE:
+            self._on_close_frame(payload)
+        else:
+            raise _Fail(CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+
+    def _deliver(self, opcode: int, payload: bytes) -> None:
+        if self.state != OPEN:
+            return  # after our close frame the client's data is discarded (RFC 6455 1.4)
+        if opcode == OP_TEXT:
+            try:
+                text = payload.decode()
+            except UnicodeDecodeError:
+                raise _Fail(CLOSE_INVALID_DATA, "text messages must be UTF-8") from None
+            message = (text, None)
+        else:
+            message = (None, payload)
+        try:
+            self.sink.on_message(*message)
+        except Exception:
+            log.exception("WebSocket message handler failed")
+            self.close(CLOSE_INTERNAL_ERROR)
+
+    def _on_close_frame(self, payload: bytes) -> None:
+        if len(payload) == 1:
+            raise _Fail(CLOSE_PROTOCOL_ERROR, "a close frame's payload is a 2-byte code and an optional reason")
+        code = int.from_bytes(payload[:2], "big") if payload else CLOSE_NO_STATUS
+        if payload and not valid_close_code(code):
+            raise _Fail(CLOSE_PROTOCOL_ERROR, f"invalid close code {code}")
+        try:
+            payload[2:].decode()
+        except UnicodeDecodeError:
+            raise _Fail(CLOSE_INVALID_DATA, "the close reason must be UTF-8") from None
+        if self.state == OPEN:
+            # The client closes: echo its code, as the closing handshake asks.
+            self.transport.write(encode_close(code) if payload else encode_frame(OP_CLOSE, b""))
+        self.close_code = code
+        self.clean = True
+        self._finish()
+
+    # --- ending -----------------------------------------------------------------------------------------------------
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The client broke the protocol: say why in a close frame and close the TCP connection without waiting."""
+        if self.state == OPEN:
+            self.transport.write(encode_close(code, reason))
+        self.close_code = code
+        self._finish()
+
+    def _finish(self) -> None:
+        self.state = CLOSED
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+        self.transport.close()
+
+    def _close_timed_out(self) -> None:
+        self.close_timer = None
+        if self.state == CLOSING:
+            self._drop()
+
+    def _drop(self) -> None:
+        self.state = CLOSED
+        self.close_code = CLOSE_ABNORMAL
+        self.clean = False
+        self.transport.abort()

@@ -1,0 +1,186 @@
+"""`python -m deploy.daphne_ws`, the server scripts/run and the Procfile start: match sockets in direct mode.
+
+These run one real process on the embedded defaults and check what only the direct path does (an oversize message is
+refused from its frame header; protocol errors get standard close codes), that ASGI events still reach a direct socket
+(logging out closes it with 4012), that a closed socket frees its seat, and that lobby sockets stay on autobahn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+import uuid
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.games.test_multiprocess import Player
+from tests.procs import Cluster, database_url_for, drop_database
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+def server(tmp_path):
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DATABASE_URL": database_url_for(tmp_path), "DATA_DIR": str(tmp_path), "CHANNEL_PREFIX": prefix,
+           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0"}
+    env.pop("REDIS_URL", None)  # embedded defaults: in-process channel layer
+    cluster = Cluster(env=env, tmp_path=tmp_path)
+    cluster.manage("migrate", "--noinput")
+    port = cluster.start()
+    try:
+        yield cluster, port
+    finally:
+        cluster.stop_all()
+        drop_database(env["DATABASE_URL"])
+
+
+def new_match(cluster: Cluster, port: int) -> tuple[dict, dict[str, str]]:
+    tokens = {name: cluster.register(port, name) for name in ("alice", "bob")}
+    status, match = cluster.http(port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=tokens["alice"])
+    assert status == 201, match
+    return match, tokens
+
+
+class RawSocket:
+    """A WebSocket client that can break the protocol on purpose."""
+
+    async def open(self, port: int, path: str, token: str) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1\r\n"
+            f"Sec-WebSocket-Protocol: gs.v1.json\r\nAuthorization: Token {token}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def send(self, opcode: int, payload: bytes, *, masked: bool = True) -> None:
+        mask = b"\x37\xfa\x21\x3d"
+        header = bytes((0x80 | opcode,))
+        n = len(payload)
+        flag = 0x80 if masked else 0
+        if n < 126:
+            header += bytes((flag | n,))
+        elif n < 65536:
+            header += bytes((flag | 126,)) + struct.pack("!H", n)
+        else:
+            header += bytes((flag | 127,)) + struct.pack("!Q", n)
+        if masked:
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            header += mask
+        self.writer.write(header + payload)
+
+    async def frame(self) -> tuple[int, bytes]:
+        b0, b1 = await self.reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", await self.reader.readexactly(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", await self.reader.readexactly(8))[0]
+        return b0 & 0x0F, await self.reader.readexactly(n)
+
+    async def close_code(self, timeout: float = 5.0) -> int:
+        """Read until the server's close frame; its code."""
+        async with asyncio.timeout(timeout):
+            while True:
+                opcode, payload = await self.frame()
+                if opcode == 0x8:
+                    return struct.unpack("!H", payload[:2])[0]
+
+
+async def test_a_match_plays_over_direct_sockets(server):
+    cluster, port = server
+    match, tokens = new_match(cluster, port)
+    alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
+    await alice.connect()
+    await bob.connect()
+    _, welcome = await alice.wait_for(lambda m: m["type"] == "welcome", timeout=5)
+    assert welcome["seat"] == 0 and welcome["encoding"] == "json"
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
+    await alice.ws.send(json.dumps({"type": "input", "seq": 7, "input": {"dy": 1}}))
+    await bob.wait_for(lambda m: m["type"] == "snapshot" and m["acks"][0] == 7, timeout=5)
+    await alice.ws.send(json.dumps({"type": "ping", "t": 123}))
+    _, pong = await alice.wait_for(lambda m: m["type"] == "pong", timeout=5)
+    assert pong["t"] == 123
+    await alice.ws.send("not json")
+    _, error = await alice.wait_for(lambda m: m["type"] == "error", timeout=5)
+    assert error["error"] == "malformed"
+    # A WebSocket-level ping is answered too (the websockets client checks its pong).
+    await asyncio.wait_for(await alice.ws.ping(b"are you there"), 5)
+
+
+async def test_an_oversize_message_is_refused_from_its_header_with_4009(server):
+    cluster, port = server
+    match, tokens = new_match(cluster, port)
+    raw = RawSocket()
+    await raw.open(port, f"/ws/matches/{match['id']}/", tokens["alice"])
+    # Only the header of a 5,000-byte text frame: the server must not wait for a payload it will refuse.
+    raw.send_raw(bytes((0x81, 0x80 | 126)) + struct.pack("!H", 5000) + b"\x01\x02\x03\x04")
+    assert await raw.close_code() == 4009
+
+
+@pytest.mark.parametrize(
+    "send, code",
+    [
+        (lambda raw: raw.send(0x1, b'{"type": "ping", "t": "\xff\xfe"}'), 1007),  # text that is not UTF-8
+        (lambda raw: raw.send(0x1, b'{"type": "ping"}', masked=False), 1002),  # clients must mask
+        (lambda raw: raw.send(0x3, b"?"), 1002),  # reserved opcode
+        (lambda raw: raw.send(0x0, b"more"), 1002),  # a continuation of nothing
+    ],
+)
+async def test_protocol_errors_close_with_the_standard_codes(server, send, code):
+    cluster, port = server
+    match, tokens = new_match(cluster, port)
+    raw = RawSocket()
+    await raw.open(port, f"/ws/matches/{match['id']}/", tokens["alice"])
+    send(raw)
+    assert await raw.close_code() == code
+
+
+async def test_a_closed_socket_frees_its_seat_and_reconnecting_takes_it_back(server):
+    cluster, port = server
+    match, tokens = new_match(cluster, port)
+    alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
+    await alice.connect()
+    await bob.connect()
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
+    await bob.ws.close()
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["connected"] == [True, False], timeout=5)
+    await bob.connect()
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["connected"] == [True, True], timeout=5)
+
+
+async def test_logging_out_closes_a_direct_socket_with_4012(server):
+    cluster, port = server
+    match, tokens = new_match(cluster, port)
+    alice = Player(port, match["id"], tokens["alice"])
+    await alice.connect()
+    await alice.wait_for(lambda m: m["type"] == "welcome", timeout=5)
+    status, _ = cluster.http(port, "POST", "/api/auth/logout/", {}, token=tokens["alice"])
+    assert status in (200, 204)
+    async with asyncio.timeout(5):
+        await alice.reader
+    assert alice.close_code == 4012
+
+
+async def test_lobby_sockets_still_work_on_the_same_server(server):
+    cluster, port = server
+    token = cluster.register(port, "carol")
+    status, lobby = cluster.http(port, "POST", "/api/lobbies/", {"game": "pong"}, token=token)
+    assert status == 201, lobby
+    async with connect(f"ws://127.0.0.1:{port}/ws/lobbies/{lobby['code']}/", origin="http://127.0.0.1",
+                       additional_headers={"Authorization": f"Token {token}"}) as ws:
+        state = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert state["type"] == "lobby.state" and state["lobby"]["code"] == lobby["code"]
+        await ws.send(json.dumps({"type": "chat", "text": "hello"}))
+        chat = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert chat["type"] == "lobby.chat" and chat["text"] == "hello"
