@@ -1,11 +1,22 @@
-"""uvicorn, the documented faster alternative to daphne (docs/scale-out.md): a match plays over it as over daphne."""
+"""uvicorn, the documented faster alternative to daphne (docs/scale-out.md): a match plays over it as over daphne, with
+match sockets on DirectSocket (deploy/uvicorn_ws.py) and lobby sockets on uvicorn's own WebSocket code.
+
+What shows that a match socket is direct: DirectSocket names the limit in its close reason and closes as soon as a
+frame header announces too big a message, without waiting for the payload; through ASGI the consumer closes with the
+bare code, and only once the whole message has arrived.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import signal
+import struct
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -21,32 +32,122 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90
 UVICORN = ["-m", "uvicorn", "--ws", "deploy.uvicorn_ws:WebSocketProtocol", "--ws-per-message-deflate", "false", "--ws-max-size", "65536",
            "--lifespan", "off", "--no-access-log", "gameserver.asgi:application"]
 
+TOO_BIG_REASON = "messages are limited to 4096 bytes"  # DirectSocket's; the ASGI path closes with no reason
 
-@pytest.fixture
-def uvicorn_port(tmp_path):
+
+def start_uvicorn(tmp_path, *args: str, **extra_env: str) -> tuple[Cluster, int]:
     prefix = f"t{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DATABASE_URL": database_url_for(tmp_path), "DATA_DIR": str(tmp_path), "CHANNEL_PREFIX": prefix,
-           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0"}
+           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0", **extra_env}
     cluster = Cluster(env=env, tmp_path=tmp_path)
     cluster.manage("migrate", "--noinput")
     port = free_port()
     log = open(tmp_path / f"daphne-{port}.log", "ab")  # Cluster.log_of reads this name
-    proc = subprocess.Popen([sys.executable, *UVICORN, "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, *UVICORN, *args, "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     cluster.procs[port] = proc
+    wait_for_port(port, proc)
+    return cluster, port
+
+
+@pytest.fixture
+def uvicorn_port(tmp_path):
+    cluster, port = start_uvicorn(tmp_path)
     try:
-        wait_for_port(port, proc)
+        yield cluster, port
+        # A crash in the protocol class (connection_lost, a second disconnect) shows up only in the server's log.
+        assert "Traceback" not in cluster.log_of(port), cluster.log_of(port)
+    finally:
+        cluster.stop_all()
+        drop_database(cluster.env["DATABASE_URL"])
+
+
+@pytest.fixture
+def quick_ping_port(tmp_path):
+    """uvicorn pinging every second and giving up on a silent peer after another second."""
+    cluster, port = start_uvicorn(tmp_path, "--ws-ping-interval", "1", "--ws-ping-timeout", "1")
+    try:
         yield cluster, port
     finally:
         cluster.stop_all()
-        drop_database(env["DATABASE_URL"])
+        drop_database(cluster.env["DATABASE_URL"])
+
+
+async def new_match(cluster, port) -> tuple[dict, dict[str, str]]:
+    tokens = {name: cluster.register(port, name) for name in ("alice", "bob")}
+    status, match = cluster.http(port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=tokens["alice"])
+    assert status == 201, match
+    return match, tokens
+
+
+async def running_match(cluster, port) -> tuple[Player, Player]:
+    match, tokens = await new_match(cluster, port)
+    alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
+    await alice.connect()
+    await bob.connect()
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
+    return alice, bob
+
+
+class RawClient:
+    """A WebSocket client on a bare TCP connection, for frames a real client library will not send."""
+
+    async def connect(self, port: int, path: str, token: str, subprotocol: str | None = "gs.v1.json") -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        offer = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}"
+            f"Origin: http://127.0.0.1\r\nAuthorization: Token {token}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send_frame(self, opcode: int, payload: bytes, *, declared: int | None = None) -> None:
+        """A masked frame; `declared` announces another length than the payload's (to send a header alone)."""
+        n = len(payload) if declared is None else declared
+        header = bytes([0x80 | opcode])
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + struct.pack("!H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack("!Q", n)
+        mask = os.urandom(4)
+        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        b0, b1 = await self.reader.readexactly(2)
+        assert not b1 & 0x80, "server frames are not masked"
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return b0 & 0x0F, await self.reader.readexactly(n)
+
+    async def read_close(self, timeout: float = 5) -> tuple[int, str]:
+        """Skips data frames up to the server's close frame; then the server must close the TCP connection."""
+        async with asyncio.timeout(timeout):
+            while True:
+                opcode, payload = await self.read_frame()
+                if opcode == 0x8:
+                    break
+            assert await self.reader.read() == b""
+        self.writer.close()
+        return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+    async def read_json(self, timeout: float = 5) -> dict:
+        async with asyncio.timeout(timeout):
+            opcode, payload = await self.read_frame()
+        assert opcode == 0x1, (opcode, payload)
+        return json.loads(payload)
 
 
 async def test_a_match_plays_over_uvicorn_with_the_same_protocol(uvicorn_port):
     cluster, port = uvicorn_port
-    tokens = {name: cluster.register(port, name) for name in ("alice", "bob")}
-    status, match = cluster.http(port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=tokens["alice"])
-    assert status == 201, match
+    match, tokens = await new_match(cluster, port)
     alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
     await alice.connect()
     await bob.connect()
@@ -55,6 +156,10 @@ async def test_a_match_plays_over_uvicorn_with_the_same_protocol(uvicorn_port):
     await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
     await alice.ws.send(json.dumps({"type": "input", "seq": 7, "input": {"dy": 1}}))
     await alice.wait_for(lambda m: m["type"] == "snapshot" and m["acks"][0] == 7, timeout=5)
+    # A reply written by the consumer itself, from the read callback.
+    await bob.ws.send(json.dumps({"type": "ping", "t": 123}))
+    _, pong = await bob.wait_for(lambda m: m["type"] == "pong", timeout=5)
+    assert pong["t"] == 123
     assert alice.ws.subprotocol == "gs.v1.json"
 
     async with connect(f"ws://127.0.0.1:{port}/ws/matches/{match['id']}/", origin="http://127.0.0.1",
@@ -67,3 +172,132 @@ async def test_a_match_plays_over_uvicorn_with_the_same_protocol(uvicorn_port):
     assert refused.value.response.status_code == 403
     await alice.ws.close()
     await bob.ws.close()
+
+
+async def test_an_oversized_message_closes_a_match_socket_with_4009(uvicorn_port):
+    cluster, port = uvicorn_port
+    alice, bob = await running_match(cluster, port)
+    await alice.ws.send("x" * 5000)
+    await asyncio.wait_for(alice.reader, 5)
+    assert alice.close_code == 4009
+    assert alice.ws.close_reason == TOO_BIG_REASON
+
+    # The header alone is enough: the payload never comes, and the socket is closed all the same.
+    raw = RawClient()
+    await raw.connect(port, f"/ws/matches/{bob.match_id}/", bob.token)
+    assert (await raw.read_json())["type"] == "welcome"
+    raw.send_frame(0x1, b"", declared=5000)
+    assert await raw.read_close() == (4009, TOO_BIG_REASON)
+    await bob.ws.close()
+
+
+async def test_invalid_utf8_in_a_text_message_closes_a_match_socket_with_1007(uvicorn_port):
+    cluster, port = uvicorn_port
+    match, tokens = await new_match(cluster, port)
+    raw = RawClient()
+    await raw.connect(port, f"/ws/matches/{match['id']}/", tokens["alice"])
+    assert (await raw.read_json())["type"] == "welcome"
+    raw.send_frame(0x1, b'{"type": "ping", "t": "\xff\xfe"}')
+    assert await raw.read_close() == (1007, "text messages must be UTF-8")
+
+
+async def test_a_client_close_detaches_the_seat_and_it_can_come_back(uvicorn_port):
+    cluster, port = uvicorn_port
+    alice, bob = await running_match(cluster, port)
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["connected"] == [True, True], timeout=5)
+    alice.messages.clear()  # wait_for looks at every message received: only what comes after the close counts
+    await bob.ws.close()
+    assert bob.ws.close_code == 1000  # the server echoed the close frame: a clean closing handshake
+    await asyncio.wait_for(bob.reader, 5)
+    closed_at = time.monotonic()
+    stamp, _ = await alice.wait_for(lambda m: m["type"] == "snapshot" and m["connected"] == [True, False], timeout=3)
+    assert stamp - closed_at < 2.5
+
+    alice.messages.clear()
+    bob.messages.clear()
+    await bob.connect()
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["connected"] == [True, True], timeout=5)
+    await bob.ws.send(json.dumps({"type": "input", "seq": 1, "input": {"dy": -1}}))
+    await bob.wait_for(lambda m: m["type"] == "snapshot" and m["acks"][1] == 1, timeout=5)
+    await alice.ws.close()
+    await bob.ws.close()
+
+
+async def test_lobby_and_matchmaking_sockets_keep_uvicorns_own_path(uvicorn_port):
+    cluster, port = uvicorn_port
+    tokens = {name: cluster.register(port, name) for name in ("alice", "bob")}
+    status, lobby = cluster.http(port, "POST", "/api/lobbies/", {"game": "pong"}, token=tokens["alice"])
+    assert status == 201, lobby
+    url = f"ws://127.0.0.1:{port}/ws/lobbies/{lobby['code']}/"
+    async with connect(url, origin="http://127.0.0.1", additional_headers={"Authorization": f"Token {tokens['alice']}"}) as ws:
+        state = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert state["type"] == "lobby.state" and state["lobby"]["code"] == lobby["code"]
+        await ws.send(json.dumps({"type": "chat", "text": "hello over uvicorn"}))
+        chat = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert chat["type"] == "lobby.chat" and chat["text"] == "hello over uvicorn"
+        status, _ = cluster.http(port, "POST", f"/api/lobbies/{lobby['code']}/join/", token=tokens["bob"])
+        assert status == 200
+        update = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert update["type"] == "lobby.update" and update["event"] == "member_joined"
+        await ws.send(json.dumps({"type": "nonsense"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["error"] == "unknown_type"
+        # Closed by the consumer through ASGI, once the whole message is in: no DirectSocket reason.
+        await ws.send("x" * 5000)
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert (ws.close_code, ws.close_reason) == (4009, "")
+
+    async with connect(f"ws://127.0.0.1:{port}/ws/matchmaking/", origin="http://127.0.0.1",
+                       additional_headers={"Authorization": f"Token {tokens['bob']}"}) as ws:
+        state = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert state == {"type": "matchmaking.state", "ticket": None}
+
+
+async def test_a_stopping_server_closes_direct_sockets_with_1012_and_exits(tmp_path):
+    # Without the engine's handover (which closes with 4010 first) uvicorn's own shutdown reaches the sockets.
+    cluster, port = start_uvicorn(tmp_path, ENGINE_HANDOVER_ON_SIGTERM="0")
+    try:
+        alice, bob = await running_match(cluster, port)
+        cluster.kill(port, signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(alice.reader, bob.reader), 10)
+        assert alice.close_code == bob.close_code == 1012
+        # uvicorn raises the signal again once it has shut down cleanly.
+        assert await asyncio.to_thread(cluster.procs[port].wait, 15) == -signal.SIGTERM
+        log = cluster.log_of(port)
+        assert "Finished server process" in log and "Traceback" not in log, log
+    finally:
+        cluster.stop_all()
+        drop_database(cluster.env["DATABASE_URL"])
+
+
+async def test_uvicorn_pings_only_the_sockets_it_parses(quick_ping_port):
+    cluster, port = quick_ping_port
+    match, tokens = await new_match(cluster, port)
+    # A direct socket: uvicorn's keepalive must be off for it, or its pings' answers (which it never sees any more)
+    # would time out and it would fail the connection with 1011.
+    raw = RawClient()
+    await raw.connect(port, f"/ws/matches/{match['id']}/", tokens["alice"])
+    assert (await raw.read_json())["type"] == "welcome"
+    deadline = time.monotonic() + 3.5
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                opcode, _ = await raw.read_frame()
+        except TimeoutError:
+            break
+        assert opcode not in (0x8, 0x9), opcode
+    # DirectSocket answers the client's pings itself.
+    bob = Player(port, match["id"], tokens["bob"])
+    await bob.connect()
+    await asyncio.wait_for(await bob.ws.ping(), 5)
+    await bob.ws.close()
+    raw.writer.close()
+
+    # A lobby socket is uvicorn's: pinged, and closed once it does not answer.
+    status, lobby = cluster.http(port, "POST", "/api/lobbies/", {"game": "pong"}, token=tokens["alice"])
+    assert status == 201, lobby
+    raw = RawClient()
+    await raw.connect(port, f"/ws/lobbies/{lobby['code']}/", tokens["alice"], subprotocol=None)
+    assert (await raw.read_json())["type"] == "lobby.state"
+    async with asyncio.timeout(5):
+        assert (await raw.read_frame())[0] == 0x9
+    assert (await raw.read_close())[0] == 1011
