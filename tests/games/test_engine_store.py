@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from games.engine.runner import export_log, log_entry
 from games.engine.store import MemoryStore, RedisStore, Renewal
 
 
@@ -81,14 +82,14 @@ async def test_owner_takes_its_lease_back_after_redis_lost_everything(real_redis
     assert await store.acquire(match.pk, "proc-a")
     runner = MatchRunner(host, info, None)
     host.runners[match.pk] = runner
-    runner.log.extend([[0, 0, {"dy": 1}], [0, 1, {"dy": -1}]])
+    runner.log.extend([log_entry(0, 0, {"dy": 1}), log_entry(0, 1, {"dy": -1})])
     await host.run_maintenance()
     await store._redis.delete(*store._keys(match.pk))  # what a Redis restart does to us
-    runner.log.append([1, 0, {"dy": 0}])
+    runner.log.append(log_entry(1, 0, {"dy": 0}))
     await host.run_maintenance()  # renewal fails, lease re-acquired
     await host.run_maintenance()  # checkpoint rewritten
     assert host.runners[match.pk] is runner
     loaded = await store.load(match.pk)
-    assert loaded.log == runner.log
+    assert loaded.log == export_log(runner.log) == [[0, 0, {"dy": 1}], [0, 1, {"dy": -1}], [1, 0, {"dy": 0}]]
     await store.release(match.pk, "proc-a", clear=True)
     await store.close()
