@@ -10,7 +10,6 @@ without the fast path. docs/benchmarks.md has the numbers.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import sys
 
@@ -27,6 +26,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import error
 from twisted.python import failure
 
+from deploy.tuning import tune_gc
 from gameserver.directws import EXTENSION, DirectSocket
 
 
@@ -219,22 +219,11 @@ class DirectWebSocketProtocol(WebSocketProtocol):
         super().connectionLost(reason)
 
 
-GC_YOUNG_THRESHOLD = 10_000
-
-
 class DirectServer(Server):
     """daphne's Server, building DirectWebSocketProtocol and offering the extension in WebSocket scopes."""
 
     def run(self):
-        # Everything loaded so far (Django, the apps, daphne) lives as long as the process: gc.freeze() keeps the
-        # collector from walking those ~200,000 objects again in every full collection, each a pause of ~90 ms that
-        # every match in the process felt as a late tick (docs/benchmarks.md).
-        gc.collect()
-        gc.freeze()
-        # Young collections at 700 allocations promoted the objects of inputs waiting for their tick, a thousand at
-        # a time, and those promotions triggered a full collection every few seconds. At 10,000 there are fewer
-        # young collections (each ~1 ms), fewer promotions, and a full collection only every half minute or so.
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+        tune_gc()  # the application is loaded: see deploy/tuning.py
         super().run()
 
     @property
