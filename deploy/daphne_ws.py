@@ -10,6 +10,7 @@ without the fast path. docs/benchmarks.md has the numbers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 
@@ -28,6 +29,8 @@ from twisted.python import failure
 
 from deploy.tuning import tune_gc
 from gameserver.directws import EXTENSION, DirectSocket
+
+logger = logging.getLogger(__name__)
 
 
 class _TwistedTransport:
@@ -53,53 +56,57 @@ class _TwistedTransport:
         self.transport.abortConnection()
 
 
+class _BoundTransport:
+    """DirectSocket's view of an asyncio transport: its own (C, under uvloop) methods, no Python call in between.
+    Every snapshot to every player goes through write() and buffered_bytes()."""
+
+    __slots__ = ("write", "buffered_bytes", "close", "abort")
+
+    def __init__(self, transport: asyncio.Transport):
+        self.write = transport.write
+        self.buffered_bytes = transport.get_write_buffer_size
+        self.close = transport.close
+        self.abort = transport.abort
+
+
 class _AsyncioConnection(asyncio.Protocol):
-    """DirectSocket's view of the socket once it has left Twisted: an asyncio transport (uvloop's, in C)."""
+    """The socket once it has left Twisted: an asyncio transport (uvloop's, in C). Until the event loop has made
+    the transport, this object stands in for it, holding what DirectSocket writes."""
 
     def __init__(self, shell: DirectWebSocketProtocol):
         self.shell = shell
-        self.transport: asyncio.Transport | None = None
-        self.pending: list[bytes] = []  # written before the event loop has made the transport
+        self.pending: list[bytes] = []
         self.close_requested = False
+        self.abort_requested = False
+        # The event loop reads protocol.data_received once, when it makes the transport: bytes go straight in.
+        self.data_received = shell.direct.feed
 
-    # --- DirectSocket's Transport ---
+    # --- DirectSocket's Transport, until connection_made ---
 
     def write(self, data: bytes) -> None:
-        if self.transport is None:
-            self.pending.append(data)
-        else:
-            self.transport.write(data)
+        self.pending.append(data)
 
     def buffered_bytes(self) -> int:
-        if self.transport is None:
-            return sum(map(len, self.pending))
-        return self.transport.get_write_buffer_size()
+        return sum(map(len, self.pending))
 
     def close(self) -> None:
-        if self.transport is None:
-            self.close_requested = True
-        else:
-            self.transport.close()
+        self.close_requested = True
 
     def abort(self) -> None:
-        if self.transport is None:
-            self.pending.clear()
-            self.close_requested = True
-        else:
-            self.transport.abort()
+        self.abort_requested = True
 
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
+        if self.abort_requested:
+            transport.abort()
+            return
         if self.pending:
             transport.write(b"".join(self.pending))
             self.pending.clear()
+        self.shell.direct.transport = _BoundTransport(transport)
         if self.close_requested:
             transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        self.shell.direct.feed(data)
 
     def connection_lost(self, exc) -> None:
         self.shell.direct_connection_lost()
@@ -156,7 +163,14 @@ class DirectWebSocketProtocol(WebSocketProtocol):
         if unsent:
             connection.write(unsent)
         loop = asyncio.get_event_loop()
-        loop.create_task(loop.connect_accepted_socket(lambda: connection, sock))
+        task = loop.create_task(loop.connect_accepted_socket(lambda: connection, sock))
+        task.add_done_callback(self._check_hand_off)
+
+    def _check_hand_off(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # The socket could not be registered with the event loop: the connection is over for the application.
+            logger.error("handing a WebSocket over to asyncio failed", exc_info=task.exception())
+            self.direct_connection_lost()
 
     def direct_connection_lost(self) -> None:
         """The asyncio transport closed: tell autobahn and daphne, whose onClose sends websocket.disconnect."""

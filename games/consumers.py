@@ -174,10 +174,11 @@ class MatchConsumer(BaseConsumer):
     def push(self, frame: Frame) -> bool:
         """Write a frame now when the socket is direct (the host's tick calls this for every player, every tick).
         False when it has to go through ASGI instead: then the host awaits send_frame()."""
-        if self.direct is None:
+        direct = self.direct
+        if direct is None:
             return self.closed
         if not self.closed:
-            self.direct.send_wire(frame.wire(self.binary), droppable=frame.droppable)
+            direct.send_wire(frame.wire(self.binary), frame.droppable)
         return True
 
     async def send_frame(self, frame: Frame) -> None:

@@ -144,7 +144,7 @@ class DirectSocket:
     def is_open(self) -> bool:
         return self.state == OPEN
 
-    def send_wire(self, wire: bytes, *, droppable: bool = False) -> bool:
+    def send_wire(self, wire: bytes, droppable: bool = False) -> bool:
         """Write one ready-made frame (encode_frame). A droppable one (a snapshot, superseded by the next) is
         skipped while the client has not read what is queued for it. False when nothing was written."""
         if self.state != OPEN:

@@ -11,6 +11,7 @@ checkpoint in another process within a couple of seconds. docs/architecture.md e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -68,7 +69,7 @@ class MatchHost:
         self.relayed: dict[int, str | None] = {}  # match -> the owner's process channel, as last read
         self.relay_listeners: dict[int, dict[str, float]] = defaultdict(dict)  # owned match -> relay proc -> until
         self.closing = False
-        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: dict[int, list] = {}  # match -> [lock, holders and waiters]; see _match_lock
         self._tasks: set[asyncio.Task] = set()
         self._to_owners: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._started: asyncio.Future | None = None
@@ -111,13 +112,29 @@ class MatchHost:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
 
+    @contextlib.asynccontextmanager
+    async def _match_lock(self, mid: int):
+        """One match's ownership decisions, one at a time. The lock is dropped when nobody holds or awaits it, so
+        that a long-running process does not keep one per match it ever saw."""
+        entry = self._locks.get(mid)
+        if entry is None:
+            entry = self._locks[mid] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[mid]
+
     # --- sockets -----------------------------------------------------------------------------------------------
 
     async def attach(self, conn: Connection) -> None:
         """A socket joined its match: make sure the match runs here or is relayed, then count the seat."""
         await self.start()
         mid = conn.match_id
-        async with self._locks[mid]:
+        async with self._match_lock(mid):
             runner = self.runners.get(mid)
             if runner is None and mid not in self.relayed:
                 runner = await self._try_own(mid, conn.info)
@@ -343,7 +360,7 @@ class MatchHost:
                     runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
 
     async def _try_take_over(self, mid: int) -> None:
-        async with self._locks[mid]:
+        async with self._match_lock(mid):
             if mid in self.relayed and self.local.get(mid):
                 conn = next(iter(self.local[mid]))
                 await self._try_own(mid, conn.info)

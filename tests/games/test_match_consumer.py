@@ -51,6 +51,8 @@ async def test_players_take_their_seats_and_get_a_full_snapshot_first(engine_hos
     assert running["connected"] == [True, True]
     await a.close()
     await b.close()
+    # The per-match lock of the ownership decisions is dropped once nobody holds or awaits it.
+    assert engine_host._locks == {}
 
 
 async def test_input_is_acknowledged_in_a_later_snapshot(engine_host, pong_match, alice, bob):
