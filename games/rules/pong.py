@@ -160,9 +160,11 @@ class PongGame:
     def snapshot(self, state: PongState) -> dict:
         return {
             "tick": state.tick,
-            "time_left": round((self._limit_ticks - state.tick) / self.settings.tick_rate, 1),
-            "ball": [round(state.ball_x, 1), round(state.ball_y, 1), round(state.ball_vx, 1), round(state.ball_vy, 1)],
-            "paddles": [round(state.paddles[0], 1), round(state.paddles[1], 1)],
+            # round(v * 10) / 10: as round(v, 1) at half the cost (see ArenaGame.snapshot).
+            "time_left": round((self._limit_ticks - state.tick) / self.settings.tick_rate * 10) / 10,
+            "ball": [round(state.ball_x * 10) / 10, round(state.ball_y * 10) / 10, round(state.ball_vx * 10) / 10,
+                     round(state.ball_vy * 10) / 10],
+            "paddles": [round(state.paddles[0] * 10) / 10, round(state.paddles[1] * 10) / 10],
             "scores": state.scores[:],
         }
 
