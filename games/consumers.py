@@ -19,6 +19,9 @@ from gameserver.directws import EXTENSION, DirectSocket
 from gameserver.ws import BaseConsumer, CloseCode
 
 LATE_INPUT_CODES = frozenset({"stale_input", "input_rejected"})
+# Messages a direct socket may deliver while connect() still waits for the match host (a busy process can take
+# seconds to start a match): a few seconds of a client's inputs.
+MAX_EARLY_MESSAGES = 4 * int(protocol.RATE_BURST)
 
 
 class MatchConsumer(BaseConsumer):
@@ -88,7 +91,8 @@ class MatchConsumer(BaseConsumer):
         await host.attach(self)
         early, self.early = self.early, None
         for text, data in early:
-            self.on_message(text, data)
+            if not self.closed:
+                self._handle(text, data)
         await self._flush_outbox()
 
     async def disconnect(self, code: int) -> None:
@@ -121,12 +125,20 @@ class MatchConsumer(BaseConsumer):
         replies are written at once (through ASGI they wait in the outbox for receive() to send them)."""
         if self.closed or not self.serving:
             return
-        if self.early is not None and len(self.early) < protocol.RATE_BURST:
-            self.early.append((text, data))
-            return
         if not self._take_token():
             self._rate_limited()
             return
+        if self.early is not None:
+            # Kept in arrival order for after attach (handling a later one first would make the rest stale). The
+            # rate limit bounds them; so does this cap, past which they are refused like any over the rate.
+            if len(self.early) < MAX_EARLY_MESSAGES:
+                self.early.append((text, data))
+            else:
+                self._rate_limited()
+            return
+        self._handle(text, data)
+
+    def _handle(self, text: str | None, data: bytes | None) -> None:
         try:
             message = protocol.decode(text, data)
             kind = message["type"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 
 import msgpack
@@ -283,3 +284,36 @@ async def test_stale_inputs_do_not_count_towards_the_malformed_limit(engine_host
     await a.send({"type": "ping", "t": 3})
     assert (await a.until(lambda m: m["type"] == "pong"))["t"] == 3
     await a.close()
+
+
+def test_messages_that_arrive_before_the_host_knows_the_socket_are_handled_later_in_order():
+    """A direct socket delivers messages while connect() still awaits the host: they wait, in arrival order, and
+    past the cap they are refused as over the rate, never handled out of order (that made the rest stale)."""
+    from collections import deque
+
+    from games.consumers import MAX_EARLY_MESSAGES, MatchConsumer
+    from games.rules import get_game
+
+    class Host:
+        def __init__(self):
+            self.inputs = []
+
+        def submit_input(self, conn, seq, parsed, raw):
+            self.inputs.append(seq)
+            return True
+
+    consumer = MatchConsumer()
+    consumer.serving, consumer.seat, consumer.game, consumer.host = True, 0, get_game("pong"), Host()
+    consumer.last_seq, consumer.bad_messages, consumer.outbox = 0, 0, deque()
+    consumer._take_token = lambda: True  # the token bucket bounds them first; this checks the cap behind it
+    consumer.rate_violations, consumer.rate_window_at, consumer.rate_error_at = 0, 0.0, 0.0
+    consumer.early = []
+    for seq in range(1, MAX_EARLY_MESSAGES + 3):
+        consumer.on_message(json.dumps({"type": "input", "seq": seq, "input": {"dy": 0}}), None)
+    assert consumer.host.inputs == [] and len(consumer.early) == MAX_EARLY_MESSAGES
+    assert [f.message["error"] for f in consumer.outbox] == ["rate_limited"]  # one error a second is enough
+    early, consumer.early = consumer.early, None
+    for text, data in early:
+        consumer._handle(text, data)
+    consumer.on_message(json.dumps({"type": "input", "seq": 10_000, "input": {"dy": 0}}), None)
+    assert consumer.host.inputs == [*range(1, MAX_EARLY_MESSAGES + 1), 10_000]
