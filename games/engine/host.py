@@ -379,16 +379,25 @@ class MatchHost:
         runners = list(self.runners.values())
         renewals = [runner.renewal() for runner in runners]
         results = await self.store.renew(self.proc, renewals)
+        vanished = []
         for runner, renewal, kept in zip(runners, renewals, results, strict=True):
             if kept:
                 runner.renewed(renewal)
             elif self.runners.get(runner.match_id) is runner:
-                # A lease that vanished (Redis restarted: it keeps nothing on disk) is taken again, and the next
-                # round rewrites the checkpoint; only a lease that someone else holds means we stalled and lost.
-                if await self.store.acquire(runner.match_id, self.proc):
-                    if not await self.store.has_checkpoint(runner.match_id):
+                vanished.append(runner)
+        if vanished:
+            # A lease that vanished (Redis restarted: it keeps nothing on disk; or this process fell behind past the
+            # TTL) is taken again, and the next round rewrites the checkpoint; only a lease that someone else holds
+            # means we stalled and lost. One round trip for all of them: taking them one by one, a process that
+            # had fallen behind fell further behind with each, until it lost them all again.
+            taken = await self.store.reacquire(self.proc, [runner.match_id for runner in vanished])
+            for runner, (acquired, has_checkpoint) in zip(vanished, taken, strict=True):
+                if self.runners.get(runner.match_id) is not runner:
+                    continue
+                if acquired:
+                    if not has_checkpoint:
                         runner.log_flushed = 0  # the log went with it: write all of it again
-                    log.warning("match %s: lease was gone (Redis restart?); taken again", runner.match_id)
+                    log.warning("match %s: lease was gone (Redis restart, or renewals late); taken again", runner.match_id)
                 else:
                     await self._lose(runner)
         for mid in list(self.relayed):

@@ -95,6 +95,9 @@ class MemoryStore:
     async def has_checkpoint(self, match_id: int) -> bool:
         return match_id in self._checkpoints
 
+    async def reacquire(self, owner: str, match_ids: list[int]) -> list[tuple[bool, bool]]:
+        return [(await self.acquire(match_id, owner), match_id in self._checkpoints) for match_id in match_ids]
+
     async def load(self, match_id: int) -> Checkpoint | None:
         data = self._checkpoints.get(match_id)
         if data is None:
@@ -152,6 +155,21 @@ class RedisStore:
 
     async def has_checkpoint(self, match_id: int) -> bool:
         return bool(await self._redis.exists(self._keys(match_id)[1]))
+
+    async def reacquire(self, owner: str, match_ids: list[int]) -> list[tuple[bool, bool]]:
+        """Leases that vanished (a Redis restart, or renewals late past the TTL): take each again if it is free or
+        still ours, all in one round trip. Per match: (acquired, its checkpoint is still there)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for match_id in match_ids:
+                lease, ckpt, _ = self._keys(match_id)
+                pipe.set(lease, owner, nx=True, px=LEASE_TTL_MS)
+                pipe.get(lease)
+                pipe.exists(ckpt)
+            results = await pipe.execute()
+        mine = owner.encode()
+        return [
+            (bool(results[k]) or results[k + 1] == mine, bool(results[k + 2])) for k in range(0, len(results), 3)
+        ]
 
     async def load(self, match_id: int) -> Checkpoint | None:
         _, ckpt_key, log_key = self._keys(match_id)

@@ -57,6 +57,20 @@ async def test_release_with_clear_forgets_the_match(store):
     assert not await store.has_checkpoint(1)
 
 
+async def test_vanished_leases_are_taken_again_in_one_call_unless_someone_else_holds_them(store):
+    for match_id in (1, 2, 3):
+        assert await store.acquire(match_id, "a")
+    await store.renew("a", [Renewal(1, checkpoint(1), [[0, 0, {}]])])
+    # 1 and 2 vanish (what expiry or a Redis restart does); 3 is taken by another process meanwhile.
+    await store.release(1, "a", clear=False)
+    await store.release(2, "a", clear=True)
+    await store.release(3, "a", clear=True)
+    assert await store.acquire(3, "b")
+    assert await store.reacquire("a", [1, 2, 3]) == [(True, True), (True, False), (False, False)]
+    assert [await store.owner_of(m) for m in (1, 2, 3)] == ["a", "a", "b"]
+    assert await store.reacquire("a", [1]) == [(True, True)]  # our own lease: still ours
+
+
 async def test_release_by_a_non_owner_does_nothing(store):
     await store.acquire(1, "a")
     await store.release(1, "b", clear=True)
