@@ -28,7 +28,7 @@ from twisted.internet import error
 from twisted.python import failure
 
 from deploy.tuning import tune_gc
-from gameserver.directws import EXTENSION, DirectSocket
+from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +54,6 @@ class _TwistedTransport:
 
     def abort(self) -> None:
         self.transport.abortConnection()
-
-
-class _BoundTransport:
-    """DirectSocket's view of an asyncio transport: its own (C, under uvloop) methods, no Python call in between.
-    Every snapshot to every player goes through write() and buffered_bytes()."""
-
-    __slots__ = ("write", "buffered_bytes", "close", "abort")
-
-    def __init__(self, transport: asyncio.Transport):
-        self.write = transport.write
-        self.buffered_bytes = transport.get_write_buffer_size
-        self.close = transport.close
-        self.abort = transport.abort
 
 
 class _AsyncioConnection(asyncio.Protocol):
@@ -104,7 +91,7 @@ class _AsyncioConnection(asyncio.Protocol):
         if self.pending:
             transport.write(b"".join(self.pending))
             self.pending.clear()
-        self.shell.direct.transport = _BoundTransport(transport)
+        self.shell.direct.transport = AsyncioTransport(transport)
         if self.close_requested:
             transport.close()
 

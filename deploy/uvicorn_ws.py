@@ -23,24 +23,11 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from deploy.tuning import tune_gc
-from gameserver.directws import EXTENSION, DirectSocket
+from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
 
 HIGH_WATER = 16
 # How often a direct socket's keepalive is checked; DirectSocket decides when to ping and when to give up.
 KEEPALIVE_CHECK_SECONDS = 5.0
-
-
-class _Transport:
-    """DirectSocket's view of the asyncio transport. The transport's own bound methods, not wrappers: a snapshot to
-    every player every tick goes through write() and buffered_bytes(), and this saves a Python call on each."""
-
-    __slots__ = ("write", "buffered_bytes", "close", "abort")
-
-    def __init__(self, transport: asyncio.Transport):
-        self.write = transport.write
-        self.buffered_bytes = transport.get_write_buffer_size
-        self.close = transport.close
-        self.abort = transport.abort
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
@@ -54,7 +41,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         tune_gc()  # at the first WebSocket: uvicorn has loaded the application by then (deploy/tuning.py)
         # handle_connect() builds the scope and makes this task; adding the extension here rather than after
         # handle_connect() returns is right even under an eager task factory.
-        self.direct = DirectSocket(_Transport(self.transport))
+        self.direct = DirectSocket(AsyncioTransport(self.transport))
         self.scope["extensions"][EXTENSION] = {"socket": self.direct}
         await super().run_asgi()
 

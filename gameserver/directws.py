@@ -104,6 +104,19 @@ class Transport(Protocol):
     def abort(self) -> None: ...
 
 
+class AsyncioTransport:
+    """DirectSocket's Transport for an asyncio transport: the transport's own methods (C, under uvloop), with no Python
+    call in between. Every snapshot to every player goes through write() and buffered_bytes()."""
+
+    __slots__ = ("write", "buffered_bytes", "close", "abort")
+
+    def __init__(self, transport: asyncio.Transport):
+        self.write = transport.write
+        self.buffered_bytes = transport.get_write_buffer_size
+        self.close = transport.close
+        self.abort = transport.abort
+
+
 class Sink(Protocol):
     def on_message(self, text: str | None, data: bytes | None) -> None: ...
 

@@ -8,10 +8,8 @@ refused from its frame header; protocol errors get standard close codes), that A
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
-import struct
 import uuid
 
 import pytest
@@ -19,6 +17,7 @@ from websockets.asyncio.client import connect
 
 from tests.games.test_multiprocess import Player
 from tests.procs import Cluster, database_url_for, drop_database
+from tests.wsraw import RawClient
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -46,57 +45,6 @@ def new_match(cluster: Cluster, port: int) -> tuple[dict, dict[str, str]]:
     return match, tokens
 
 
-class RawSocket:
-    """A WebSocket client that can break the protocol on purpose."""
-
-    async def open(self, port: int, path: str, token: str) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1\r\n"
-            f"Sec-WebSocket-Protocol: gs.v1.json\r\nAuthorization: Token {token}\r\n\r\n".encode()
-        )
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
-        assert head.startswith(b"HTTP/1.1 101"), head
-
-    def send_raw(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    def send(self, opcode: int, payload: bytes, *, masked: bool = True) -> None:
-        mask = b"\x37\xfa\x21\x3d"
-        header = bytes((0x80 | opcode,))
-        n = len(payload)
-        flag = 0x80 if masked else 0
-        if n < 126:
-            header += bytes((flag | n,))
-        elif n < 65536:
-            header += bytes((flag | 126,)) + struct.pack("!H", n)
-        else:
-            header += bytes((flag | 127,)) + struct.pack("!Q", n)
-        if masked:
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-            header += mask
-        self.writer.write(header + payload)
-
-    async def frame(self) -> tuple[int, bytes]:
-        b0, b1 = await self.reader.readexactly(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", await self.reader.readexactly(2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", await self.reader.readexactly(8))[0]
-        return b0 & 0x0F, await self.reader.readexactly(n)
-
-    async def close_code(self, timeout: float = 5.0) -> int:
-        """Read until the server's close frame; its code."""
-        async with asyncio.timeout(timeout):
-            while True:
-                opcode, payload = await self.frame()
-                if opcode == 0x8:
-                    return struct.unpack("!H", payload[:2])[0]
-
-
 async def test_a_match_plays_over_direct_sockets(server):
     cluster, port = server
     match, tokens = new_match(cluster, port)
@@ -121,29 +69,29 @@ async def test_a_match_plays_over_direct_sockets(server):
 async def test_an_oversize_message_is_refused_from_its_header_with_4009(server):
     cluster, port = server
     match, tokens = new_match(cluster, port)
-    raw = RawSocket()
-    await raw.open(port, f"/ws/matches/{match['id']}/", tokens["alice"])
+    raw = RawClient()
+    await raw.connect(port, f"/ws/matches/{match['id']}/", tokens["alice"])
     # Only the header of a 5,000-byte text frame: the server must not wait for a payload it will refuse.
-    raw.send_raw(bytes((0x81, 0x80 | 126)) + struct.pack("!H", 5000) + b"\x01\x02\x03\x04")
-    assert await raw.close_code() == 4009
+    raw.send_frame(0x1, b"", declared=5000)
+    assert (await raw.read_close())[0] == 4009
 
 
 @pytest.mark.parametrize(
     "send, code",
     [
-        (lambda raw: raw.send(0x1, b'{"type": "ping", "t": "\xff\xfe"}'), 1007),  # text that is not UTF-8
-        (lambda raw: raw.send(0x1, b'{"type": "ping"}', masked=False), 1002),  # clients must mask
-        (lambda raw: raw.send(0x3, b"?"), 1002),  # reserved opcode
-        (lambda raw: raw.send(0x0, b"more"), 1002),  # a continuation of nothing
+        (lambda raw: raw.send_frame(0x1, b'{"type": "ping", "t": "\xff\xfe"}'), 1007),  # text that is not UTF-8
+        (lambda raw: raw.send_frame(0x1, b'{"type": "ping"}', masked=False), 1002),  # clients must mask
+        (lambda raw: raw.send_frame(0x3, b"?"), 1002),  # reserved opcode
+        (lambda raw: raw.send_frame(0x0, b"more"), 1002),  # a continuation of nothing
     ],
 )
 async def test_protocol_errors_close_with_the_standard_codes(server, send, code):
     cluster, port = server
     match, tokens = new_match(cluster, port)
-    raw = RawSocket()
-    await raw.open(port, f"/ws/matches/{match['id']}/", tokens["alice"])
+    raw = RawClient()
+    await raw.connect(port, f"/ws/matches/{match['id']}/", tokens["alice"])
     send(raw)
-    assert await raw.close_code() == code
+    assert (await raw.read_close())[0] == code
 
 
 async def test_a_closed_socket_frees_its_seat_and_reconnecting_takes_it_back(server):

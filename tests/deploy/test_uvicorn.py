@@ -9,11 +9,9 @@ bare code, and only once the whole message has arrived.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.games.test_multiprocess import Player
 from tests.procs import ROOT, Cluster, database_url_for, drop_database, free_port, wait_for_port
+from tests.wsraw import RawClient
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -87,62 +86,6 @@ async def running_match(cluster, port) -> tuple[Player, Player]:
     await bob.connect()
     await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
     return alice, bob
-
-
-class RawClient:
-    """A WebSocket client on a bare TCP connection, for frames a real client library will not send."""
-
-    async def connect(self, port: int, path: str, token: str, subprotocol: str | None = "gs.v1.json") -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        offer = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
-        self.writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}"
-            f"Origin: http://127.0.0.1\r\nAuthorization: Token {token}\r\n\r\n".encode()
-        )
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
-        assert head.startswith(b"HTTP/1.1 101"), head
-
-    def send_frame(self, opcode: int, payload: bytes, *, declared: int | None = None) -> None:
-        """A masked frame; `declared` announces another length than the payload's (to send a header alone)."""
-        n = len(payload) if declared is None else declared
-        header = bytes([0x80 | opcode])
-        if n < 126:
-            header += bytes([0x80 | n])
-        elif n < 65536:
-            header += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            header += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        mask = os.urandom(4)
-        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    async def read_frame(self) -> tuple[int, bytes]:
-        b0, b1 = await self.reader.readexactly(2)
-        assert not b1 & 0x80, "server frames are not masked"
-        n = b1 & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        return b0 & 0x0F, await self.reader.readexactly(n)
-
-    async def read_close(self, timeout: float = 5) -> tuple[int, str]:
-        """Skips data frames up to the server's close frame; then the server must close the TCP connection."""
-        async with asyncio.timeout(timeout):
-            while True:
-                opcode, payload = await self.read_frame()
-                if opcode == 0x8:
-                    break
-            assert await self.reader.read() == b""
-        self.writer.close()
-        return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
-
-    async def read_json(self, timeout: float = 5) -> dict:
-        async with asyncio.timeout(timeout):
-            opcode, payload = await self.read_frame()
-        assert opcode == 0x1, (opcode, payload)
-        return json.loads(payload)
 
 
 async def test_a_match_plays_over_uvicorn_with_the_same_protocol(uvicorn_port):
