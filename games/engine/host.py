@@ -303,12 +303,20 @@ class MatchHost:
             self._to_owners.put_nowait((owner, message))
 
     async def _send_to_owners_loop(self) -> None:
+        """Everything queued since the last publish goes out as one message per owner, in order. One publish (and
+        one round trip) per relayed input could not keep up: at 2 x 600 players with every match split across both
+        processes, inputs waited seconds in this queue."""
         while True:
             owner, message = await self._to_owners.get()
-            try:
-                await self.relay.send(owner, message)
-            except Exception:
-                log.exception("relaying a %r message to its owner failed", message["type"])
+            batches: dict[str, list[dict[str, Any]]] = {owner: [message]}
+            while not self._to_owners.empty():
+                owner, message = self._to_owners.get_nowait()
+                batches.setdefault(owner, []).append(message)
+            for owner, messages in batches.items():
+                try:
+                    await self.relay.send(owner, messages[0] if len(messages) == 1 else {"type": "batch", "msgs": messages})
+                except Exception:
+                    log.exception("relaying %d message(s) to their owner failed", len(messages))
 
     async def _announce(self, mid: int) -> None:
         """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
@@ -317,11 +325,12 @@ class MatchHost:
 
     async def _receive_loop(self) -> None:
         while True:
-            message = await self.relay.receive(self.proc)
-            try:
-                await self._on_relay_message(message)
-            except Exception:
-                log.exception("bad relay message %r", message.get("type"))
+            received = await self.relay.receive(self.proc)
+            for message in received["msgs"] if received["type"] == "batch" else (received,):
+                try:
+                    await self._on_relay_message(message)
+                except Exception:
+                    log.exception("bad relay message %r", message.get("type"))
 
     async def _on_relay_message(self, message: dict[str, Any]) -> None:
         kind, mid = message["type"], message["m"]
