@@ -27,7 +27,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import error
 from twisted.python import failure
 
-from deploy.tuning import tune_gc
+from deploy.tuning import tune_runtime
 from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
 
 logger = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ class DirectServer(Server):
     """daphne's Server, building DirectWebSocketProtocol and offering the extension in WebSocket scopes."""
 
     def run(self):
-        tune_gc()  # the application is loaded: see deploy/tuning.py
+        tune_runtime()  # the application is loaded: see deploy/tuning.py
         super().run()
 
     @property

@@ -22,7 +22,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from deploy.tuning import tune_gc
+from deploy.tuning import tune_runtime
 from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
 
 HIGH_WATER = 16
@@ -38,7 +38,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     # --- offering the extension, and switching to it --------------------------------------------------------------
 
     async def run_asgi(self) -> None:
-        tune_gc()  # at the first WebSocket: uvicorn has loaded the application by then (deploy/tuning.py)
+        tune_runtime()  # at the first WebSocket: uvicorn has loaded the application by then (deploy/tuning.py)
         # handle_connect() builds the scope and makes this task; adding the extension here rather than after
         # handle_connect() returns is right even under an eager task factory.
         self.direct = DirectSocket(AsyncioTransport(self.transport))
