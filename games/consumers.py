@@ -194,10 +194,7 @@ class MatchConsumer(BaseConsumer):
         return True
 
     async def send_frame(self, frame: Frame) -> None:
-        if self.closed:
-            return
-        if self.direct is not None:
-            self.direct.send_wire(frame.wire(self.binary), droppable=frame.droppable)
+        if self.push(frame):
             return
         try:
             await self.base_send(frame.send_event(self.binary))
@@ -210,12 +207,8 @@ class MatchConsumer(BaseConsumer):
             await self.close(code)
 
     def _reply(self, frame: Frame) -> None:
-        if self.closed:
-            return
-        if self.direct is not None:
-            self.direct.send_wire(frame.wire(self.binary), droppable=frame.droppable)
-        else:
-            self.outbox.append(frame)
+        if not self.push(frame):
+            self.outbox.append(frame)  # sent by receive() once the message is handled
 
     def _close_soon(self, code: int) -> None:
         if self.direct is not None:

@@ -151,7 +151,7 @@ class MatchHost:
         elif mid in self.relayed:
             if conn.seat is not None:
                 await self._claim_seat(mid, conn.seat, keep=conn)
-                await self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": True, "p": self.proc})
+                self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": True, "p": self.proc})
         else:
             # Nobody runs it and we could not start it: it has just ended.
             end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
@@ -172,7 +172,7 @@ class MatchHost:
                 runner.seat_presence(conn.seat, local_delta=-1)
         elif mid in self.relayed:
             if conn.seat is not None and not any(c.seat == conn.seat for c in self.local.get(mid, ())):
-                await self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": False, "p": self.proc})
+                self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": False, "p": self.proc})
             if mid not in self.local:
                 del self.relayed[mid]
                 await self.relay.group_discard(relay_group(mid), self.proc)
@@ -185,7 +185,7 @@ class MatchHost:
         if runner is not None:
             return runner.queue_input(conn.seat, seq, parsed, raw)
         if conn.match_id in self.relayed:
-            self._tell_owner_soon(conn.match_id, {"type": "in", "m": conn.match_id, "s": conn.seat, "q": seq, "i": raw})
+            self._tell_owner(conn.match_id, {"type": "in", "m": conn.match_id, "s": conn.seat, "q": seq, "i": raw})
             return True
         return False
 
@@ -194,7 +194,7 @@ class MatchHost:
         if runner is not None:
             runner.leave(conn.seat)
         elif conn.match_id in self.relayed:
-            self._tell_owner_soon(conn.match_id, {"type": "leave", "m": conn.match_id, "s": conn.seat})
+            self._tell_owner(conn.match_id, {"type": "leave", "m": conn.match_id, "s": conn.seat})
 
     async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
@@ -238,7 +238,7 @@ class MatchHost:
     async def _become_relay(self, mid: int) -> None:
         self.relayed[mid] = await self.store.owner_of(mid)
         await self.relay.group_add(relay_group(mid), self.proc)
-        await self._announce(mid)
+        self._announce(mid)
 
     async def _lose(self, runner: MatchRunner) -> None:
         """Our lease was taken (we stalled past its expiry): stop ticking, and relay to the new owner instead."""
@@ -291,13 +291,9 @@ class MatchHost:
 
     # --- between processes ------------------------------------------------------------------------------------
 
-    async def _tell_owner(self, mid: int, message: dict[str, Any]) -> None:
-        owner = self.relayed.get(mid)
-        if owner:
-            await self.relay.send(owner, message)
-
-    def _tell_owner_soon(self, mid: int, message: dict[str, Any]) -> None:
-        """_tell_owner for synchronous callers: one task sends these in the order they were queued."""
+    def _tell_owner(self, mid: int, message: dict[str, Any]) -> None:
+        """Everything a relay says to a match's owner goes through one queue, sent in order by one task
+        (_send_to_owners_loop); synchronous, so that sockets can call it from the server's read callback."""
         owner = self.relayed.get(mid)
         if owner:
             self._to_owners.put_nowait((owner, message))
@@ -318,10 +314,10 @@ class MatchHost:
                 except Exception:
                     log.exception("relaying %d message(s) to their owner failed", len(messages))
 
-    async def _announce(self, mid: int) -> None:
+    def _announce(self, mid: int) -> None:
         """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
         seats = sorted({c.seat for c in self.local.get(mid, ()) if c.seat is not None})
-        await self._tell_owner(mid, {"type": "here", "m": mid, "p": self.proc, "seats": seats})
+        self._tell_owner(mid, {"type": "here", "m": mid, "p": self.proc, "seats": seats})
 
     async def _receive_loop(self) -> None:
         while True:
@@ -413,7 +409,7 @@ class MatchHost:
             await self._try_take_over(mid)
             if mid in self.relayed:
                 self.relayed[mid] = await self.store.owner_of(mid)
-                await self._announce(mid)
+                self._announce(mid)
 
     # --- SIGTERM: hand matches over instead of dropping them ----------------------------------------------------
 
