@@ -12,13 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
 from games import selectors, services
 from games.engine.protocol import Frame
-from games.engine.store import Checkpoint, Renewal
+from games.engine.store import Checkpoint, LogEntry, Renewal, export_log, log_entry
 from games.rules import get_game
 
 if TYPE_CHECKING:
@@ -33,23 +32,6 @@ JOIN_TIMEOUT_SECONDS = 60.0
 WAITING_SNAPSHOT_EVERY = 10
 # A tick this many periods late is not caught up: the schedule restarts from now (the game slows, never bursts).
 MAX_CATCH_UP_TICKS = 5
-
-
-# One applied input (or, with None, a player's removal) of the match's input log: (step, seat, raw input as JSON text).
-# The log lives as long as the match, 20 entries a second per player. Kept as a tuple of plain values, the garbage
-# collector stops tracking it; as a list, or with the input's dict inside, every full collection walked all of
-# them: pauses of ~200 ms once a few hundred thousand had piled up at 1,000 players.
-# The JSON is kept as str: orjson's bytes keep the 4 KiB buffer they were written in (3 GB for 800,000 entries).
-LogEntry = tuple[int, int, str | None]
-
-
-def log_entry(step: int, seat: int, raw: Any) -> LogEntry:
-    return (step, seat, None if raw is None else orjson.dumps(raw).decode())
-
-
-def export_log(entries: list[LogEntry]) -> list[list[Any]]:
-    """The log as stored (match results, checkpoints): [[step, seat, raw input or None], ...]."""
-    return [[step, seat, None if raw is None else orjson.loads(raw)] for step, seat, raw in entries]
 
 
 @dataclass(slots=True)
@@ -314,7 +296,7 @@ class MatchRunner:
             "started_wall": self.started_wall,
             "log_len": len(self.log),
         }
-        return Renewal(match_id=self.match_id, checkpoint=data, new_log_entries=export_log(self.log[self.log_flushed :]))
+        return Renewal(match_id=self.match_id, checkpoint=data, new_log_entries=self.log[self.log_flushed :])
 
     def renewed(self, renewal: Renewal) -> None:
         if renewal.checkpoint is not None:

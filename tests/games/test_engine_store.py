@@ -6,8 +6,7 @@ import uuid
 
 import pytest
 
-from games.engine.runner import export_log, log_entry
-from games.engine.store import MemoryStore, RedisStore, Renewal
+from games.engine.store import MemoryStore, RedisStore, Renewal, export_log, log_entry
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -32,8 +31,8 @@ async def test_only_one_process_holds_a_lease(store):
 
 async def test_checkpoint_and_log_round_trip(store):
     await store.acquire(1, "a")
-    await store.renew("a", [Renewal(1, checkpoint(2), [[0, 0, {"dy": 1}], [1, 1, None]])])
-    await store.renew("a", [Renewal(1, checkpoint(3), [[2, 0, {"dy": -1}]])])
+    await store.renew("a", [Renewal(1, checkpoint(2), [log_entry(0, 0, {"dy": 1}), log_entry(1, 1, None)])])
+    await store.renew("a", [Renewal(1, checkpoint(3), [log_entry(2, 0, {"dy": -1})])])
     loaded = await store.load(1)
     assert loaded.data["state"] == {"x": 3}
     assert loaded.log == [[0, 0, {"dy": 1}], [1, 1, None], [2, 0, {"dy": -1}]]
@@ -41,17 +40,17 @@ async def test_checkpoint_and_log_round_trip(store):
 
 async def test_a_process_that_lost_its_lease_cannot_write_checkpoints(store):
     await store.acquire(1, "a")
-    await store.renew("a", [Renewal(1, checkpoint(1), [[0, 0, {}]])])
+    await store.renew("a", [Renewal(1, checkpoint(1), [log_entry(0, 0, {})])])
     await store.release(1, "a", clear=False)
     assert await store.acquire(1, "b")
-    assert await store.renew("a", [Renewal(1, checkpoint(5), [[9, 9, {}]] * 4)]) == [False]
+    assert await store.renew("a", [Renewal(1, checkpoint(5), [log_entry(9, 9, {})] * 4)]) == [False]
     loaded = await store.load(1)
     assert loaded.data["log_len"] == 1 and loaded.log == [[0, 0, {}]]
 
 
 async def test_release_with_clear_forgets_the_match(store):
     await store.acquire(1, "a")
-    await store.renew("a", [Renewal(1, checkpoint(1), [[0, 0, {}]])])
+    await store.renew("a", [Renewal(1, checkpoint(1), [log_entry(0, 0, {})])])
     await store.release(1, "a", clear=True)
     assert await store.load(1) is None and await store.owner_of(1) is None
     assert not await store.has_checkpoint(1)
@@ -60,7 +59,7 @@ async def test_release_with_clear_forgets_the_match(store):
 async def test_vanished_leases_are_taken_again_in_one_call_unless_someone_else_holds_them(store):
     for match_id in (1, 2, 3):
         assert await store.acquire(match_id, "a")
-    await store.renew("a", [Renewal(1, checkpoint(1), [[0, 0, {}]])])
+    await store.renew("a", [Renewal(1, checkpoint(1), [log_entry(0, 0, {})])])
     # 1 and 2 vanish (what expiry or a Redis restart does); 3 is taken by another process meanwhile.
     await store.release(1, "a", clear=False)
     await store.release(2, "a", clear=True)
