@@ -82,6 +82,7 @@ def _prepare_in_child(env: dict[str, str], bots: int, game: str, players: int, p
 
 
 def free_port() -> int:
+    """A free loopback port (the tests' server helpers use this too: tests/procs.py)."""
     import socket
 
     with socket.socket() as sock:
@@ -95,13 +96,13 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server on port {port} exited with {proc.returncode}")
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"nothing listening on port {port}")
+    raise TimeoutError(f"nothing listening on port {port}")
 
 
 UVICORN_WS = "deploy.uvicorn_ws:WebSocketProtocol"

@@ -86,3 +86,14 @@ def real_redis_url() -> str:
             pytest.fail(f"Redis at {url} is required in CI and is unreachable: {exc}")
         pytest.skip(f"Redis at {url} is unreachable: {exc}")
     return url
+
+
+@pytest.fixture
+def cluster(tmp_path, real_redis_url):
+    """Real server processes (tests/procs.py) sharing the real Redis; stopped, and their database dropped, after."""
+    from tests.procs import drop_database, make_cluster
+
+    cluster = make_cluster(tmp_path, real_redis_url)
+    yield cluster
+    cluster.stop_all()
+    drop_database(cluster.env["DATABASE_URL"])

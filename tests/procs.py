@@ -8,36 +8,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.load import free_port, wait_for_port  # noqa: F401 - the tests' server helpers, shared with the load tool
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 def database_url_for(tmp_path: Path) -> str:
@@ -109,6 +90,13 @@ class Cluster:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
+
+    def new_pong_match(self, port: int) -> tuple[dict, dict[str, str]]:
+        """Registers alice and bob and creates a pong match for them: (the match, their tokens)."""
+        tokens = {name: self.register(port, name) for name in ("alice", "bob")}
+        status, match = self.http(port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=tokens["alice"])
+        assert status == 201, match
+        return match, tokens
 
     def register(self, port: int, username: str) -> str:
         status, body = self.http(port, "POST", "/api/auth/register/", {"username": username, "password": "correct horse battery staple"})

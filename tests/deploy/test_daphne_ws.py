@@ -38,16 +38,11 @@ def server(tmp_path):
         drop_database(env["DATABASE_URL"])
 
 
-def new_match(cluster: Cluster, port: int) -> tuple[dict, dict[str, str]]:
-    tokens = {name: cluster.register(port, name) for name in ("alice", "bob")}
-    status, match = cluster.http(port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=tokens["alice"])
-    assert status == 201, match
-    return match, tokens
 
 
 async def test_a_match_plays_over_direct_sockets(server):
     cluster, port = server
-    match, tokens = new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
     await alice.connect()
     await bob.connect()
@@ -68,7 +63,7 @@ async def test_a_match_plays_over_direct_sockets(server):
 
 async def test_an_oversize_message_is_refused_from_its_header_with_4009(server):
     cluster, port = server
-    match, tokens = new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     raw = RawClient()
     await raw.connect(port, f"/ws/matches/{match['id']}/", tokens["alice"])
     # Only the header of a 5,000-byte text frame: the server must not wait for a payload it will refuse.
@@ -87,7 +82,7 @@ async def test_an_oversize_message_is_refused_from_its_header_with_4009(server):
 )
 async def test_protocol_errors_close_with_the_standard_codes(server, send, code):
     cluster, port = server
-    match, tokens = new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     raw = RawClient()
     await raw.connect(port, f"/ws/matches/{match['id']}/", tokens["alice"])
     send(raw)
@@ -96,7 +91,7 @@ async def test_protocol_errors_close_with_the_standard_codes(server, send, code)
 
 async def test_a_closed_socket_frees_its_seat_and_reconnecting_takes_it_back(server):
     cluster, port = server
-    match, tokens = new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
     await alice.connect()
     await bob.connect()
@@ -109,7 +104,7 @@ async def test_a_closed_socket_frees_its_seat_and_reconnecting_takes_it_back(ser
 
 async def test_logging_out_closes_a_direct_socket_with_4012(server):
     cluster, port = server
-    match, tokens = new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     alice = Player(port, match["id"], tokens["alice"])
     await alice.connect()
     await alice.wait_for(lambda m: m["type"] == "welcome", timeout=5)

@@ -14,7 +14,7 @@ import pytest
 
 from deploy.nginx import render, standalone
 from tests.games.test_multiprocess import Player
-from tests.procs import drop_database, free_port, make_cluster, wait_for_port
+from tests.procs import free_port, wait_for_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -27,14 +27,6 @@ def nginx_binary() -> str:
             pytest.fail("nginx is required in CI (scripts/test installs it from Debian's packages)")
         pytest.skip("nginx is not installed")
     return path
-
-
-@pytest.fixture
-def cluster(tmp_path, real_redis_url):
-    cluster = make_cluster(tmp_path, real_redis_url)
-    yield cluster
-    cluster.stop_all()
-    drop_database(cluster.env["DATABASE_URL"])
 
 
 @pytest.fixture

@@ -72,15 +72,10 @@ def quick_ping_port(tmp_path):
         drop_database(cluster.env["DATABASE_URL"])
 
 
-async def new_match(cluster, port) -> tuple[dict, dict[str, str]]:
-    tokens = {name: cluster.register(port, name) for name in ("alice", "bob")}
-    status, match = cluster.http(port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=tokens["alice"])
-    assert status == 201, match
-    return match, tokens
 
 
 async def running_match(cluster, port) -> tuple[Player, Player]:
-    match, tokens = await new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
     await alice.connect()
     await bob.connect()
@@ -90,7 +85,7 @@ async def running_match(cluster, port) -> tuple[Player, Player]:
 
 async def test_a_match_plays_over_uvicorn_with_the_same_protocol(uvicorn_port):
     cluster, port = uvicorn_port
-    match, tokens = await new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     alice, bob = Player(port, match["id"], tokens["alice"]), Player(port, match["id"], tokens["bob"])
     await alice.connect()
     await bob.connect()
@@ -136,7 +131,7 @@ async def test_an_oversized_message_closes_a_match_socket_with_4009(uvicorn_port
 
 async def test_invalid_utf8_in_a_text_message_closes_a_match_socket_with_1007(uvicorn_port):
     cluster, port = uvicorn_port
-    match, tokens = await new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     raw = RawClient()
     await raw.connect(port, f"/ws/matches/{match['id']}/", tokens["alice"])
     assert (await raw.read_json())["type"] == "welcome"
@@ -214,7 +209,7 @@ async def test_a_stopping_server_closes_direct_sockets_with_1012_and_exits(tmp_p
 
 async def test_uvicorn_pings_only_the_sockets_it_parses(quick_ping_port):
     cluster, port = quick_ping_port
-    match, tokens = await new_match(cluster, port)
+    match, tokens = cluster.new_pong_match(port)
     # A direct socket: uvicorn's keepalive must be off for it, or its pings' answers (which it never sees any more)
     # would time out and it would fail the connection with 1011.
     raw = RawClient()

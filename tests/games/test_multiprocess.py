@@ -10,17 +10,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.procs import drop_database, make_cluster
-
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def cluster(tmp_path, real_redis_url):
-    cluster = make_cluster(tmp_path, real_redis_url)
-    yield cluster
-    cluster.stop_all()
-    drop_database(cluster.env["DATABASE_URL"])
 
 
 class Player:
