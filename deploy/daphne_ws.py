@@ -179,18 +179,10 @@ class DirectWebSocketProtocol(WebSocketProtocol):
         super().consumeData()
 
     def handle_reply(self, message):
-        if not self.direct_mode:
+        if self.direct_mode:
+            self.direct.send_asgi(message)
+        else:
             super().handle_reply(message)
-            return
-        direct = self.direct
-        kind = message.get("type")
-        if kind == "websocket.send":
-            if message.get("bytes") is not None:
-                direct.send_message(data=message["bytes"])
-            elif message.get("text") is not None:
-                direct.send_message(text=message["text"])
-        elif kind == "websocket.close":
-            direct.close(message.get("code") or 1000, message.get("reason") or "")
 
     def handle_exception(self, exception):
         if self.direct_mode:

@@ -47,7 +47,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         if self.direct_mode:
-            self._send_direct(message)
+            # DirectSocket ignores what comes after the close, where the parent would raise ClientDisconnected: the
+            # match host closes every socket of a match in one loop, which must not stop at one that just went away.
+            self.direct.send_asgi(message)
             return
         was_complete = self.handshake_complete
         await super().send(message)
@@ -81,20 +83,6 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             data = bytes(leftover)
             leftover.clear()
             self.direct.feed(data)
-
-    def _send_direct(self, message: Any) -> None:
-        # DirectSocket ignores what comes after the close, where the parent would raise ClientDisconnected: the match
-        # host closes every socket of a match in one loop, which must not stop at one whose client just went away.
-        kind = message["type"]
-        if kind == "websocket.send":
-            if message.get("bytes") is not None:
-                self.direct.send_message(data=message["bytes"])
-            elif message.get("text") is not None:
-                self.direct.send_message(text=message["text"])
-        elif kind == "websocket.close":
-            self.direct.close(message.get("code") or 1000, message.get("reason") or "")
-        else:
-            raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'.")
 
     def _check_keepalive(self) -> None:
         self.direct.check_keepalive()

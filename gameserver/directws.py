@@ -179,6 +179,20 @@ class DirectSocket:
             return self.send_wire(encode_frame(OP_TEXT, text.encode()))
         return self.send_wire(encode_frame(OP_BINARY, data or b""))
 
+    def send_asgi(self, message: dict) -> None:
+        """An ASGI `websocket.send` or `websocket.close` event from the application, once the socket is direct (both
+        launchers route the application's send() here then)."""
+        kind = message["type"]
+        if kind == "websocket.send":
+            if message.get("bytes") is not None:
+                self.send_message(data=message["bytes"])
+            elif message.get("text") is not None:
+                self.send_message(text=message["text"])
+        elif kind == "websocket.close":
+            self.close(message.get("code") or CLOSE_NORMAL, message.get("reason") or "")
+        else:
+            raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got {kind!r}.")
+
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Start the closing handshake; the TCP connection closes when the client answers, or after a timeout."""
         if self.state != OPEN:
