@@ -24,6 +24,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# The head's limits under daphne (Twisted's HTTPChannel.totalHeadersSize and maxHeaders, deploy/daphne_http.py), checked
+# here too so that every server answers 431 alike. httptools (uvicorn's default parser) has no limit of its own.
+MAX_HEAD_BYTES = 16384
+MAX_HEADERS = 500
+
 
 def refusal_body(path: str, status: int, code: str, message: str) -> tuple[bytes, bytes]:
     """(content type, body) of a refusal: the API's JSON error under /api/, a small HTML page elsewhere."""
@@ -43,8 +48,8 @@ def query_too_long_message(limit: int) -> str:
 
 
 class RequestLimitsMiddleware:
-    """ASGI middleware for HTTP scopes: 414 for a long query string, 413 for a long body, 400 for a bad
-    Content-Length; every path (API, pages, admin). Refusals close the connection (the rest of the body is unread)."""
+    """ASGI middleware for HTTP scopes: 414 for a long query string, 431 for too many or too long headers, 413 for a
+    long body, 400 for a bad Content-Length; every path (API, pages, admin). Refusals close the connection (the rest of the body is unread)."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int | None = None, max_query_string_bytes: int | None = None):
         self.app = app
@@ -59,6 +64,11 @@ class RequestLimitsMiddleware:
             return
         if len(scope.get("query_string", b"")) > self.max_query_string_bytes:
             await self.refuse(scope, send, 414, "query_too_long", query_too_long_message(self.max_query_string_bytes))
+            return
+        headers = scope["headers"]
+        if len(headers) > MAX_HEADERS or sum(len(name) + len(value) for name, value in headers) > MAX_HEAD_BYTES:
+            message = f"The request's headers are over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} headers."
+            await self.refuse(scope, send, 431, "headers_too_large", message)
             return
         lengths = {value for name, value in scope["headers"] if name == b"content-length"}
         if len(lengths) > 1 or (lengths and not next(iter(lengths)).isdigit()):
