@@ -239,7 +239,10 @@ WS_TICKET_TTL_SECONDS = env_int("WS_TICKET_TTL_SECONDS", 30, minimum=1, maximum=
 SPECTACULAR_SETTINGS = {
     "TITLE": "Game server API",
     "DESCRIPTION": "Accounts, matches, lobbies and matchmaking. Errors are JSON: "
-    '{"error": <stable code>, "message": <readable text>, "fields": {<field>: [messages]}}.',
+    '{"error": <stable code>, "message": <readable text>, "fields": {<field>: [messages]}}. '
+    f"Any endpoint answers 413 request_too_large to a body over {MAX_REQUEST_BYTES} bytes, "
+    f"414 query_too_long to a query string over {MAX_QUERY_STRING_BYTES} bytes, and 431 headers_too_large to headers "
+    "over 16 KiB or 500 lines, before reading the request; JSON nested deeper than 1024 levels is 400 parse_error.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
