@@ -27,6 +27,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import error
 from twisted.python import failure
 
+from deploy.daphne_http import limited_http_factory
 from deploy.tuning import tune_runtime
 from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
 
@@ -218,6 +219,17 @@ class DirectServer(Server):
     def run(self):
         tune_runtime()  # the application is loaded: see deploy/tuning.py
         super().run()
+
+    # --- HTTP limits (deploy/daphne_http.py): refuse over-size requests before Twisted buffers them ---
+    @property
+    def http_factory(self):
+        return self._http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory):
+        self._http_factory = limited_http_factory(factory)
+
+    # --- end of HTTP limits ---
 
     @property
     def ws_factory(self):

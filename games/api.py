@@ -14,7 +14,7 @@ from games import serializers, services
 from games.models import Match
 from games.rules import GAMES
 from gameserver.accounts.models import User
-from gameserver.api_errors import ApiError, documented_error
+from gameserver.api_errors import INVALID_PAGINATION, ApiError, documented_error
 
 
 class GameListView(APIView):
@@ -41,7 +41,11 @@ class MatchListCreateView(generics.ListAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=[s.value for s in Match.Status]), OpenApiParameter("game", str)],
         summary="The caller's matches, newest first",
-        responses={200: serializers.MatchSerializer(many=True), 401: documented_error("not_authenticated")},
+        responses={
+            200: serializers.MatchSerializer(many=True),
+            400: documented_error(f"validation_error (unknown status), {INVALID_PAGINATION}"),
+            401: documented_error("not_authenticated"),
+        },
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)

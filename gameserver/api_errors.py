@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
@@ -38,8 +38,10 @@ _DEFAULT_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     413: "request_too_large",
+    414: "query_too_long",
     415: "unsupported_media_type",
     429: "throttled",
+    431: "headers_too_large",
 }
 
 
@@ -65,6 +67,9 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):
+        # Django's own input limits (for example over DATA_UPLOAD_MAX_NUMBER_FIELDS query parameters).
+        exc = ApiError("bad_request", "The request is malformed or over one of the server's limits.")
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -116,3 +121,7 @@ class ErrorSerializer(serializers.Serializer):
 def documented_error(description: str) -> OpenApiResponse:
     """An error response for @extend_schema: the shape above, with the codes that endpoint can answer."""
     return OpenApiResponse(ErrorSerializer, description=description)
+
+
+# For paginated lists (gameserver/pagination.py).
+INVALID_PAGINATION = "invalid_pagination: limit or offset is not a whole number in its range"

@@ -14,12 +14,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from games.routing import websocket_urlpatterns as game_routes  # noqa: E402
+from gameserver.middleware import RequestLimitsMiddleware  # noqa: E402
 from gameserver.ws import WebSocketAuthStack  # noqa: E402
 from lobby.routing import websocket_urlpatterns as lobby_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Over-size bodies and query strings are refused before Django reads them (gameserver/middleware.py).
+        "http": RequestLimitsMiddleware(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(WebSocketAuthStack(URLRouter(game_routes + lobby_routes))),
     }
 )

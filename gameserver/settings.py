@@ -74,7 +74,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "gameserver.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -196,8 +195,17 @@ STORAGES = {
     },
 }
 
-# Bodies above this are refused with 413 before any parsing: no endpoint of ours needs more.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024)
+# HTTP limits (docs/security.md, "HTTP limits"). Bodies above MAX_REQUEST_BYTES are refused with 413 before they are
+# read: by deploy/daphne_http.py under daphne, by gameserver/middleware.py under any ASGI server. No endpoint of ours
+# needs more, and what is accepted stays in memory (never a temporary file).
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# Query strings above this get 414; ours carry a few short parameters (the admin's filters stay well below).
+MAX_QUERY_STRING_BYTES = env_int("MAX_QUERY_STRING_BYTES", 8192, minimum=256)
+# Paginated lists: ?limit= is 1..PAGINATION_MAX_LIMIT and ?offset= 0..PAGINATION_MAX_OFFSET, else 400 invalid_pagination.
+PAGINATION_MAX_LIMIT = env_int("PAGINATION_MAX_LIMIT", 100, minimum=1, maximum=10_000)
+PAGINATION_MAX_OFFSET = env_int("PAGINATION_MAX_OFFSET", 1_000_000, minimum=0, maximum=2**62)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -205,10 +213,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gameserver.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "gameserver.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "gameserver.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -231,7 +239,10 @@ WS_TICKET_TTL_SECONDS = env_int("WS_TICKET_TTL_SECONDS", 30, minimum=1, maximum=
 SPECTACULAR_SETTINGS = {
     "TITLE": "Game server API",
     "DESCRIPTION": "Accounts, matches, lobbies and matchmaking. Errors are JSON: "
-    '{"error": <stable code>, "message": <readable text>, "fields": {<field>: [messages]}}.',
+    '{"error": <stable code>, "message": <readable text>, "fields": {<field>: [messages]}}. '
+    f"Any endpoint answers 413 request_too_large to a body over {MAX_REQUEST_BYTES} bytes, "
+    f"414 query_too_long to a query string over {MAX_QUERY_STRING_BYTES} bytes, and 431 headers_too_large to headers "
+    "over 16 KiB or 500 lines, before reading the request; JSON nested deeper than 1024 levels is 400 parse_error.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -6,14 +6,14 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from games.rules import GAMES
 from gameserver.accounts.models import User
-from gameserver.api_errors import ApiError, documented_error
+from gameserver.api_errors import INVALID_PAGINATION, ApiError, documented_error
+from gameserver.pagination import PAGINATION_PARAMETERS, LimitOffsetPagination
 from lobby import matchmaker, selectors, serializers, services
 from lobby.groups import match_pointer
 from lobby.models import Lobby, Rating, RatingChange
@@ -49,10 +49,10 @@ def _lobby_response(lobby: Lobby, status_code: int = status.HTTP_200_OK) -> Resp
 
 class LobbyListCreateView(APIView):
     @extend_schema(
-        parameters=[serializers.LobbyListQuerySerializer],
+        parameters=[serializers.LobbyListQuerySerializer, *PAGINATION_PARAMETERS],
         responses={
             200: serializers.LobbyListItemSerializer(many=True),
-            400: documented_error("Unknown game."),
+            400: documented_error(f"validation_error (unknown game), {INVALID_PAGINATION}"),
             401: UNAUTHENTICATED,
         },
         summary="Open public lobbies, newest first (paginated with limit and offset)",
@@ -265,8 +265,13 @@ def _entry(rating: Rating, rank: int) -> dict[str, Any]:
 
 class LeaderboardView(APIView):
     @extend_schema(
-        responses={200: serializers.LeaderboardPageSerializer, 401: UNAUTHENTICATED, 404: documented_error("unknown_game")},
-        parameters=[OpenApiParameter("game", str, OpenApiParameter.PATH, enum=sorted(GAMES))],
+        responses={
+            200: serializers.LeaderboardPageSerializer,
+            400: documented_error(INVALID_PAGINATION),
+            401: UNAUTHENTICATED,
+            404: documented_error("unknown_game"),
+        },
+        parameters=[OpenApiParameter("game", str, OpenApiParameter.PATH, enum=sorted(GAMES)), *PAGINATION_PARAMETERS],
         summary="A game's leaderboard by rating (paginated), with your own rank",
     )
     def get(self, request: Request, game: str) -> Response:
@@ -308,9 +313,11 @@ class HistoryView(APIView):
         operation_id="history_list",
         responses={
             200: serializers.HistoryEntrySerializer(many=True),
+            400: documented_error(INVALID_PAGINATION),
             401: UNAUTHENTICATED,
             404: documented_error("user_not_found"),
         },
+        parameters=PAGINATION_PARAMETERS,
         summary="Finished matches of a player (yourself without user_id), newest first, with rating changes",
     )
     def get(self, request: Request, user_id: int | None = None) -> Response:
@@ -331,9 +338,11 @@ class UserHistoryView(HistoryView):
         operation_id="history_of_user",
         responses={
             200: serializers.HistoryEntrySerializer(many=True),
+            400: documented_error(INVALID_PAGINATION),
             401: UNAUTHENTICATED,
             404: documented_error("user_not_found"),
         },
+        parameters=PAGINATION_PARAMETERS,
         summary="Finished matches of another player, newest first, with rating changes",
     )
     def get(self, request: Request, user_id: int | None = None) -> Response:
