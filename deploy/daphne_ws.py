@@ -1,9 +1,9 @@
 """daphne with direct WebSocket I/O for the sockets that ask for it: `python -m deploy.daphne_ws [daphne options] app`.
 
 It is daphne (same options, same HTTP and WebSocket handling, autobahn for every handshake), plus the ASGI
-extension of gameserver/directws.py: a consumer that attaches to it before accepting (match sockets do) has its
-frames parsed and written by DirectSocket once the handshake is done, instead of by autobahn through the ASGI queue.
-Other sockets (lobby, matchmaking) are untouched. scripts/run and the Procfile use this; plain `daphne` still works,
+extension of gameserver/directws.py: a consumer that attaches to it before accepting (all of ours do: match, lobby
+and matchmaking sockets) has its frames parsed and written by DirectSocket once the handshake is done, instead of by
+autobahn through the ASGI queue, under DirectSocket's per-socket bounds (docs/security.md). scripts/run and the Procfile use this; plain `daphne` still works,
 without the fast path. docs/benchmarks.md has the numbers.
 """
 

@@ -7,10 +7,11 @@ message: two epoll_ctl calls per input. With an input per player per tick that w
 which still bounds what a flooding client can queue.
 
 It also offers the ASGI extension of gameserver/directws.py, as deploy/daphne_ws.py does under daphne: a consumer that
-attaches to it before accepting (match sockets do) has its frames parsed and written by DirectSocket once uvicorn has
-sent the 101 response, instead of by the websockets parser through the ASGI queue. The transport already is asyncio's
-(uvloop's), so nothing is handed off: the bytes just stop going to the parser. Other sockets (lobby, matchmaking) keep
-uvicorn's behaviour. uvicorn's --ws-ping-interval/--ws-ping-timeout apply to those only; direct sockets use
+attaches to it before accepting (all of ours do: match, lobby and matchmaking sockets) has its frames parsed and
+written by DirectSocket once uvicorn has sent the 101 response, instead of by the websockets parser through the ASGI
+queue, under the same per-socket bounds as under daphne (docs/security.md). The transport already is asyncio's
+(uvloop's), so nothing is handed off: the bytes just stop going to the parser. A socket whose application does not
+attach keeps uvicorn's behaviour. uvicorn's --ws-ping-interval/--ws-ping-timeout apply to those only; direct sockets use
 DirectSocket's own keepalive. uvicorn is pinned in requirements.txt, and this class reaches into the parent's state
 (see the methods below); tests/deploy/test_uvicorn.py runs matches, lobbies and protocol errors over it.
 """

@@ -15,7 +15,6 @@ from games.engine.host import get_host
 from games.engine.protocol import ClientMessageError, Frame
 from games.rules import get_game
 from games.rules.base import InputError
-from gameserver.directws import EXTENSION, DirectSocket
 from gameserver.ws import BaseConsumer, CloseCode
 
 LATE_INPUT_CODES = frozenset({"stale_input", "input_rejected"})
@@ -32,7 +31,6 @@ class MatchConsumer(BaseConsumer):
     attached = False
     serving = False  # accepted as a player or spectator: client messages are handled
     closed = False
-    direct: DirectSocket | None = None  # the server's direct-socket extension, when it offers one
 
     # --- socket handlers -------------------------------------------------------------------------------------
 
@@ -60,10 +58,7 @@ class MatchConsumer(BaseConsumer):
         if host.closing:
             await self._refuse(CloseCode.SERVER_RESTART)
             return
-        extension = self.scope.get("extensions", {}).get(EXTENSION)
-        if extension is not None:
-            self.direct = extension["socket"]
-            self.direct.attach(self, max_message_bytes=protocol.MAX_MESSAGE_BYTES, too_big_code=CloseCode.MESSAGE_TOO_BIG)
+        self.attach_direct(self, max_message_bytes=protocol.MAX_MESSAGE_BYTES)
         self.outbox: deque[Frame | int] = deque()
         await self.accept(chosen or None)
         if self.direct is not None and not self.direct.is_open:

@@ -20,6 +20,12 @@ What this module does itself (RFC 6455, server side, no extensions): masked clie
 frames (ping answered, pong noted), the closing handshake with a timeout, UTF-8 validation of text, a message size
 limit checked from the frame header, keepalive pings, and a bound on what is queued for a client that does not read
 (snapshots are skipped above HIGH_WATER_BYTES; above MAX_BUFFERED_BYTES the connection is dropped).
+
+What one socket can make the process spend is bounded too (SocketLimits; docs/security.md, "WebSocket limits"): a
+message may have at most `max_fragments` frames (else the too-big code), a socket may send at most `max_frames`
+frames of any kind per `frame_window` seconds (else the rate-limited code), the pings of one read get at most
+`pongs_per_read` pongs, for the most recent ones (RFC 6455 5.5.3 asks only for the last), written at once; no pong is
+queued for a client that is not reading, and one that keeps pinging without reading is dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import asyncio
 import logging
 import struct
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_NO_STATUS = 1005
 CLOSE_ABNORMAL = 1006
 CLOSE_INVALID_DATA = 1007
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -51,6 +59,36 @@ HIGH_WATER_BYTES = 256 * 1024
 MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 # How long we wait for the client's answer to our close frame before dropping the TCP connection.
 CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """What one socket may make the process do; the defaults are settings (gameserver/settings.py, WS_*)."""
+
+    # Frames in one fragmented message. Browsers never fragment what they send; libraries that do cut a message into
+    # a few large frames. Without this bound a stream of empty continuation frames costs a Python call each for ever.
+    max_fragments: int = 64
+    # Frames of any kind (data, ping, pong, continuation) per window: a match client sends 20-60 messages a second.
+    max_frames: int = 2000
+    frame_window: float = 10.0
+    # Pongs for the pings of one read (the most recent ones). RFC 6455 5.5.3 only asks for the last; a few more keep
+    # clients that count their pongs happy (Autobahn|Testsuite's case 2.10 sends ten pings at once).
+    pongs_per_read: int = 16
+    # Pings that got no pong because the client had not read what was already queued for it: past this, it is dropped.
+    max_unanswered_pings: int = 32
+
+    @classmethod
+    def from_settings(cls) -> SocketLimits:
+        from django.conf import settings
+
+        return cls(
+            max_fragments=settings.WS_MAX_FRAGMENTS,
+            max_frames=settings.WS_MAX_FRAMES,
+            frame_window=float(settings.WS_FRAME_WINDOW_SECONDS),
+            pongs_per_read=settings.WS_PONGS_PER_READ,
+            max_unanswered_pings=settings.WS_MAX_UNANSWERED_PINGS,
+        )
+
 
 CONNECTING, OPEN, CLOSING, CLOSED = "connecting", "open", "closing", "closed"
 
@@ -131,11 +169,20 @@ class DirectSocket:
         self.sink: Sink | None = None
         self.max_message_bytes = 1024 * 1024
         self.too_big_code = CLOSE_TOO_BIG
+        self.rate_limited_code = CLOSE_POLICY_VIOLATION
+        self.limits = SocketLimits()
         self.state = CONNECTING
         self.buffer = b""
-        self.fragments: list[bytes] | None = None
+        # The message being assembled from fragments (None between messages), and how many frames it has had.
+        self.fragments: bytearray | None = None
         self.fragment_opcode = 0
-        self.fragment_bytes = 0
+        self.fragment_count = 0
+        # Frames in the current rate window, which started at frame_window_at.
+        self.frames = 0
+        self.frame_window_at = time.monotonic()
+        # Payloads of the latest pings of the read being parsed: answered once the whole read is parsed.
+        self.pings_to_answer: list[bytes] = []
+        self.unanswered_pings = 0
         self.last_received = time.monotonic()
         self.ping_sent_at: float | None = None
         self.close_timer: asyncio.TimerHandle | None = None
@@ -147,11 +194,24 @@ class DirectSocket:
 
     # --- the application's side ---------------------------------------------------------------------------------
 
-    def attach(self, sink: Sink, *, max_message_bytes: int, too_big_code: int = CLOSE_TOO_BIG) -> None:
-        """Deliver data messages to `sink` from the end of the handshake on. Call before accepting."""
+    def attach(
+        self,
+        sink: Sink,
+        *,
+        max_message_bytes: int,
+        too_big_code: int = CLOSE_TOO_BIG,
+        rate_limited_code: int = CLOSE_POLICY_VIOLATION,
+        limits: SocketLimits | None = None,
+    ) -> None:
+        """Deliver data messages to `sink` from the end of the handshake on. Call before accepting. A message over
+        `max_message_bytes` or `limits.max_fragments` frames closes the socket with `too_big_code`; more than
+        `limits.max_frames` frames in a window closes it with `rate_limited_code`."""
         self.sink = sink
         self.max_message_bytes = max_message_bytes
         self.too_big_code = too_big_code
+        self.rate_limited_code = rate_limited_code
+        if limits is not None:
+            self.limits = limits
 
     @property
     def is_open(self) -> bool:
@@ -220,7 +280,10 @@ class DirectSocket:
         """Bytes read from the socket after the handshake."""
         if self.state == CLOSED or not data:
             return
-        self.last_received = time.monotonic()
+        self.last_received = now = time.monotonic()
+        if now - self.frame_window_at > self.limits.frame_window:
+            self.frame_window_at = now
+            self.frames = 0
         if self.buffer:
             data = self.buffer + data
             self.buffer = b""
@@ -229,11 +292,14 @@ class DirectSocket:
             n = data[1] ^ 0x80 if len(data) > 6 else 0xFF  # the length if the mask bit is set, else >= 128
             b0 = data[0]
             if n < 126 and len(data) == n + 6 and (b0 == 0x81 or b0 == 0x82) and self.fragments is None:
+                self._count_frame()
                 if n > self.max_message_bytes:
                     raise _Fail(self.too_big_code, f"messages are limited to {self.max_message_bytes} bytes")
                 self._deliver(b0 & 0x0F, unmask(data[6:], data[2:6]))
                 return
             pos = self._parse(data)
+            if self.pings_to_answer:
+                self._answer_pings()
         except _Fail as failure:
             self._fail(failure.code, failure.reason)
             return
@@ -269,6 +335,7 @@ class DirectSocket:
             if not b1 & 0x80:
                 raise _Fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
             opcode, fin, n = b0 & 0x0F, b0 & 0x80, b1 & 0x7F
+            self._count_frame()  # from the header: a flood is cut off before its payloads are waited for
             header = 6
             if n == 126:
                 if end - pos < 4:
@@ -283,7 +350,7 @@ class DirectSocket:
             if opcode >= 0x8:
                 if n > 125 or not fin:
                     raise _Fail(CLOSE_PROTOCOL_ERROR, "control frames must be unfragmented and at most 125 bytes")
-            elif self.fragment_bytes + n > self.max_message_bytes:
+            elif n + (len(self.fragments) if self.fragments is not None else 0) > self.max_message_bytes:
                 # Known from the header: no need to read (or wait for) the payload.
                 raise _Fail(self.too_big_code, f"messages are limited to {self.max_message_bytes} bytes")
             if end - pos < header + n:
@@ -303,25 +370,50 @@ class DirectSocket:
             if fin:
                 self._deliver(opcode, payload)
             else:
-                self.fragments, self.fragment_opcode, self.fragment_bytes = [payload], opcode, len(payload)
+                self.fragments, self.fragment_opcode, self.fragment_count = bytearray(payload), opcode, 1
         elif opcode == OP_CONTINUATION:
             if self.fragments is None:
                 raise _Fail(CLOSE_PROTOCOL_ERROR, "a continuation frame without a message to continue")
-            self.fragments.append(payload)
-            self.fragment_bytes += len(payload)
+            self.fragment_count += 1
+            if self.fragment_count > self.limits.max_fragments:
+                raise _Fail(self.too_big_code, f"a message may have at most {self.limits.max_fragments} frames")
+            self.fragments += payload
             if fin:
-                message = b"".join(self.fragments)
-                self.fragments, self.fragment_bytes = None, 0
+                message = bytes(self.fragments)
+                self.fragments, self.fragment_count = None, 0
                 self._deliver(self.fragment_opcode, message)
         elif opcode == OP_PING:
-            if self.state == OPEN:
-                self.transport.write(encode_frame(OP_PONG, payload))
+            # Answered once the whole read is parsed; only the most recent pings need a pong (RFC 6455 5.5.3).
+            if len(self.pings_to_answer) >= self.limits.pongs_per_read:
+                del self.pings_to_answer[0]
+            self.pings_to_answer.append(payload)
         elif opcode == OP_PONG:
             self.ping_sent_at = None
         elif opcode == OP_CLOSE:
             self._on_close_frame(payload)
         else:
             raise _Fail(CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+
+    def _count_frame(self) -> None:
+        self.frames += 1
+        if self.frames > self.limits.max_frames:
+            window = self.limits.frame_window
+            raise _Fail(self.rate_limited_code, f"at most {self.limits.max_frames} frames per {window:g} s")
+
+    def _answer_pings(self) -> None:
+        payloads, self.pings_to_answer = self.pings_to_answer, []
+        if self.state != OPEN:
+            return
+        if self.transport.buffered_bytes() > HIGH_WATER_BYTES:
+            # The client is not reading what we already sent: a pong would only add to that. One that keeps pinging
+            # regardless is not a client we can serve.
+            self.unanswered_pings += len(payloads)
+            if self.unanswered_pings > self.limits.max_unanswered_pings:
+                log.warning("dropping a WebSocket client that keeps pinging without reading")
+                self._drop()
+            return
+        self.unanswered_pings = 0
+        self.transport.write(b"".join(encode_frame(OP_PONG, payload) for payload in payloads))
 
     def _deliver(self, opcode: int, payload: bytes) -> None:
         if self.state != OPEN:

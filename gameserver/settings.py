@@ -235,6 +235,22 @@ ENGINE_HANDOVER_ON_SIGTERM = env_bool("ENGINE_HANDOVER_ON_SIGTERM", True)
 MATCHMAKER_IN_PROCESS = env_bool("MATCHMAKER_IN_PROCESS", True)
 # Single-use tickets that non-browser clients exchange for a WebSocket connection.
 WS_TICKET_TTL_SECONDS = env_int("WS_TICKET_TTL_SECONDS", 30, minimum=1, maximum=600)
+# --- WebSocket bounds per socket (gameserver/directws.py SocketLimits, gameserver/ws.py; docs/security.md) ---
+# Frames in one fragmented message (over it: the too-big close code, 4009).
+WS_MAX_FRAGMENTS = env_int("WS_MAX_FRAGMENTS", 64, minimum=1)
+# Frames of any kind a socket may send per window (over it: close 4008). Match clients send at most 60 messages/s.
+WS_MAX_FRAMES = env_int("WS_MAX_FRAMES", 2000, minimum=10)
+WS_FRAME_WINDOW_SECONDS = env_int("WS_FRAME_WINDOW_SECONDS", 10, minimum=1)
+# Pongs written for the pings of one read (the most recent); pings ignored while a client reads nothing before it is
+# dropped.
+WS_PONGS_PER_READ = env_int("WS_PONGS_PER_READ", 16, minimum=1)
+WS_MAX_UNANSWERED_PINGS = env_int("WS_MAX_UNANSWERED_PINGS", 32, minimum=1)
+# Lobby and matchmaking sockets: messages per second (sustained, and burst) before messages are dropped with a
+# `rate_limited` error, and dropped messages within 10 s before the socket is closed with 4008.
+WS_LOBBY_RATE_PER_SECOND = env_int("WS_LOBBY_RATE_PER_SECOND", 5, minimum=1)
+WS_LOBBY_RATE_BURST = env_int("WS_LOBBY_RATE_BURST", 20, minimum=1)
+WS_LOBBY_MAX_DROPPED = env_int("WS_LOBBY_MAX_DROPPED", 50, minimum=1)
+# --- end of WebSocket bounds ---
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Game server API",

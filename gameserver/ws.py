@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Coroutine
 from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from gameserver.broadcast import credential_group, user_group
+from gameserver.directws import EXTENSION, DirectSocket, Sink, SocketLimits
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,49 @@ def WebSocketAuthStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewa
     return CookieMiddleware(WebSocketSessionMiddleware(WebSocketAuthMiddleware(inner)))
 
 
+# --- per-socket message rate ----------------------------------------------------------------------------------------
+
+
+class MessageRateLimit:
+    """A socket's message rate: a token bucket of `burst` refilled at `per_second`. A message over it is dropped (the
+    client hears `rate_limited`, at most once a second: `should_tell`), and more than `max_dropped` drops within
+    `window` seconds mean the socket is closed (4008)."""
+
+    ADMIT, DROP, CLOSE = "admit", "drop", "close"
+
+    def __init__(self, *, per_second: float, burst: float, max_dropped: int, window: float = 10.0):
+        self.per_second, self.burst, self.max_dropped, self.window = per_second, burst, max_dropped, window
+        self.tokens = burst
+        self.tokens_at = time.monotonic()
+        self.dropped = 0
+        self.window_at = 0.0
+        self.told_at = float("-inf")
+
+    def admit(self) -> str:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.tokens_at) * self.per_second)
+        self.tokens_at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return self.ADMIT
+        return self.drop()
+
+    def drop(self) -> str:
+        """A message dropped anyway (over the rate, or no room to queue it): DROP, or CLOSE past max_dropped."""
+        now = time.monotonic()
+        if now - self.window_at > self.window:
+            self.window_at, self.dropped = now, 0
+        self.dropped += 1
+        return self.CLOSE if self.dropped > self.max_dropped else self.DROP
+
+    def should_tell(self) -> bool:
+        now = time.monotonic()
+        if now - self.told_at < 1.0:
+            return False
+        self.told_at = now
+        return True
+
+
 # --- base consumer -------------------------------------------------------------------------------------------------
 
 
@@ -128,6 +174,7 @@ class BaseConsumer(AsyncWebsocketConsumer):
 
     user: Any
     personal_groups: list[str]
+    direct: DirectSocket | None = None  # the server's direct-socket extension, once attached (gameserver/directws.py)
 
     async def __call__(self, scope, receive, send):
         """Channels' loop (await_many_dispatch) makes a new task and an asyncio.wait per message; at 20 inputs a
@@ -137,10 +184,10 @@ class BaseConsumer(AsyncWebsocketConsumer):
         self.base_send = send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._dispatch_lock = asyncio.Lock()
-        layer_task = None
+        self._tasks: list[asyncio.Task] = []
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            layer_task = asyncio.create_task(self._dispatch_layer_events(asyncio.current_task()))
+            self.start_task(self._dispatch_layer_events(asyncio.current_task()))
         try:
             while True:
                 message = await receive()
@@ -149,9 +196,31 @@ class BaseConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
-            if layer_task is not None:
-                layer_task.cancel()
-                await asyncio.gather(layer_task, return_exceptions=True)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def start_task(self, coroutine: Coroutine) -> None:
+        """A task that lives as long as the consumer (cancelled when it stops)."""
+        self._tasks.append(asyncio.create_task(coroutine))
+
+    def attach_direct(self, sink: Sink, *, max_message_bytes: int) -> DirectSocket | None:
+        """Take the server's direct-socket extension when it offers one (call before accepting): the client's messages
+        then go to `sink.on_message`, and DirectSocket enforces the per-socket bounds of settings.WS_* with our close
+        codes (4009 too big, 4008 too many frames). None under a server without it (plain daphne, the test
+        communicator): messages come as websocket.receive events."""
+        extension = self.scope.get("extensions", {}).get(EXTENSION)
+        if extension is None:
+            return None
+        self.direct = extension["socket"]
+        self.direct.attach(
+            sink,
+            max_message_bytes=max_message_bytes,
+            too_big_code=CloseCode.MESSAGE_TOO_BIG,
+            rate_limited_code=CloseCode.RATE_LIMITED,
+            limits=SocketLimits.from_settings(),
+        )
+        return self.direct
 
     async def _dispatch_layer_events(self, consumer_task: asyncio.Task) -> None:
         try:

@@ -3,18 +3,26 @@ docs/lobby.md lists every message."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from games.engine.protocol import MAX_MESSAGE_BYTES
-from gameserver.ws import BaseConsumer, CloseCode
+from gameserver.ws import BaseConsumer, CloseCode, MessageRateLimit
 from lobby import matchmaker, selectors, services
 from lobby.groups import lobby_group, matchmaking_group
 from lobby.models import Lobby, LobbyMember
 
+log = logging.getLogger(__name__)
+
 MAX_BAD_MESSAGES = 10
+# Client messages waiting for the consumer (a chat line waits for the database): past this they are dropped as over
+# the rate. The rate limit keeps it from filling but for a client that bursts while the database is slow.
+INBOX_SIZE = 16
 
 
 class ClientError(Exception):
@@ -24,12 +32,62 @@ class ClientError(Exception):
 
 
 class JsonConsumer(BaseConsumer):
-    """Decodes client messages, dispatches on "type" to `on_<type>`, and turns errors into one error message."""
+    """Decodes client messages, dispatches on "type" to `command_<type>`, and turns errors into one error message.
+
+    On a server that offers the direct-socket extension (deploy/daphne_ws.py, deploy/uvicorn_ws.py) the socket is
+    direct, as match sockets are: DirectSocket bounds frames and message size, `on_message` applies the message rate
+    from the read callback and queues what it admits, and one task handles the queue in order. Elsewhere (plain
+    daphne, the test communicator) messages come as websocket.receive events, under the same rate limit."""
 
     bad_messages = 0
 
-    async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content))
+    async def websocket_connect(self, message):
+        self.rate = MessageRateLimit(
+            per_second=settings.WS_LOBBY_RATE_PER_SECOND,
+            burst=settings.WS_LOBBY_RATE_BURST,
+            max_dropped=settings.WS_LOBBY_MAX_DROPPED,
+        )
+        if self.attach_direct(self, max_message_bytes=MAX_MESSAGE_BYTES) is not None:
+            self.inbox: asyncio.Queue[tuple[str | None, bytes | None]] = asyncio.Queue(INBOX_SIZE)
+            self.start_task(self._handle_inbox())
+        await super().websocket_connect(message)
+
+    # --- receiving ---------------------------------------------------------------------------------------------
+
+    def on_message(self, text: str | None, data: bytes | None) -> None:
+        """A client message on a direct socket, from the server's read callback: admit it or refuse it, now."""
+        verdict = self.rate.admit()
+        if verdict == MessageRateLimit.ADMIT:
+            if not self.inbox.full():
+                self.inbox.put_nowait((text, data))
+                return
+            verdict = self.rate.drop()
+        if verdict == MessageRateLimit.CLOSE:
+            self.direct.close(CloseCode.RATE_LIMITED)
+        elif self.rate.should_tell():
+            self.direct.send_message(text=json.dumps(self._rate_limited_error()))
+
+    async def _handle_inbox(self) -> None:
+        while True:
+            text, data = await self.inbox.get()
+            if not self.direct.is_open:
+                continue  # closed meanwhile (by us, or the client): what it sent before does not matter any more
+            async with self._dispatch_lock:
+                try:
+                    await self.receive(text, data)
+                except Exception:
+                    log.exception("%s failed on a client message", type(self).__name__)
+                    await self.close(1011)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """A client message through ASGI (no direct socket): the same rate limit."""
+        verdict = self.rate.admit()
+        if verdict == MessageRateLimit.ADMIT:
+            await super().websocket_receive(message)
+        elif verdict == MessageRateLimit.CLOSE:
+            await self.close(CloseCode.RATE_LIMITED)
+        elif self.rate.should_tell():
+            await self.send_json(self._rate_limited_error())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         raw = text_data if text_data is not None else bytes_data or b""
@@ -39,18 +97,32 @@ class JsonConsumer(BaseConsumer):
         try:
             try:
                 message = json.loads(text_data or "")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
                 raise ClientError("bad_message", "Send JSON objects with a type.") from None
             kind = message.get("type") if isinstance(message, dict) else None
-            handler = getattr(self, f"on_{kind}", None) if isinstance(kind, str) and kind.isidentifier() else None
+            handler = getattr(self, f"command_{kind}", None) if isinstance(kind, str) and kind.isidentifier() else None
             if handler is None:
-                raise ClientError("unknown_type", f"Unknown message type {kind!r}.")
+                raise ClientError("unknown_type", f"Unknown message type {str(kind)[:40]!r}.")
             await handler(message)
         except ClientError as exc:
             self.bad_messages += 1
             await self.send_json({"type": "error", "error": exc.code, "message": str(exc)})
             if self.bad_messages >= MAX_BAD_MESSAGES:
                 await self.close(CloseCode.TOO_MANY_ERRORS)
+
+    # --- sending -----------------------------------------------------------------------------------------------
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        # A direct socket ignores sends after the close. Through ASGI the server may raise once the client has gone
+        # (autobahn: "send on a closed protocol"); its disconnect event is on its way, and there is no one to tell.
+        try:
+            await self.send(text_data=json.dumps(content))
+        except Exception as exc:
+            log.debug("%s: a send after the client left: %r", type(self).__name__, exc)
+
+    def _rate_limited_error(self) -> dict[str, Any]:
+        message = f"Over {settings.WS_LOBBY_RATE_PER_SECOND} messages per second; messages are being dropped."
+        return {"type": "error", "error": "rate_limited", "message": message}
 
 
 @database_sync_to_async
@@ -88,7 +160,7 @@ class LobbyConsumer(JsonConsumer):
 
     # --- commands ------------------------------------------------------------------------------------------------
 
-    async def on_chat(self, message: dict[str, Any]) -> None:
+    async def command_chat(self, message: dict[str, Any]) -> None:
         text = message.get("text")
         if not isinstance(text, str):
             raise ClientError("bad_message", "chat needs a text string.")

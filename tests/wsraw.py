@@ -10,6 +10,24 @@ import os
 import struct
 
 
+def encode_client_frame(
+    opcode: int, payload: bytes, *, declared: int | None = None, masked: bool = True, fin: bool = True
+) -> bytes:
+    n = len(payload) if declared is None else declared
+    flag = 0x80 if masked else 0
+    header = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        header += bytes([flag | n])
+    elif n < 65536:
+        header += bytes([flag | 126]) + struct.pack("!H", n)
+    else:
+        header += bytes([flag | 127]) + struct.pack("!Q", n)
+    if not masked:
+        return header + payload
+    mask = os.urandom(4)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 class RawClient:
     """A WebSocket client on a bare TCP connection, for frames a real client library will not send."""
 
@@ -25,23 +43,12 @@ class RawClient:
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
         assert head.startswith(b"HTTP/1.1 101"), head
 
-    def send_frame(self, opcode: int, payload: bytes, *, declared: int | None = None, masked: bool = True) -> None:
+    def send_frame(
+        self, opcode: int, payload: bytes, *, declared: int | None = None, masked: bool = True, fin: bool = True
+    ) -> None:
         """A frame, masked unless told otherwise; `declared` announces another length than the payload's (to send a
-        header alone)."""
-        n = len(payload) if declared is None else declared
-        flag = 0x80 if masked else 0
-        header = bytes([0x80 | opcode])
-        if n < 126:
-            header += bytes([flag | n])
-        elif n < 65536:
-            header += bytes([flag | 126]) + struct.pack("!H", n)
-        else:
-            header += bytes([flag | 127]) + struct.pack("!Q", n)
-        if not masked:
-            self.writer.write(header + payload)
-            return
-        mask = os.urandom(4)
-        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        header alone); fin=False for all but the last frame of a fragmented message."""
+        self.writer.write(encode_client_frame(opcode, payload, declared=declared, masked=masked, fin=fin))
 
     async def read_frame(self) -> tuple[int, bytes]:
         b0, b1 = await self.reader.readexactly(2)

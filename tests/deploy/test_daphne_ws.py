@@ -2,7 +2,7 @@
 
 These run one real process on the embedded defaults and check what only the direct path does (an oversize message is
 refused from its frame header; protocol errors get standard close codes), that ASGI events still reach a direct socket
-(logging out closes it with 4012), that a closed socket frees its seat, and that lobby sockets stay on autobahn.
+(logging out closes it with 4012), that a closed socket frees its seat, and that lobby sockets work on it too.
 """
 
 from __future__ import annotations

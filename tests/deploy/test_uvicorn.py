@@ -1,5 +1,5 @@
 """uvicorn, the documented faster alternative to daphne (docs/scale-out.md): a match plays over it as over daphne, with
-match sockets on DirectSocket (deploy/uvicorn_ws.py) and lobby sockets on uvicorn's own WebSocket code.
+match and lobby sockets on DirectSocket (deploy/uvicorn_ws.py), uvicorn's own WebSocket code doing the handshakes.
 
 What shows that a match socket is direct: DirectSocket names the limit in its close reason and closes as soon as a
 frame header announces too big a message, without waiting for the payload; through ASGI the consumer closes with the
@@ -161,7 +161,7 @@ async def test_a_client_close_detaches_the_seat_and_it_can_come_back(uvicorn_por
     await bob.ws.close()
 
 
-async def test_lobby_and_matchmaking_sockets_keep_uvicorns_own_path(uvicorn_port):
+async def test_lobby_and_matchmaking_sockets_work_on_direct_sockets(uvicorn_port):
     cluster, port = uvicorn_port
     tokens = {name: cluster.register(port, name) for name in ("alice", "bob")}
     status, lobby = cluster.http(port, "POST", "/api/lobbies/", {"game": "pong"}, token=tokens["alice"])
@@ -179,10 +179,10 @@ async def test_lobby_and_matchmaking_sockets_keep_uvicorns_own_path(uvicorn_port
         assert update["type"] == "lobby.update" and update["event"] == "member_joined"
         await ws.send(json.dumps({"type": "nonsense"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))["error"] == "unknown_type"
-        # Closed by the consumer through ASGI, once the whole message is in: no DirectSocket reason.
+        # Closed by DirectSocket from the frame header, with its reason: the lobby socket is direct.
         await ws.send("x" * 5000)
         await asyncio.wait_for(ws.wait_closed(), 5)
-        assert (ws.close_code, ws.close_reason) == (4009, "")
+        assert (ws.close_code, ws.close_reason) == (4009, TOO_BIG_REASON)
 
     async with connect(f"ws://127.0.0.1:{port}/ws/matchmaking/", origin="http://127.0.0.1",
                        additional_headers={"Authorization": f"Token {tokens['bob']}"}) as ws:
@@ -230,12 +230,28 @@ async def test_uvicorn_pings_only_the_sockets_it_parses(quick_ping_port):
     await bob.ws.close()
     raw.writer.close()
 
-    # A lobby socket is uvicorn's: pinged, and closed once it does not answer.
+    # A lobby socket is direct too (JsonConsumer attaches): uvicorn neither pings it nor fails it.
     status, lobby = cluster.http(port, "POST", "/api/lobbies/", {"game": "pong"}, token=tokens["alice"])
     assert status == 201, lobby
     raw = RawClient()
     await raw.connect(port, f"/ws/lobbies/{lobby['code']}/", tokens["alice"], subprotocol=None)
     assert (await raw.read_json())["type"] == "lobby.state"
-    async with asyncio.timeout(5):
-        assert (await raw.read_frame())[0] == 0x9
-    assert (await raw.read_close())[0] == 1011
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(3.5):
+            await raw.read_frame()
+    raw.writer.close()
+
+
+async def test_lobby_sockets_get_the_direct_sockets_bounds_under_uvicorn(uvicorn_port):
+    cluster, port = uvicorn_port
+    token = cluster.register(port, "carol")
+    status, lobby = cluster.http(port, "POST", "/api/lobbies/", {"game": "pong"}, token=token)
+    assert status == 201, lobby
+    raw = RawClient()
+    await raw.connect(port, f"/ws/lobbies/{lobby['code']}/", token, subprotocol=None)
+    assert (await raw.read_json())["type"] == "lobby.state"
+    # Empty continuation frames past the fragment bound (64): the too-big code, with DirectSocket's reason.
+    raw.send_frame(0x1, b"{", fin=False)
+    for _ in range(100):
+        raw.send_frame(0x0, b"", fin=False)
+    assert await raw.read_close() == (4009, "a message may have at most 64 frames")

@@ -32,6 +32,7 @@ from gameserver.directws import (
     OP_TEXT,
     OPEN,
     DirectSocket,
+    SocketLimits,
     encode_close,
     encode_frame,
     unmask,
@@ -344,7 +345,7 @@ def test_fragmented_text_message_is_reassembled():
     assert sink.messages == []
     sock.feed(frame(OP_CONTINUATION, b"world"))
     assert sink.messages == [("Hello, world", None)]
-    assert sock.fragments is None and sock.fragment_bytes == 0
+    assert sock.fragments is None
 
 
 def test_fragmented_binary_message_in_one_feed_is_reassembled():
@@ -893,11 +894,14 @@ def test_above_max_buffered_bytes_the_transport_is_aborted(droppable):
     assert sock.send_wire(b"frame") is False
 
 
-def test_pong_replies_ignore_back_pressure():
+def test_no_pong_is_queued_for_a_client_that_is_not_reading():
     sock, transport, _ = open_socket()
     transport.buffered = HIGH_WATER_BYTES + 1
     sock.feed(frame(OP_PING, b"p"))
-    assert transport.frames() == [(True, OP_PONG, b"p")]
+    assert transport.written == b"" and sock.is_open
+    transport.buffered = 0  # it caught up: pings are answered again
+    sock.feed(frame(OP_PING, b"q"))
+    assert transport.frames() == [(True, OP_PONG, b"q")]
 
 
 # --- keepalive ------------------------------------------------------------------------------------------------------
@@ -1054,3 +1058,123 @@ def test_unmask_keeps_leading_and_trailing_zero_bytes():
 )
 def test_valid_close_code_boundaries(code, valid):
     assert valid_close_code(code) is valid
+
+
+# --- bounds on what one socket can make the process do (SocketLimits) ------------------------------------------------
+
+
+def open_limited(**limits):
+    sock, transport, sink = open_socket(max_message_bytes=4096, too_big_code=4009)
+    sock.attach(sink, max_message_bytes=4096, too_big_code=4009, rate_limited_code=4008, limits=SocketLimits(**limits))
+    return sock, transport, sink
+
+
+def test_a_message_of_as_many_fragments_as_allowed_is_delivered():
+    sock, _, sink = open_limited(max_fragments=4)
+    sock.feed(frame(OP_TEXT, b"a", fin=False) + frame(OP_CONTINUATION, b"b", fin=False)
+              + frame(OP_CONTINUATION, b"c", fin=False) + frame(OP_CONTINUATION, b"d"))
+    assert sink.messages == [("abcd", None)] and sock.is_open
+
+
+def test_empty_continuation_frames_past_the_fragment_limit_close_with_the_too_big_code():
+    sock, transport, sink = open_limited(max_fragments=64)
+    sock.feed(frame(OP_TEXT, b"{", fin=False) + frame(OP_CONTINUATION, b"", fin=False) * 100_000)
+    assert_failed(sock, transport, sink, 4009)
+    assert "at most 64 frames" in transport.close_frames()[-1][1]
+    assert len(sock.fragments) <= 1  # nothing piled up: empty fragments add no bytes and are not kept
+
+
+def test_fragments_fed_one_read_at_a_time_are_counted_across_reads():
+    sock, transport, sink = open_limited(max_fragments=8)
+    sock.feed(frame(OP_TEXT, b"", fin=False))
+    for _ in range(7):
+        sock.feed(frame(OP_CONTINUATION, b"", fin=False))
+    assert sock.is_open
+    sock.feed(frame(OP_CONTINUATION, b"", fin=False))
+    assert_failed(sock, transport, sink, 4009)
+
+
+def test_the_fragment_count_starts_again_with_each_message():
+    sock, _, sink = open_limited(max_fragments=2)
+    for _ in range(5):
+        sock.feed(frame(OP_TEXT, b"x", fin=False) + frame(OP_CONTINUATION, b"y"))
+    assert sink.messages == [("xy", None)] * 5 and sock.is_open
+
+
+def test_frames_over_the_rate_close_with_the_rate_limited_code(clock):
+    sock, transport, sink = open_limited(max_frames=100, frame_window=10)
+    sock.feed(frame(OP_PONG, b"") * 100)
+    assert sock.is_open
+    sock.feed(frame(OP_PONG, b""))
+    assert_failed(sock, transport, sink, 4008)
+    assert "at most 100 frames per 10 s" in transport.close_frames()[-1][1]
+
+
+def test_a_flood_in_one_read_is_cut_off_at_the_limit_without_parsing_the_rest(clock):
+    sock, transport, sink = open_limited(max_frames=50, frame_window=10)
+    sock.feed(b"".join(frame(OP_TEXT, str(i).encode()) for i in range(10_000)))
+    assert_failed(sock, transport, sink, 4008, delivered=[(str(i), None) for i in range(50)])
+
+
+def test_the_frame_rate_is_counted_per_window(clock):
+    sock, _, sink = open_limited(max_frames=100, frame_window=10)
+    for _ in range(5):  # 100 frames every 10.5 s, for ever: allowed
+        sock.feed(b"".join(frame(OP_TEXT, b"i") for _ in range(100)))
+        clock.now += 10.5
+    assert sock.is_open and len(sink.messages) == 500
+
+
+def test_single_frame_fast_path_counts_towards_the_frame_rate(clock):
+    sock, transport, sink = open_limited(max_frames=3, frame_window=10)
+    for _ in range(4):
+        sock.feed(frame(OP_TEXT, b"input"))
+    assert_failed(sock, transport, sink, 4008, delivered=[("input", None)] * 3)
+
+
+def test_a_match_client_at_60_messages_a_second_is_within_the_default_frame_rate(clock):
+    sock, _, sink = open_limited()
+    for _ in range(60 * 30):  # 30 s at 60 messages a second, plus a keepalive pong now and then
+        sock.feed(frame(OP_TEXT, b'{"type":"input"}'))
+        clock.now += 1 / 60
+    sock.feed(frame(OP_PONG, b""))
+    assert sock.is_open and len(sink.messages) == 1800
+
+
+def test_the_pings_of_one_read_get_pongs_for_the_most_recent_only():
+    sock, transport, _ = open_limited(pongs_per_read=3)
+    sock.feed(b"".join(frame(OP_PING, str(i).encode()) for i in range(1000)))
+    assert transport.frames() == [(True, OP_PONG, b"997"), (True, OP_PONG, b"998"), (True, OP_PONG, b"999")]
+
+
+def test_ten_pings_in_one_read_are_all_answered_by_default():
+    sock, transport, _ = open_limited()
+    sock.feed(b"".join(frame(OP_PING, b"payload-%d" % i) for i in range(10)))
+    assert transport.frames() == [(True, OP_PONG, b"payload-%d" % i) for i in range(10)]
+
+
+def test_a_client_that_keeps_pinging_without_reading_is_dropped():
+    sock, transport, _ = open_limited(max_unanswered_pings=5)
+    transport.buffered = HIGH_WATER_BYTES + 1
+    for _ in range(5):
+        sock.feed(frame(OP_PING, b"p"))
+    assert sock.is_open and transport.written == b""
+    sock.feed(frame(OP_PING, b"p"))
+    assert transport.aborted and sock.state == CLOSED and sock.close_code == CLOSE_ABNORMAL
+
+
+def test_a_ping_answered_resets_the_unanswered_count():
+    sock, transport, _ = open_limited(max_unanswered_pings=2)
+    for _ in range(5):
+        transport.buffered = HIGH_WATER_BYTES + 1
+        sock.feed(frame(OP_PING, b"p") * 2)
+        transport.buffered = 0
+        sock.feed(frame(OP_PING, b"q"))
+    assert sock.is_open and not transport.aborted
+
+
+def test_limits_come_from_the_settings(settings):
+    settings.WS_MAX_FRAGMENTS, settings.WS_MAX_FRAMES, settings.WS_FRAME_WINDOW_SECONDS = 7, 70, 3
+    settings.WS_PONGS_PER_READ, settings.WS_MAX_UNANSWERED_PINGS = 2, 9
+    assert SocketLimits.from_settings() == SocketLimits(
+        max_fragments=7, max_frames=70, frame_window=3.0, pongs_per_read=2, max_unanswered_pings=9
+    )

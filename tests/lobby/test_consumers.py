@@ -104,6 +104,39 @@ async def test_malformed_messages_get_errors(alice):
         await comm.disconnect()
 
 
+async def test_deeply_nested_json_is_a_bad_message_and_the_socket_stays_open(alice):
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    comm = await connect(f"/ws/lobbies/{lobby.code}/", alice)
+    try:
+        await receive(comm)
+        await comm.send_to(text_data="[" * 2000 + "]" * 2000)  # within 4096 bytes, deeper than the parser goes
+        assert (await receive(comm))["error"] == "bad_message"
+        await comm.send_to(text_data=json.dumps({"type": "message"}))  # no handler behind every name
+        assert (await receive(comm))["error"] == "unknown_type"
+        await comm.send_to(text_data=json.dumps({"type": "chat", "text": "still here"}))
+        assert (await receive(comm))["text"] == "still here"
+    finally:
+        await comm.disconnect()
+
+
+async def test_a_lobby_socket_over_the_message_rate_is_told_then_closed_with_4008(alice, settings):
+    settings.WS_LOBBY_RATE_PER_SECOND, settings.WS_LOBBY_RATE_BURST, settings.WS_LOBBY_MAX_DROPPED = 1, 3, 5
+    lobby = await call(services.lobby_create)(user=alice, game="arena")
+    comm = await connect(f"/ws/lobbies/{lobby.code}/", alice)
+    try:
+        await receive(comm)
+        for _ in range(3):  # the burst: each gets its answer
+            await comm.send_to(text_data=json.dumps({"type": "dance"}))
+            assert (await receive(comm))["error"] == "unknown_type"
+        await comm.send_to(text_data=json.dumps({"type": "dance"}))
+        assert (await receive(comm))["error"] == "rate_limited"
+        for _ in range(5):
+            await comm.send_to(text_data=json.dumps({"type": "dance"}))
+        await expect_close(comm, CloseCode.RATE_LIMITED)
+    finally:
+        await comm.disconnect()
+
+
 async def test_oversized_lobby_message_closes_with_4009(alice):
     lobby = await call(services.lobby_create)(user=alice, game="arena")
     comm = await connect(f"/ws/lobbies/{lobby.code}/", alice)
