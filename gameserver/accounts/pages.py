@@ -41,8 +41,9 @@ def signup(request: HttpRequest) -> HttpResponse:
         try:
             services.signup_check_throttle(client_ip=client_ip(request))
         except services.SignupThrottled as exc:
-            form = SignupForm()
-            form.add_error(None, str(exc))
+            # Refused before the form is validated (no password hashing for a flood): the message goes on the page.
+            form = SignupForm(initial={"username": request.POST.get("username", "")[:150]})
+            messages.error(request, str(exc))
             status, retry_after = 429, exc.retry_after
         else:
             if form.is_valid():
