@@ -115,7 +115,7 @@ def test_signup_page_get_is_not_counted(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_guesses_all_count_and_at_most_the_limit_are_checked(alice, limit_3):
-    """Twenty threads guess at once: every guess is counted, and only three passwords are ever checked."""
+    """Twenty threads guess at once: every guess is counted, and at most three passwords are ever checked."""
     outcomes: list[str] = []
     start = threading.Barrier(20)
 
@@ -133,7 +133,9 @@ def test_parallel_guesses_all_count_and_at_most_the_limit_are_checked(alice, lim
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(outcomes) == ["checked"] * 3 + ["throttled"] * 17
+    # A guess past the limit in either counter (account, address) is refused; the two orders may interleave, so
+    # fewer than three may be checked, never more.
+    assert len(outcomes) == 20 and 1 <= outcomes.count("checked") <= 3, outcomes
     counted = throttle.hit("login-user", "alice", Rate(limit=3, window_seconds=300))
     assert counted.count == 21
 
