@@ -42,6 +42,7 @@ server {{
     proxy_set_header Host $host;
     proxy_set_header Upgrade $http_upgrade;
     proxy_set_header Connection $gs_connection;
+    # Appends the peer nginx saw to what the client sent: run the servers with TRUSTED_PROXY_COUNT=1 (rightmost wins).
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_set_header X-Forwarded-Port $server_port;

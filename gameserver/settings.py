@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from gameserver.env import env_bool, env_choice, env_int, env_list, env_str
+from gameserver.throttle import Rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
@@ -55,7 +56,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "gameserver.accounts.apps.GameAdminConfig",  # django.contrib.admin, with its login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -138,6 +139,11 @@ def _redis_url(url: str) -> str:
 
 
 REDIS_URL = _redis_url(env_str("REDIS_URL"))
+# Match engine: Redis key prefix for leases and checkpoints. Deployments that share one Redis give each a different
+# ENGINE_PREFIX and CHANNEL_PREFIX; the cache (WS tickets, throttles, everything else) follows ENGINE_PREFIX unless
+# CACHE_PREFIX says otherwise.
+ENGINE_PREFIX = env_str("ENGINE_PREFIX", "gs")
+CACHE_PREFIX = env_str("CACHE_PREFIX", ENGINE_PREFIX)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -160,10 +166,12 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "gs") + ".relay"},
         },
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": CACHE_PREFIX}
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": CACHE_PREFIX}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -219,17 +227,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "gameserver.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "gameserver.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {
-        "register": env_str("THROTTLE_REGISTER", "30/hour"),
-        "ws_ticket": env_str("THROTTLE_WS_TICKET", "120/minute"),
-    },
+    "DEFAULT_THROTTLE_RATES": {"ws_ticket": env_str("THROTTLE_WS_TICKET", "120/minute")},
+    # REMOTE_ADDR is already the client's address (gameserver/clientaddr.py): DRF must not read X-Forwarded-For again.
+    "NUM_PROXIES": 0,
 }
 
-# Failed logins per username and per client address before further attempts get 429 for the window.
+# How many proxies of ours stand in front of the server processes and append to X-Forwarded-For: 0 when clients
+# connect straight to daphne (the header is then ignored), 1 behind the nginx recipe (docs/scale-out.md).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+# Failed logins per username and per client address before further attempts get 429 until the window ends. Every
+# login path (API token and session, login page, admin) counts here (gameserver/accounts/services.py).
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, minimum=1)
-# Match engine: Redis key prefix for leases and checkpoints, and whether SIGTERM hands matches to other processes.
-ENGINE_PREFIX = env_str("ENGINE_PREFIX", "gs")
+# Sign-ups per client address, through the API and the page alike.
+SIGNUP_RATE = Rate.parse(env_str("THROTTLE_REGISTER", "30/hour"), setting="THROTTLE_REGISTER")
+# Whether SIGTERM hands matches to other processes.
 ENGINE_HANDOVER_ON_SIGTERM = env_bool("ENGINE_HANDOVER_ON_SIGTERM", True)
 # Run the matchmaker inside the server processes too (it stands down while a `run_matchmaker` worker is alive).
 MATCHMAKER_IN_PROCESS = env_bool("MATCHMAKER_IN_PROCESS", True)

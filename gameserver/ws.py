@@ -51,13 +51,6 @@ class CloseCode:
 
 
 @database_sync_to_async
-def _user_by_id(user_id: int):
-    from gameserver.accounts.models import User
-
-    return User.objects.filter(pk=user_id, is_active=True).first()
-
-
-@database_sync_to_async
 def _user_by_token(key: str):
     from rest_framework.authtoken.models import Token
 
@@ -81,11 +74,12 @@ async def authenticate_websocket(scope: dict[str, Any]) -> tuple[Any, str | None
 
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     if "ticket" in query:
+        # Refused when unknown here (used, expired, or issued by another deployment: cache keys are per deployment)
+        # or when its credential was revoked since it was issued.
         redeemed = await database_sync_to_async(ws_ticket_redeem)(ticket=query["ticket"][0][:200])
         if redeemed is None:
             return AnonymousUser(), None, "invalid_ticket"
-        user = await _user_by_id(redeemed[0])
-        return (user, redeemed[1], None) if user else (AnonymousUser(), None, "invalid_ticket")
+        return redeemed[0], redeemed[1], None
 
     authorization = _header(scope, b"authorization")
     if authorization:

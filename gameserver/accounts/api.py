@@ -13,11 +13,13 @@ from rest_framework.views import APIView
 
 from gameserver.accounts import serializers, services
 from gameserver.api_errors import ApiError, documented_error
+from gameserver.clientaddr import client_ip
 
 
-def client_ip(request: Request) -> str:
-    # daphne --proxy-headers puts the forwarded client address here when behind a proxy.
-    return request.META.get("REMOTE_ADDR") or "unknown"
+def _throttled(exc: services.Throttled, code: str) -> ApiError:
+    error = ApiError(code, str(exc), status_code=status.HTTP_429_TOO_MANY_REQUESTS)
+    error.retry_after = exc.retry_after  # type: ignore[attr-defined]  # read by the exception handler: Retry-After
+    return error
 
 
 def _authenticate(request: Request) -> services.User:
@@ -30,9 +32,7 @@ def _authenticate(request: Request) -> services.User:
             client_ip=client_ip(request),
         )
     except services.LoginThrottled as exc:
-        response_error = ApiError("login_throttled", str(exc), status_code=status.HTTP_429_TOO_MANY_REQUESTS)
-        response_error.retry_after = exc.retry_after  # type: ignore[attr-defined]
-        raise response_error from None
+        raise _throttled(exc, "login_throttled") from None
     except services.AccountBanned:
         raise ApiError("account_banned", "This account is banned.", status_code=403) from None
     except services.InvalidCredentials:
@@ -42,8 +42,6 @@ def _authenticate(request: Request) -> services.User:
 class RegisterView(APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "register"
 
     @extend_schema(
         request=serializers.RegisterSerializer,
@@ -51,6 +49,11 @@ class RegisterView(APIView):
         summary="Create an account and get a token",
     )
     def post(self, request: Request) -> Response:
+        # Counted before validation, as on the page: every attempt counts, a malformed one too.
+        try:
+            services.signup_check_throttle(client_ip=client_ip(request))
+        except services.SignupThrottled as exc:
+            raise _throttled(exc, "throttled") from None
         data = serializers.RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data)
@@ -123,7 +126,7 @@ class PasswordChangeView(APIView):
     @extend_schema(
         request=serializers.PasswordChangeSerializer,
         responses={200: serializers.PasswordChangeResponseSerializer, 400: documented_error("Wrong current password or weak new one."), 401: documented_error("not_authenticated")},
-        summary="Change the password; the token is replaced",
+        summary="Change the password: the token is replaced; other sessions, tickets and sockets are revoked",
     )
     def post(self, request: Request) -> Response:
         data = serializers.PasswordChangeSerializer(data=request.data, context={"request": request})

@@ -1,4 +1,4 @@
-"""Server-rendered sign-up, log-in and log-out pages for the browser."""
+"""Server-rendered sign-up, log-in and log-out pages for the browser; throttled as the API is (services.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from gameserver.accounts import services
 from gameserver.accounts.models import User
+from gameserver.clientaddr import client_ip
 
 
 class SignupForm(UserCreationForm):
@@ -27,10 +28,6 @@ class LoginForm(forms.Form):
     password = forms.CharField(max_length=128, strip=False, widget=forms.PasswordInput)
 
 
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 
@@ -38,27 +35,39 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = services.user_register(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("home")
-    return render(request, "accounts/signup.html", {"form": form, "heading": "Sign up", "submit": "Create account"}, status=400 if form.errors else 200)
+    status, retry_after = 200, None
+    if request.method == "POST":
+        # The same per-address count as POST /api/auth/register/, taken before the form is even validated.
+        try:
+            services.signup_check_throttle(client_ip=client_ip(request))
+        except services.SignupThrottled as exc:
+            # Refused before the form is validated (no password hashing for a flood): the message goes on the page.
+            form = SignupForm(initial={"username": request.POST.get("username", "")[:150]})
+            messages.error(request, str(exc))
+            status, retry_after = 429, exc.retry_after
+        else:
+            if form.is_valid():
+                user = services.user_register(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                return redirect("home")
+            status = 400
+    return _form_page(request, "accounts/signup.html", form, "Sign up", "Create account", status, retry_after)
 
 
 @require_http_methods(["GET", "POST"])
 def login_page(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST" and form.is_valid():
         try:
             user = services.user_authenticate(
                 username=form.cleaned_data["username"],
                 password=form.cleaned_data["password"],
-                client_ip=_client_ip(request),
+                client_ip=client_ip(request),
             )
         except services.LoginThrottled as exc:
             form.add_error(None, str(exc))
-            status = 429
+            status, retry_after = 429, exc.retry_after
         except services.AccountBanned:
             form.add_error(None, "This account is banned.")
             status = 403
@@ -68,7 +77,16 @@ def login_page(request: HttpRequest) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(_next_url(request))
-    return render(request, "accounts/login.html", {"form": form, "heading": "Log in", "submit": "Log in"}, status=status)
+    return _form_page(request, "accounts/login.html", form, "Log in", "Log in", status, retry_after)
+
+
+def _form_page(
+    request: HttpRequest, template: str, form: forms.Form, heading: str, submit: str, status: int, retry_after: int | None
+) -> HttpResponse:
+    response = render(request, template, {"form": form, "heading": heading, "submit": submit}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _next_url(request: HttpRequest) -> str:
