@@ -223,6 +223,10 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, mini
 # Match engine: Redis key prefix for leases and checkpoints, and whether SIGTERM hands matches to other processes.
 ENGINE_PREFIX = env_str("ENGINE_PREFIX", "gs")
 ENGINE_HANDOVER_ON_SIGTERM = env_bool("ENGINE_HANDOVER_ON_SIGTERM", True)
+# Matches: players must arrive within this many seconds of a match becoming playable (created, or its last
+# invitation accepted); invitations from POST /api/matches/ expire after MATCH_INVITE_TIMEOUT_SECONDS.
+MATCH_JOIN_TIMEOUT_SECONDS = env_int("MATCH_JOIN_TIMEOUT_SECONDS", 60, minimum=5, maximum=3600)
+MATCH_INVITE_TIMEOUT_SECONDS = env_int("MATCH_INVITE_TIMEOUT_SECONDS", 300, minimum=10, maximum=7 * 86400)
 # Run the matchmaker inside the server processes too (it stands down while a `run_matchmaker` worker is alive).
 MATCHMAKER_IN_PROCESS = env_bool("MATCHMAKER_IN_PROCESS", True)
 # Single-use tickets that non-browser clients exchange for a WebSocket connection.

@@ -21,7 +21,9 @@ def test_create_match_seats_players_in_order(api_as, alice, bob):
     assert response.status_code == 201
     body = response.json()
     assert [(p["seat"], p["username"]) for p in body["players"]] == [(0, "bob"), (1, "alice")]
-    assert body["status"] == "waiting" and body["ws_path"] == f"/ws/matches/{body['id']}/"
+    # bob did not agree yet: the match waits for his answer (tests/games/test_invitations.py).
+    assert body["status"] == "invited" and body["ws_path"] == f"/ws/matches/{body['id']}/"
+    assert [p["accepted"] for p in body["players"]] == [False, True]
 
 
 @pytest.mark.parametrize(
