@@ -72,6 +72,7 @@ class MatchListCreateView(generics.ListAPIView):
             )
         except services.MatchError as exc:
             raise ApiError(exc.code, str(exc)) from None
+        _ensure_deadline_sweeps()
         return Response(serializers.MatchSerializer(match).data, status=status.HTTP_201_CREATED)
 
 
@@ -124,4 +125,14 @@ class InvitationAnswerView(APIView):
             match = answer(match_id=pk, user=request.user)
         except services.MatchError as exc:
             raise ApiError(exc.code, str(exc), status_code=exc.status_code) from None
+        _ensure_deadline_sweeps()
         return Response(serializers.MatchSerializer(Match.objects.prefetch_related("players__user").get(pk=match.pk)).data)
+
+
+def _ensure_deadline_sweeps() -> None:
+    """A match with a deadline now exists: make sure this process sweeps deadlines even if no socket ever opens here.
+    The in-process matchmaker loop does (services.match_cancel_overdue); with MATCHMAKER_IN_PROCESS off, the
+    matchmaker worker does."""
+    from lobby import matchmaker  # lobby builds on games; imported here, where it is needed, not at module load
+
+    matchmaker.ensure_embedded()

@@ -106,3 +106,16 @@ async def test_an_admin_cancel_ends_a_match_split_across_two_processes_within_a_
     assert (stored["status"], stored["end_reason"], stored["ticks"]) == ("cancelled", "cancelled_by_admin", None)
     assert not any(f"match {match_id} finished" in cluster.log_of(port) for port in ports)
     assert any(f"match {match_id}: stopped from outside" in cluster.log_of(port) for port in ports)
+
+
+async def test_a_match_nobody_joins_is_cancelled_by_a_server_with_no_socket_open(cluster):
+    cluster.env["MATCH_JOIN_TIMEOUT_SECONDS"] = "5"
+    port = cluster.start()
+    match, tokens = cluster.new_pong_match(port)
+    deadline = time.monotonic() + 5 + 10 + 10  # join deadline, the sweep's margin, and slack for a loaded machine
+    stored = match
+    while time.monotonic() < deadline and stored["status"] == "waiting":
+        await asyncio.sleep(0.5)
+        _, stored = cluster.http(port, "GET", f"/api/matches/{match['id']}/", token=tokens["alice"])
+    assert (stored["status"], stored["end_reason"]) == ("cancelled", "no_show"), stored
+    assert f"WSCONNECT /ws/matches/{match['id']}/" not in cluster.log_of(port)
