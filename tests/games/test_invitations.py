@@ -114,6 +114,7 @@ def test_a_match_nobody_joined_is_cancelled_after_its_join_deadline_not_before(a
     assert services.match_cancel_overdue(now=deadline + services.NO_SHOW_MARGIN + timedelta(seconds=1)) == 1
 
 
+@pytest.mark.django_db(transaction=True)  # the loop's step closes the database connection after it
 def test_the_matchmaker_loop_and_the_command_sweep_too(alice, bob):
     past = timezone.now() - timedelta(hours=1)
     first = services.match_create(game="pong", users=[alice, bob], source="lobby")
