@@ -86,6 +86,17 @@ class MatchAdmin(admin.ModelAdmin):
     def log_addition(self, request, obj, message):
         return super().log_addition(request, Match.objects.get(pk=obj.pk), message)
 
+    # A match that is not over is cancelled, not deleted: deleting it would leave its tick loop playing on with
+    # nowhere to record the result, and its players untold.
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status not in Match.OPEN)
+
+    def delete_queryset(self, request, queryset):
+        open_matches = queryset.filter(status__in=Match.OPEN).count()
+        if open_matches:
+            self.message_user(request, f"Kept {open_matches} match(es) that are not over: cancel them first.", messages.WARNING)
+        super().delete_queryset(request, queryset.exclude(status__in=Match.OPEN))
+
     @admin.action(description="Rematch: a new match with the same players")
     def rematch(self, request, queryset):
         created = 0
