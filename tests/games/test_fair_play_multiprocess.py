@@ -67,11 +67,13 @@ async def test_an_owner_paused_past_its_lease_sends_no_stale_tick_after_it_resum
 
 def cancel_from_another_process(cluster, match_id: int) -> float:
     """What the admin's Cancel action calls, in a process of its own (as an admin request on any server would):
-    the wall-clock time just before the cancel."""
+    the wall-clock time of the cancel's commit (the first of the commit's callbacks; telling the processes is next)."""
     out = cluster.manage(
         "shell", "-c",
-        "import time; from games.services import match_cancel; started = time.time(); "
-        f"assert match_cancel(match_id={match_id}, reason='cancelled_by_admin'); print(started)",
+        "import time; from django.db import transaction; from games.services import match_cancel\n"
+        "with transaction.atomic():\n"
+        "    transaction.on_commit(lambda: print(time.time(), flush=True))\n"
+        f"    assert match_cancel(match_id={match_id}, reason='cancelled_by_admin')",
     )
     return float(out.strip().splitlines()[-1])
 
