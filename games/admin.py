@@ -1,4 +1,7 @@
-"""Admin for matches: browse with players and results, create one for chosen players, rematch, cancel."""
+"""Admin for matches: browse with players and results, create one for chosen players, rematch, cancel.
+
+Matches created here need no invitation (staff seat players, as lobbies and matchmaking do); a cancel reaches the
+running match within a tick (services.match_cancel)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ class MatchPlayerInline(admin.TabularInline):
     model = MatchPlayer
     extra = 0
     can_delete = False
-    readonly_fields = ["seat", "user", "placing", "score", "abandoned"]
+    readonly_fields = ["seat", "user", "accepted", "connected", "placing", "score", "abandoned"]
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -50,13 +53,13 @@ class MatchCreateForm(forms.ModelForm):
 
 @admin.register(Match)
 class MatchAdmin(admin.ModelAdmin):
-    list_display = ["id", "game", "status", "source", "created_at", "duration_seconds", "end_reason"]
+    list_display = ["id", "game", "status", "source", "created_at", "join_deadline", "duration_seconds", "end_reason"]
     list_filter = ["status", "game", "source", "created_at"]
     search_fields = ["=id", "players__user__username"]
     inlines = [MatchPlayerInline]
     actions = ["rematch", "cancel"]
-    readonly_fields = ["game", "status", "seed", "source", "created_at", "started_at", "finished_at", "duration_seconds",
-                       "ticks", "end_reason", "input_log"]
+    readonly_fields = ["game", "status", "seed", "source", "created_at", "invite_expires_at", "join_deadline", "started_at",
+                       "finished_at", "duration_seconds", "ticks", "end_reason", "input_log"]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -83,6 +86,17 @@ class MatchAdmin(admin.ModelAdmin):
     def log_addition(self, request, obj, message):
         return super().log_addition(request, Match.objects.get(pk=obj.pk), message)
 
+    # A match that is not over is cancelled, not deleted: deleting it would leave its tick loop playing on with
+    # nowhere to record the result, and its players untold.
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status not in Match.OPEN)
+
+    def delete_queryset(self, request, queryset):
+        open_matches = queryset.filter(status__in=Match.OPEN).count()
+        if open_matches:
+            self.message_user(request, f"Kept {open_matches} match(es) that are not over: cancel them first.", messages.WARNING)
+        super().delete_queryset(request, queryset.exclude(status__in=Match.OPEN))
+
     @admin.action(description="Rematch: a new match with the same players")
     def rematch(self, request, queryset):
         created = 0
@@ -95,7 +109,7 @@ class MatchAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Match #{match.pk}: {exc}", messages.WARNING)
         self.message_user(request, f"Created {created} match(es).", messages.SUCCESS)
 
-    @admin.action(description="Cancel selected matches that have not finished")
+    @admin.action(description="Cancel selected matches that have not finished (running ones stop within a tick)")
     def cancel(self, request, queryset):
         cancelled = sum(services.match_cancel(match_id=m.pk, reason="cancelled_by_admin") for m in queryset)
         self.message_user(request, f"Cancelled {cancelled} match(es).", messages.SUCCESS)

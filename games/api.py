@@ -1,4 +1,5 @@
-"""Games and matches REST API: the game catalogue, creating a match for a set of players, reading matches."""
+"""Games and matches REST API: the game catalogue, creating a match (inviting the other players), answering
+invitations, reading matches."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class MatchListCreateView(generics.ListAPIView):
             400: documented_error("validation_error, unknown_game, unknown_player, duplicate_player, wrong_player_count, inactive_player"),
             403: documented_error("not_a_player: the caller must be one of the players"),
         },
-        summary="Create a match for a set of players (lobbies and matchmaking do this for you)",
+        summary="Invite players to a match (status \"invited\" until all accept; lobbies and matchmaking need no invitation)",
     )
     def post(self, request: Request) -> Response:
         data = serializers.MatchCreateSerializer(data=request.data)
@@ -70,9 +71,12 @@ class MatchListCreateView(generics.ListAPIView):
         if missing:
             raise ApiError("unknown_player", f"No such user: {', '.join(missing[:5])}.")
         try:
-            match = services.match_create(game=data.validated_data["game"], users=[users[n] for n in names], source="api")
+            match = services.match_create(
+                game=data.validated_data["game"], users=[users[n] for n in names], source="api", invited_by=request.user
+            )
         except services.MatchError as exc:
             raise ApiError(exc.code, str(exc)) from None
+        _ensure_deadline_sweeps()
         return Response(serializers.MatchSerializer(match).data, status=status.HTTP_201_CREATED)
 
 
@@ -83,3 +87,56 @@ class MatchDetailView(generics.RetrieveAPIView):
     @extend_schema(responses={200: serializers.MatchSerializer, 404: documented_error("not_found")}, summary="One match, with results once finished")
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
+
+
+class InvitationListView(generics.ListAPIView):
+    serializer_class = serializers.MatchSerializer
+
+    def get_queryset(self):
+        return (
+            Match.objects.filter(
+                status=Match.Status.INVITED, players__user=self.request.user, players__accepted=False
+            )
+            .prefetch_related("players__user")
+            .order_by("-created_at")
+        )
+
+    @extend_schema(
+        summary="Matches the caller is invited to and has not answered yet, newest first",
+        responses={200: serializers.MatchSerializer(many=True), 401: documented_error("not_authenticated")},
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class InvitationAnswerView(APIView):
+    """POST /api/matches/<id>/accept/ and /decline/: the invited player's answer."""
+
+    answer: str = "accept"
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: serializers.MatchSerializer,
+            404: documented_error("not_found: no such match, or the caller has no seat in it"),
+            409: documented_error("invitation_closed: the match is no longer waiting for answers"),
+        },
+        summary="Answer an invitation: accept (the last acceptance makes the match playable) or decline (cancels it)",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        answer = services.match_invitation_accept if self.answer == "accept" else services.match_invitation_decline
+        try:
+            match = answer(match_id=pk, user=request.user)
+        except services.MatchError as exc:
+            raise ApiError(exc.code, str(exc), status_code=exc.status_code) from None
+        _ensure_deadline_sweeps()
+        return Response(serializers.MatchSerializer(Match.objects.prefetch_related("players__user").get(pk=match.pk)).data)
+
+
+def _ensure_deadline_sweeps() -> None:
+    """A match with a deadline now exists: make sure this process sweeps deadlines even if no socket ever opens here.
+    The in-process matchmaker loop does (services.match_cancel_overdue); with MATCHMAKER_IN_PROCESS off, the
+    matchmaker worker does."""
+    from lobby import matchmaker  # lobby builds on games; imported here, where it is needed, not at module load
+
+    matchmaker.ensure_embedded()

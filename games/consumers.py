@@ -48,6 +48,9 @@ class MatchConsumer(BaseConsumer):
         if info is None:
             await self._refuse(CloseCode.NOT_FOUND)
             return
+        if info.status == "invited":
+            await self._refuse(CloseCode.FORBIDDEN)  # not every invited player accepted yet: nothing to join
+            return
         self.info = info
         self.game = get_game(info.game)
         self.seat = info.seat_of(self.user.pk)

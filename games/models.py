@@ -15,12 +15,15 @@ def new_seed() -> int:
 
 class Match(models.Model):
     class Status(models.TextChoices):
+        INVITED = "invited", "Waiting for invited players to accept"
         WAITING = "waiting", "Waiting for players"
         RUNNING = "running", "Running"
         FINISHED = "finished", "Finished"
         CANCELLED = "cancelled", "Cancelled"
 
     ACTIVE = (Status.WAITING, Status.RUNNING)
+    # Not over yet: what an admin or a deadline can still cancel.
+    OPEN = (Status.INVITED, Status.WAITING, Status.RUNNING)
 
     game = models.CharField(max_length=40, db_index=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.WAITING, db_index=True)
@@ -28,6 +31,11 @@ class Match(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # An invited match is cancelled ("invitation_expired") if not every player accepted by then.
+    invite_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when the match becomes playable: players must arrive by then (games/engine/runner.py starts it with those
+    # present or cancels it); a match nobody runs by then is cancelled as "no_show" (services.match_cancel_overdue).
+    join_deadline = models.DateTimeField(null=True, blank=True, db_index=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     ticks = models.PositiveIntegerField(null=True, blank=True)
     end_reason = models.CharField(max_length=40, blank=True)
@@ -56,6 +64,10 @@ class MatchPlayer(models.Model):
     score = models.IntegerField(null=True, blank=True)
     # Seat given up: disconnected beyond the grace period (counts as a loss for ratings).
     abandoned = models.BooleanField(default=False)
+    # Consent: a player seated by someone else's POST /api/matches/ accepts the invitation first.
+    accepted = models.BooleanField(default=True)
+    # Recorded with the result: the player connected to the match at least once. Only they are rated.
+    connected = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["match", "seat"]

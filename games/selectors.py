@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
+
+from django.conf import settings
 
 from games.models import Match
 
@@ -22,6 +25,7 @@ class MatchInfo:
     seed: int
     status: str
     players: tuple[PlayerInfo, ...]
+    join_deadline: float  # Unix time by which players must have arrived
 
     def seat_of(self, user_id: int) -> int | None:
         return next((p.seat for p in self.players if p.user_id == user_id), None)
@@ -38,7 +42,11 @@ def match_info(*, match_id: int) -> MatchInfo | None:
         PlayerInfo(seat=seat, user_id=user_id, username=username)
         for seat, user_id, username in match.players.order_by("seat").values_list("seat", "user_id", "user__username")
     )
-    return MatchInfo(match_id=match.pk, game=match.game, seed=match.seed, status=match.status, players=players)
+    # Matches created before deadlines were stored get the usual time from now.
+    deadline = match.join_deadline.timestamp() if match.join_deadline else time.time() + settings.MATCH_JOIN_TIMEOUT_SECONDS
+    return MatchInfo(
+        match_id=match.pk, game=match.game, seed=match.seed, status=match.status, players=players, join_deadline=deadline
+    )
 
 
 def match_end_message(*, match_id: int) -> dict[str, Any]:

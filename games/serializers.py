@@ -24,7 +24,8 @@ class MatchCreateSerializer(serializers.Serializer):
     game = serializers.CharField(max_length=40)
     players = serializers.ListField(
         child=serializers.CharField(max_length=150), min_length=1, max_length=16,
-        help_text="Usernames in seat order; must include the caller.",
+        help_text="Usernames in seat order; must include the caller. The others are invited: the match starts "
+        "once every one of them accepted (POST /api/matches/<id>/accept/).",
     )
 
 
@@ -33,7 +34,7 @@ class MatchPlayerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MatchPlayer
-        fields = ["seat", "user_id", "username", "placing", "score", "abandoned"]
+        fields = ["seat", "user_id", "username", "placing", "score", "abandoned", "accepted", "connected"]
 
 
 class MatchSerializer(serializers.ModelSerializer):
@@ -42,8 +43,8 @@ class MatchSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Match
-        fields = ["id", "game", "status", "source", "created_at", "started_at", "finished_at", "duration_seconds",
-                  "ticks", "end_reason", "players", "ws_path"]
+        fields = ["id", "game", "status", "source", "created_at", "invite_expires_at", "join_deadline", "started_at",
+                  "finished_at", "duration_seconds", "ticks", "end_reason", "players", "ws_path"]
 
     def get_ws_path(self, match: Match) -> str:
         return f"/ws/matches/{match.pk}/"

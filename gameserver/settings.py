@@ -243,6 +243,10 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, mini
 SIGNUP_RATE = Rate.parse(env_str("THROTTLE_REGISTER", "30/hour"), setting="THROTTLE_REGISTER")
 # Whether SIGTERM hands matches to other processes.
 ENGINE_HANDOVER_ON_SIGTERM = env_bool("ENGINE_HANDOVER_ON_SIGTERM", True)
+# Matches: players must arrive within this many seconds of a match becoming playable (created, or its last
+# invitation accepted); invitations from POST /api/matches/ expire after MATCH_INVITE_TIMEOUT_SECONDS.
+MATCH_JOIN_TIMEOUT_SECONDS = env_int("MATCH_JOIN_TIMEOUT_SECONDS", 60, minimum=5, maximum=3600)
+MATCH_INVITE_TIMEOUT_SECONDS = env_int("MATCH_INVITE_TIMEOUT_SECONDS", 300, minimum=10, maximum=7 * 86400)
 # Run the matchmaker inside the server processes too (it stands down while a `run_matchmaker` worker is alive).
 MATCHMAKER_IN_PROCESS = env_bool("MATCHMAKER_IN_PROCESS", True)
 # Single-use tickets that non-browser clients exchange for a WebSocket connection.

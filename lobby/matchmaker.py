@@ -24,7 +24,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.utils import timezone
 
 from games.rules import GAMES
-from games.services import match_create_many
+from games.services import match_cancel_overdue, match_create_many
 from gameserver.broadcast import send_many_on_commit
 from lobby import selectors
 from lobby.groups import MATCHMAKING_EVENT, matchmaking_group
@@ -271,7 +271,10 @@ def _notify(ticket_ids: list[int], now: datetime) -> None:
 
 def _step_logged() -> StepResult | None:
     try:
-        return run_one_step()
+        result = run_one_step()
+        # Every loop of the matchmaker (worker or in-process) also cancels matches past their deadline.
+        match_cancel_overdue()
+        return result
     except DatabaseError:
         # SQLite refuses a second writer now and then; the next step retries.
         log.exception("matchmaker step failed")

@@ -1,7 +1,8 @@
 """Skill ratings with openskill's Plackett-Luce model, which ranks any number of free-for-all players at once.
 
 `rate()` is pure (tested with hypothesis); `on_match_finished` applies it once per finished match, inside the
-transaction that records the result, and stores each player's change for match history.
+transaction that records the result, and stores each player's change for match history. Only players who connected
+to the match are rated: a no-show's rating never changes, and with fewer than two players who connected nobody's does.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def on_match_finished(sender, match: Match, **kwargs) -> None:
 
 @transaction.atomic
 def rating_update_for_match(*, match: Match) -> list[RatingChange]:
-    """Update every seat's rating for one finished match; RatingChange's unique constraint makes a repeat fail."""
-    seats = list(MatchPlayer.objects.filter(match=match).order_by("seat"))
+    """Update the rating of every seat whose player connected, for one finished match; RatingChange's unique
+    constraint makes a repeat fail."""
+    seats = list(MatchPlayer.objects.filter(match=match, connected=True).order_by("seat"))
     if len(seats) < 2:
         return []
     user_ids = [seat.user_id for seat in seats]

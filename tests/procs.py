@@ -92,11 +92,19 @@ class Cluster:
             return exc.code, json.loads(exc.read() or b"{}")
 
     def new_pong_match(self, port: int) -> tuple[dict, dict[str, str]]:
-        """Registers alice and bob and creates a pong match for them: (the match, their tokens)."""
+        """Registers alice and bob, alice invites bob to a pong match and he accepts: (the match, their tokens)."""
         tokens = {name: self.register(port, name) for name in ("alice", "bob")}
-        status, match = self.http(port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=tokens["alice"])
+        return self.new_match(port, "pong", ["alice", "bob"], tokens), tokens
+
+    def new_match(self, port: int, game: str, players: list[str], tokens: dict[str, str]) -> dict:
+        """The first player creates the match (inviting the others) and every other player accepts it."""
+        status, match = self.http(port, "POST", "/api/matches/", {"game": game, "players": players}, token=tokens[players[0]])
         assert status == 201, match
-        return match, tokens
+        for name in players[1:]:
+            status, match = self.http(port, "POST", f"/api/matches/{match['id']}/accept/", token=tokens[name])
+            assert status == 200, match
+        assert match["status"] == "waiting", match
+        return match
 
     def register(self, port: int, username: str) -> str:
         status, body = self.http(port, "POST", "/api/auth/register/", {"username": username, "password": "correct horse battery staple"})

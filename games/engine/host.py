@@ -6,6 +6,9 @@ forwards their inputs to the owner and fans out the owner's snapshots, which cro
 single Redis PUBLISH on the "relay" channel layer (channels-redis' RedisPubSubChannelLayer), and only while some
 relay is listening. Relays also try to take the lease over, so a match whose owner died resumes from its last
 checkpoint in another process within a couple of seconds. docs/architecture.md explains the choices.
+
+An owner publishes a tick only while its lease is certainly still its own (fencing: see MatchRunner.lease_is_safe),
+and stops a match at once when told to from outside (control.py: an admin's cancel, a deadline sweep).
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from games import selectors, services
+from games.engine import control
+from games.engine.control import control_group, relay_group
 from games.engine.protocol import Frame
 from games.engine.runner import MatchRunner
-from games.engine.store import MemoryStore, RedisStore
+from games.engine.store import LEASE_TTL_MS, MemoryStore, RedisStore
 from games.rules.base import InputError
 from gameserver.ws import CloseCode
 
@@ -38,6 +43,11 @@ log = logging.getLogger(__name__)
 MAINTENANCE_SECONDS = 0.5
 PRESENCE_TTL_SECONDS = 2.0
 HANDOVER_TIMEOUT_SECONDS = 3.0
+# Fencing: a lease renewed by a round that started at t is certainly ours until t + TTL (Redis starts the TTL later
+# than t). The margin covers clock rate differences and the time to send a tick once the check passed.
+LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
+# Every this many maintenance rounds, cancel matches past their deadline (services.match_cancel_overdue).
+SWEEP_EVERY_ROUNDS = 10
 
 
 class Connection(Protocol):
@@ -52,10 +62,6 @@ class Connection(Protocol):
     async def send_frame(self, frame: Frame) -> None: ...
 
     async def close_with(self, code: int) -> None: ...
-
-
-def relay_group(match_id: int) -> str:
-    return f"gs.m{match_id}"
 
 
 class MatchHost:
@@ -73,6 +79,7 @@ class MatchHost:
         self._tasks: set[asyncio.Task] = set()
         self._to_owners: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._started: asyncio.Future | None = None
+        self._rounds = 0
 
     # --- life cycle ----------------------------------------------------------------------------------------------
 
@@ -205,6 +212,7 @@ class MatchHost:
     # --- ownership -------------------------------------------------------------------------------------------
 
     async def _try_own(self, mid: int, info: selectors.MatchInfo) -> MatchRunner | None:
+        asked_at = time.monotonic()
         if not await self.store.acquire(mid, self.proc):
             return None
         fresh = await database_sync_to_async(selectors.match_info)(match_id=mid)
@@ -213,6 +221,7 @@ class MatchHost:
             return None
         checkpoint = await self.store.load(mid)
         runner = MatchRunner(self, fresh, checkpoint)
+        runner.lease_confirmed(asked_at + LEASE_SAFE_SECONDS)
         for conn in self.local.get(mid, ()):
             if conn.seat is not None:
                 runner.seat_presence(conn.seat, local_delta=1)
@@ -220,6 +229,8 @@ class MatchHost:
         if mid in self.relayed:
             del self.relayed[mid]
             await self.relay.group_discard(relay_group(mid), self.proc)
+        if self.relay is not None:
+            await self.relay.group_add(control_group(mid), self.proc)
         runner.task = self.spawn(self._run(runner))
         log.info("match %s: running here (%s)", mid, "from checkpoint" if checkpoint else "new")
         return runner
@@ -231,7 +242,9 @@ class MatchHost:
             raise
         except Exception:
             log.exception("match %s: tick loop failed; cancelling the match", runner.match_id)
-            await database_sync_to_async(services.match_cancel)(match_id=runner.match_id, reason="server_error")
+            await database_sync_to_async(services.match_cancel)(
+                match_id=runner.match_id, reason="server_error", stop_running=False
+            )
             end = await database_sync_to_async(selectors.match_end_message)(match_id=runner.match_id)
             await self.match_ended(runner.match_id, end)
 
@@ -247,8 +260,13 @@ class MatchHost:
         if runner.task:
             runner.task.cancel()
         self.runners.pop(mid, None)
+        await self._stop_listening_as_owner(mid)
         if self.local.get(mid) and self.relay is not None:
             await self._become_relay(mid)
+
+    async def _stop_listening_as_owner(self, mid: int) -> None:
+        if self.relay is not None:
+            await self.relay.group_discard(control_group(mid), self.proc)
 
     async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
         await self._end_local(mid, end)
@@ -257,6 +275,20 @@ class MatchHost:
         await self.store.release(mid, self.proc, clear=True)
         self.runners.pop(mid, None)
         self.relay_listeners.pop(mid, None)
+        await self._stop_listening_as_owner(mid)
+
+    async def stop_match(self, mid: int, end: dict[str, Any]) -> None:
+        """The match was ended from outside its loop (control.py): stop the loop if it runs here, and send
+        match_end and close 4013 to this process's sockets of it (the owner also tells the relays)."""
+        runner = self.runners.get(mid)
+        if runner is not None and not runner.finishing:
+            runner.finishing = True
+            if runner.task:
+                runner.task.cancel()
+            log.info("match %s: stopped from outside (%s)", mid, end.get("reason"))
+            await self.match_ended(mid, end)
+        elif runner is None:
+            await self._end_local(mid, end)
 
     async def _end_local(self, mid: int, end: dict[str, Any]) -> None:
         frame = Frame(end)
@@ -335,6 +367,8 @@ class MatchHost:
                 await self._fan_out(mid, Frame(message["msg"]))
         elif kind == "end":
             await self._end_local(mid, message["msg"])
+        elif kind == control.STOP:
+            await self.stop_match(mid, message["msg"])
         elif kind == "kick":
             if message["keep"] != self.proc:
                 await self._replace_local(mid, message["s"])
@@ -381,16 +415,22 @@ class MatchHost:
                 log.exception("engine maintenance round failed")
 
     async def run_maintenance(self) -> None:
+        self._rounds += 1
+        if self._rounds % SWEEP_EVERY_ROUNDS == 0:
+            self.spawn(self._sweep_overdue())  # beside the renewals: a slow database must not delay them
         runners = list(self.runners.values())
         renewals = [runner.renewal() for runner in runners]
+        round_started = time.monotonic()
         results = await self.store.renew(self.proc, renewals)
         vanished = []
         for runner, renewal, kept in zip(runners, renewals, results, strict=True):
             if kept:
                 runner.renewed(renewal)
+                runner.lease_confirmed(round_started + LEASE_SAFE_SECONDS)
             elif self.runners.get(runner.match_id) is runner:
                 vanished.append(runner)
         if vanished:
+            retaken_at = time.monotonic()
             # A lease that vanished (Redis restarted: it keeps nothing on disk; or this process fell behind past the
             # TTL) is taken again, and the next round rewrites the checkpoint; only a lease that someone else holds
             # means we stalled and lost. One round trip for all of them: taking them one by one, a process that
@@ -400,6 +440,7 @@ class MatchHost:
                 if self.runners.get(runner.match_id) is not runner:
                     continue
                 if acquired:
+                    runner.lease_confirmed(retaken_at + LEASE_SAFE_SECONDS)
                     if not has_checkpoint:
                         runner.log_flushed = 0  # the log went with it: write all of it again
                     log.warning("match %s: lease was gone (Redis restart, or renewals late); taken again", runner.match_id)
@@ -410,6 +451,13 @@ class MatchHost:
             if mid in self.relayed:
                 self.relayed[mid] = await self.store.owner_of(mid)
                 self._announce(mid)
+
+    async def _sweep_overdue(self) -> None:
+        """Here too (besides the matchmaker), so that a match nobody ever joins is cancelled without a worker."""
+        try:
+            await database_sync_to_async(services.match_cancel_overdue)()
+        except Exception:
+            log.exception("sweeping matches past their deadline failed")
 
     # --- SIGTERM: hand matches over instead of dropping them ----------------------------------------------------
 
@@ -446,6 +494,7 @@ class MatchHost:
             await self.store.renew(self.proc, [renewal])
             await self.store.release(mid, self.proc, clear=False)
             self.runners.pop(mid, None)
+            await self._stop_listening_as_owner(mid)
             if self.relay is not None:
                 await self.relay.group_send(relay_group(mid), {"type": "moved", "m": mid})
         for conns in list(self.local.values()):
@@ -455,6 +504,11 @@ class MatchHost:
 
 
 _hosts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MatchHost] = weakref.WeakKeyDictionary()
+
+
+def local_hosts() -> list[tuple[asyncio.AbstractEventLoop, MatchHost]]:
+    """This process's hosts with their loops (control.py reaches them directly when there is no Redis)."""
+    return list(_hosts.items())
 
 
 def get_host() -> MatchHost:

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAITING, COUNTDOWN, RUNNING, FINISHED = "waiting", "countdown", "running", "finished"
-# How long a match waits for all its players before it starts with those present (or is cancelled).
-JOIN_TIMEOUT_SECONDS = 60.0
 # While waiting nothing moves: a snapshot every this many ticks keeps clients' view of who has arrived fresh.
 WAITING_SNAPSHOT_EVERY = 10
 # A tick this many periods late is not caught up: the schedule restarts from now (the game slows, never bursts).
@@ -39,6 +37,7 @@ class TickStats:
     ticks: int = 0
     late_ticks: int = 0  # started more than half a period late
     skipped: int = 0  # schedule resets after falling too far behind
+    fenced: int = 0  # ticks held back because the lease might have expired
     max_lateness_ms: float = 0.0
     total_step_ms: float = 0.0
     max_step_ms: float = 0.0
@@ -49,6 +48,7 @@ class TickStats:
             "ticks": self.ticks,
             "late_ticks": self.late_ticks,
             "skipped": self.skipped,
+            "fenced": self.fenced,
             "max_lateness_ms": round(self.max_lateness_ms, 2),
             "mean_step_ms": round(mean, 3),
             "max_step_ms": round(self.max_step_ms, 2),
@@ -72,7 +72,10 @@ class MatchRunner:
         self.events: list[dict] = []
         self.leaving: list[int] = []
         self.stats = TickStats()
-        self.join_deadline = time.monotonic() + JOIN_TIMEOUT_SECONDS
+        # The match's join deadline (set when it became playable, the same for every process), on this clock.
+        self.join_deadline = time.monotonic() + max(0.0, info.join_deadline - time.time())
+        # Until when our lease is certainly ours (host.py sets it after each renewal): ticks wait past it.
+        self.lease_safe_until = 0.0
         self.finishing = False
         self.task: asyncio.Task | None = None
         if checkpoint is None:
@@ -84,6 +87,7 @@ class MatchRunner:
             self.removed = [False] * seats
             self.log: list[LogEntry] = []
             self.started_wall: float | None = None
+            self.ever_connected = [False] * seats
         else:
             data = checkpoint.data
             self.state = self.game.from_checkpoint(data["state"])
@@ -95,6 +99,8 @@ class MatchRunner:
             self.removed = list(data["removed"])
             self.log = [log_entry(step, seat, raw) for step, seat, raw in checkpoint.log]
             self.started_wall = data["started_wall"]
+            # Checkpoints written before "connected" was kept: every seat still in the match counts as connected.
+            self.ever_connected = list(data.get("connected", [not gone for gone in self.removed]))
             # A takeover is nobody's fault: everyone gets a fresh grace period to reconnect.
             now = time.monotonic()
             self.disconnected_since = [None if gone else now for gone in self.removed]
@@ -112,6 +118,7 @@ class MatchRunner:
         now = time.monotonic()
         if self.is_connected(seat, now):
             self.disconnected_since[seat] = None
+            self.ever_connected[seat] = True
         elif self.disconnected_since[seat] is None:
             self.disconnected_since[seat] = now
 
@@ -216,11 +223,25 @@ class MatchRunner:
 
     # --- the loop -------------------------------------------------------------------------------------------------
 
+    def lease_confirmed(self, safe_until: float) -> None:
+        self.lease_safe_until = max(self.lease_safe_until, safe_until)
+
+    def lease_is_safe(self, now: float) -> bool:
+        """Fencing: no other process can have taken the match over before `now`. After a stall (a paused or
+        overloaded process) this is False until the next renewal: the host then either confirms the lease (ticks
+        resume) or finds it taken and stops this loop, so a stale owner never sends a tick."""
+        return now < self.lease_safe_until
+
     async def run(self) -> None:
         period = 1.0 / self.settings.tick_rate
         next_at = time.monotonic()
         while self.phase != FINISHED:
             now = time.monotonic()
+            if not self.lease_is_safe(now):
+                self.stats.fenced += 1
+                await asyncio.sleep(period / 2)
+                next_at = time.monotonic()
+                continue
             lateness = now - next_at
             if lateness > period / 2:
                 self.stats.late_ticks += 1
@@ -265,6 +286,7 @@ class MatchRunner:
             ticks=self.steps,
             duration_seconds=round(duration, 3),
             abandoned_seats=[seat for seat, gone in enumerate(self.removed) if gone],
+            connected_seats=[seat for seat, here in enumerate(self.ever_connected) if here],
             input_log=export_log(self.log),
         )
         log.info("match %s finished (%s); recorded here: %s; %s", self.match_id, result.reason, recorded, self.stats.as_dict())
@@ -272,7 +294,7 @@ class MatchRunner:
 
     async def _cancel(self, reason: str) -> None:
         self.finishing = True
-        await self._with_db_retries(services.match_cancel, match_id=self.match_id, reason=reason)
+        await self._with_db_retries(services.match_cancel, match_id=self.match_id, reason=reason, stop_running=False)
         await self._end()
 
     async def _end(self) -> None:
@@ -294,6 +316,7 @@ class MatchRunner:
             "acks": self.acks,
             "removed": self.removed,
             "started_wall": self.started_wall,
+            "connected": self.ever_connected,
             "log_len": len(self.log),
         }
         return Renewal(match_id=self.match_id, checkpoint=data, new_log_entries=self.log[self.log_flushed :])

@@ -59,9 +59,7 @@ def connections_to(cluster, port: int, match_id: int) -> int:
 async def test_a_matchs_players_meet_in_one_process_behind_nginx_and_survive_its_sigkill(cluster, front):
     nginx_port, ports = front
     tokens = {name: cluster.register(nginx_port, name) for name in ("alice", "bob")}
-    status, match = cluster.http(nginx_port, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]},
-                                 token=tokens["alice"])
-    assert status == 201, match
+    match = cluster.new_match(nginx_port, "pong", ["alice", "bob"], tokens)
     alice, bob = (Player(nginx_port, match["id"], tokens[name]) for name in ("alice", "bob"))
     await alice.connect()
     await bob.connect()

@@ -24,6 +24,7 @@ ORIGIN = (b"origin", b"http://localhost")
 @pytest.fixture(autouse=True)
 def _engine_settings(settings):
     settings.ENGINE_HANDOVER_ON_SIGTERM = False
+    settings.MATCHMAKER_IN_PROCESS = False  # tests sweep by calling services.match_cancel_overdue
 
 
 @pytest.fixture

@@ -242,11 +242,10 @@ async def test_finished_match_is_stored_once_and_replays_from_seed_and_log(engin
         await client.close()
 
 
-async def test_match_without_enough_players_is_cancelled_after_the_join_timeout(engine_host, pong_match, alice, monkeypatch):
-    from games.engine import runner
-
-    monkeypatch.setattr(runner, "JOIN_TIMEOUT_SECONDS", 0.3)
-    a = await connect(alice, pong_match.pk)
+async def test_match_without_enough_players_is_cancelled_after_the_join_timeout(engine_host, quick_games, alice, bob, settings):
+    settings.MATCH_JOIN_TIMEOUT_SECONDS = 0.3
+    match = await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+    a = await connect(alice, match.pk)
     end = await a.until(lambda m: m["type"] == "match_end")
     assert (end["status"], end["reason"]) == ("cancelled", "players_missing")
 

@@ -21,7 +21,9 @@ def test_create_match_seats_players_in_order(api_as, alice, bob):
     assert response.status_code == 201
     body = response.json()
     assert [(p["seat"], p["username"]) for p in body["players"]] == [(0, "bob"), (1, "alice")]
-    assert body["status"] == "waiting" and body["ws_path"] == f"/ws/matches/{body['id']}/"
+    # bob did not agree yet: the match waits for his answer (tests/games/test_invitations.py).
+    assert body["status"] == "invited" and body["ws_path"] == f"/ws/matches/{body['id']}/"
+    assert [p["accepted"] for p in body["players"]] == [False, True]
 
 
 @pytest.mark.parametrize(
@@ -86,3 +88,15 @@ def test_admin_rematch_and_cancel(admin_client, alice, bob):
 
 def test_match_list_rejects_an_unknown_status_filter(api_as, alice):
     assert_error(api_as(alice).get("/api/matches/?status=paused"), 400, "validation_error")
+
+
+def test_admin_cannot_delete_a_match_that_is_not_over(admin_client, alice, bob):
+    from games.services import match_create
+
+    match = match_create(game="pong", users=[alice, bob])
+    assert admin_client.post(f"/admin/games/match/{match.pk}/delete/", {"post": "yes"}).status_code == 403
+    admin_client.post("/admin/games/match/", {"action": "delete_selected", "_selected_action": [match.pk], "post": "yes"})
+    assert Match.objects.filter(pk=match.pk).exists()
+    admin_client.post("/admin/games/match/", {"action": "cancel", "_selected_action": [match.pk]})
+    admin_client.post(f"/admin/games/match/{match.pk}/delete/", {"post": "yes"})
+    assert not Match.objects.filter(pk=match.pk).exists()

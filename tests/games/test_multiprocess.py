@@ -70,8 +70,7 @@ def owner_port(cluster, ports, match_id) -> int:
 async def start_match_across_processes(cluster):
     port_a, port_b = cluster.start(), cluster.start()
     token_a, token_b = cluster.register(port_a, "alice"), cluster.register(port_b, "bob")
-    status, match = cluster.http(port_a, "POST", "/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, token=token_a)
-    assert status == 201, match
+    match = cluster.new_match(port_a, "pong", ["alice", "bob"], {"alice": token_a, "bob": token_b})
     alice, bob = Player(port_a, match["id"], token_a), Player(port_b, match["id"], token_b)
     await alice.connect()
     await bob.connect()

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 def play(users, placings, game="arena"):
     match = match_create(game=game, users=users)
     result = MatchResult(placings=placings, scores=[10 - p for p in placings], winner_seats=[0], reason="time_limit")
-    match_finish(match_id=match.pk, result=result, ticks=1, duration_seconds=1.0, abandoned_seats=[], input_log=[])
+    match_finish(match_id=match.pk, result=result, ticks=1, duration_seconds=1.0, abandoned_seats=[],
+                 connected_seats=range(len(users)), input_log=[])
     return match
 
 

@@ -40,10 +40,12 @@ def test_a_draw_between_equals_changes_little(skill, count):
         assert new.sigma <= skill.sigma + 1e-9
 
 
-def finish(match, placings, abandoned=()):
+def finish(match, placings, abandoned=(), connected=None):
+    """Record a result; every seat connected unless `connected` names the seats whose player ever did."""
     result = MatchResult(placings=placings, scores=[0] * len(placings), winner_seats=[0], reason="score_limit")
     return match_finish(
-        match_id=match.pk, result=result, ticks=1, duration_seconds=1.0, abandoned_seats=abandoned, input_log=[]
+        match_id=match.pk, result=result, ticks=1, duration_seconds=1.0, abandoned_seats=abandoned,
+        connected_seats=range(len(placings)) if connected is None else connected, input_log=[],
     )
 
 
@@ -79,3 +81,28 @@ def test_rating_reset_returns_to_newcomer(alice, bob):
     rating_reset(rating=rating)
     rating.refresh_from_db()
     assert (rating.mu, rating.sigma, rating.matches) == (DEFAULT_SKILL.mu, DEFAULT_SKILL.sigma, 0)
+
+
+@pytest.mark.django_db
+def test_a_player_who_never_connected_keeps_their_rating(alice, bob, carol):
+    match = match_create(game="arena", users=[alice, bob, carol])
+    # carol never connected: removed at the join deadline, she would have been ranked last (abandoned) before.
+    finish(match, [1, 2, 3], abandoned=[2], connected=[0, 1])
+    assert not Rating.objects.filter(user=carol).exists()
+    assert not RatingChange.objects.filter(user=carol).exists()
+    assert sorted(c.rank for c in RatingChange.objects.all()) == [1, 2]
+
+
+@pytest.mark.django_db
+def test_nobody_is_rated_when_fewer_than_two_players_connected(alice, bob):
+    match = match_create(game="pong", users=[alice, bob])
+    finish(match, [1, 2], abandoned=[1], connected=[0])
+    assert not RatingChange.objects.exists()
+    assert not Rating.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_player_who_connected_then_left_is_still_rated_last(alice, bob, carol):
+    match = match_create(game="arena", users=[alice, bob, carol])
+    finish(match, [2, 1, 3], abandoned=[0], connected=[0, 1, 2])
+    assert RatingChange.objects.get(user=alice).rank == 4

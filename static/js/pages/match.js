@@ -211,6 +211,9 @@ const REASONS = {
   forfeit: "Won by forfeit",
   last_player_standing: "Last player standing",
   players_missing: "Cancelled: not enough players arrived",
+  no_show: "Cancelled: nobody joined in time",
+  invitation_declined: "Cancelled: an invitation was declined",
+  invitation_expired: "Cancelled: not every invitation was accepted in time",
   cancelled_by_admin: "Cancelled by an admin",
   server_error: "Cancelled after a server error",
 };
