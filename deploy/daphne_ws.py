@@ -24,8 +24,11 @@ if __name__ == "__main__" and os.environ.get("GAMESERVER_UVLOOP", "1") != "0":
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import error
+from twisted.internet import error, tcp
+from twisted.internet.interfaces import IPushProducer
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python import failure
+from zope.interface import implementer
 
 from deploy.tuning import tune_runtime
 from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
@@ -33,27 +36,68 @@ from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
 logger = logging.getLogger(__name__)
 
 
+@implementer(IPushProducer)
 class _TwistedTransport:
-    """DirectSocket's view of a Twisted transport: only for sockets that cannot be handed off (TLS)."""
+    """DirectSocket's view of a socket that stays on Twisted: TLS, whose bytes Twisted's TLS layer encrypts, so the
+    socket cannot move to asyncio. (Plain TCP sockets only hold this until the hand-off.)
 
-    __slots__ = ("transport",)
+    Public Twisted API only: ITransport's write, loseConnection and abortConnection, and IConsumer.registerProducer.
+    How much a transport has queued is not public; as its streaming producer we are told when its buffer is full
+    (pauseProducing: the client stopped reading) and when it has drained (resumeProducing). What we write in between
+    is what `buffered_bytes` reports, so DirectSocket skips snapshots past HIGH_WATER_BYTES and drops the client
+    past MAX_BUFFERED_BYTES on top of what Twisted holds (its buffer size, 64 KiB), as on an asyncio transport.
+    tests/deploy/test_daphne_tls_transport.py fails if Twisted stops pausing producers through its TLS layer."""
+
+    __slots__ = ("transport", "paused", "written_while_paused")
 
     def __init__(self, transport):
         self.transport = transport
+        self.paused = False
+        self.written_while_paused = 0
+
+    def follow_buffer(self) -> None:
+        """Become the transport's producer (once the socket is direct: autobahn's own closes must not wait for us)."""
+        self.transport.registerProducer(self, True)
 
     def write(self, data: bytes) -> None:
+        if self.paused:
+            self.written_while_paused += len(data)
         self.transport.write(data)
 
     def buffered_bytes(self) -> int:
-        # abstract.FileDescriptor keeps unsent bytes in dataBuffer (from offset) and in _tempDataBuffer.
-        transport = self.transport
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        return self.written_while_paused
 
     def close(self) -> None:
+        # A transport with a producer registered does not close until it is unregistered (ITransport.loseConnection).
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def abort(self) -> None:
         self.transport.abortConnection()
+
+    # --- IPushProducer: called by the transport ---
+
+    def pauseProducing(self) -> None:  # noqa: N802 - Twisted's name
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802 - Twisted's name
+        self.paused = False
+        self.written_while_paused = 0
+
+    def stopProducing(self) -> None:  # noqa: N802 - Twisted's name
+        pass  # the connection is gone: connectionLost tells DirectSocket
+
+
+def _is_plain_tcp(transport) -> bool:
+    """A TCP (or Unix) connection with no TLS: its socket can be handed to asyncio as it is. Not a duck-typed test:
+    TLSMemoryBIOProtocol forwards unknown attributes (`socket`, `TLS`) to the TCP connection under it."""
+    return isinstance(transport, tcp.Server) and not transport.TLS
+
+
+def _can_go_direct(transport) -> bool:
+    """Whether a socket on this transport may be offered direct mode: plain TCP (handed to asyncio) or Twisted's TLS
+    (stays on Twisted behind _TwistedTransport). Any other transport keeps the ASGI path, which works everywhere."""
+    return _is_plain_tcp(transport) or isinstance(transport, TLSMemoryBIOProtocol)
 
 
 class _AsyncioConnection(asyncio.Protocol):
@@ -134,8 +178,11 @@ class DirectWebSocketProtocol(WebSocketProtocol):
         each write); an asyncio transport does that work in C under uvloop. This was the largest cost per player left
         once autobahn and the ASGI queue were out of the path (docs/benchmarks.md)."""
         old = self.transport
-        if getattr(old, "TLS", False) or getattr(old, "socket", None) is None:
-            return  # TLS is Twisted's own: keep writing through it
+        if not _is_plain_tcp(old):
+            # TLS: Twisted encrypts what we write, so the socket stays with it (create_application offered direct mode
+            # only to transports _can_go_direct accepts).
+            self.direct.transport.follow_buffer()
+            return
         # Bytes Twisted has not sent yet (the tail of the 101 response, usually all of it) go first on the new one.
         unsent = bytes(old.dataBuffer[old.offset :]) + b"".join(old._tempDataBuffer)
         old.dataBuffer, old.offset, old._tempDataBuffer, old._tempDataLen = b"", 0, [], 0
@@ -230,7 +277,7 @@ class DirectServer(Server):
         self._ws_factory = factory
 
     def create_application(self, protocol, scope):
-        if isinstance(protocol, DirectWebSocketProtocol) and protocol.direct is not None:
+        if isinstance(protocol, DirectWebSocketProtocol) and protocol.direct is not None and _can_go_direct(protocol.transport):
             scope["extensions"] = {**scope.get("extensions", {}), EXTENSION: {"socket": protocol.direct}}
         return super().create_application(protocol, scope)
 
