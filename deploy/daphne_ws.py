@@ -31,7 +31,7 @@ from twisted.python import failure
 from zope.interface import implementer
 
 from deploy.tuning import tune_runtime
-from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
+from gameserver.directws import CLOSE_TIMEOUT_SECONDS, EXTENSION, AsyncioTransport, DirectSocket
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +46,26 @@ class _TwistedTransport:
     (pauseProducing: the client stopped reading) and when it has drained (resumeProducing). What we write in between
     is what `buffered_bytes` reports, so DirectSocket skips snapshots past HIGH_WATER_BYTES and drops the client
     past MAX_BUFFERED_BYTES on top of what Twisted holds (its buffer size, 64 KiB), as on an asyncio transport.
-    tests/deploy/test_daphne_tls_transport.py fails if Twisted stops pausing producers through its TLS layer."""
+    tests/deploy/test_tls.py fails if Twisted stops pausing producers through its TLS layer."""
 
-    __slots__ = ("transport", "paused", "written_while_paused")
+    __slots__ = ("transport", "paused", "written_while_paused", "gone")
+
+    # Twisted's TLS closes the TCP connection once the client has answered our close_notify: one that never does
+    # (or never reads it) is cut off after this long instead of holding the connection for ever.
+    close_timeout = CLOSE_TIMEOUT_SECONDS
 
     def __init__(self, transport):
         self.transport = transport
         self.paused = False
         self.written_while_paused = 0
+        self.gone = None  # a Deferred that fires when the connection is gone (autobahn's is_closed)
 
-    def follow_buffer(self) -> None:
-        """Become the transport's producer (once the socket is direct: autobahn's own closes must not wait for us)."""
+    def follow_buffer(self, gone) -> None:
+        """Become the transport's producer (once the socket is direct: autobahn's own closes must not wait for us).
+        daphne leaves the HTTP channel that served the upgrade registered as the producer, which would only stop
+        reading from the client when the buffer fills: this takes its place."""
+        self.gone = gone
+        self.transport.unregisterProducer()
         self.transport.registerProducer(self, True)
 
     def write(self, data: bytes) -> None:
@@ -71,6 +80,12 @@ class _TwistedTransport:
         # A transport with a producer registered does not close until it is unregistered (ITransport.loseConnection).
         self.transport.unregisterProducer()
         self.transport.loseConnection()
+        if self.gone is not None:
+            asyncio.get_running_loop().call_later(self.close_timeout, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.gone.called:
+            self.transport.abortConnection()
 
     def abort(self) -> None:
         self.transport.abortConnection()
@@ -181,7 +196,12 @@ class DirectWebSocketProtocol(WebSocketProtocol):
         if not _is_plain_tcp(old):
             # TLS: Twisted encrypts what we write, so the socket stays with it (create_application offered direct mode
             # only to transports _can_go_direct accepts).
-            self.direct.transport.follow_buffer()
+            try:
+                self.direct.transport.follow_buffer(self.is_closed)
+            except Exception:
+                # Without it a client that stops reading would make us queue for ever (autobahn would swallow this).
+                logger.exception("cannot follow a TLS transport's buffer: closing the WebSocket")
+                self.direct.transport.abort()
             return
         # Bytes Twisted has not sent yet (the tail of the 101 response, usually all of it) go first on the new one.
         unsent = bytes(old.dataBuffer[old.offset :]) + b"".join(old._tempDataBuffer)
