@@ -36,6 +36,7 @@ from zope.interface import implementer
 from deploy.daphne_ws import _can_go_direct, _is_plain_tcp, _TwistedTransport
 from deploy.nginx import render, standalone
 from gameserver.directws import HIGH_WATER_BYTES, MAX_BUFFERED_BYTES, OP_TEXT, DirectSocket, encode_frame
+from tests.deploy.test_uvicorn import TOO_BIG_REASON
 from tests.games.test_multiprocess import Player
 from tests.procs import Cluster, database_url_for, drop_database, free_port, wait_for_port
 from tests.wsraw import RawClient
@@ -291,7 +292,7 @@ async def test_match_sockets_over_tls_take_the_direct_path(tls_server, client_tl
     raw = RawClient()
     await raw.connect(port, f"/ws/matches/{match['id']}/", tokens[0], tls=client_tls)
     raw.send_frame(0x1, b"", declared=5000)
-    assert (await raw.read_close())[0] == 4009
+    assert await raw.read_close() == (4009, TOO_BIG_REASON)
 
 
 @pytest.mark.multiprocess
@@ -460,3 +461,35 @@ async def test_a_match_plays_over_wss_through_nginx_terminating_tls(cluster, tls
         opener.open(request, timeout=10)
     assert redirect.value.code == 301
     assert redirect.value.headers["Location"] == "https://127.0.0.1/api/games/"
+
+
+# --- uvicorn's own TLS (asyncio's SSL transport: get_write_buffer_size is public, nothing to adapt) ---------------
+
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_match_plays_over_wss_on_uvicorn_with_its_own_tls(tls_files, client_tls, tmp_path):
+    from tests.deploy.test_uvicorn import start_uvicorn
+
+    chain, key = tls_files
+    cluster, port = start_uvicorn(tmp_path, "--ssl-certfile", str(chain), "--ssl-keyfile", str(key))
+    try:
+        match, tokens = new_pong_match(port, client_tls)
+        alice, bob = (WssPlayer(port, match["id"], token, client_tls) for token in tokens)
+        await alice.connect()
+        await bob.connect()
+        await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
+        await alice.ws.send(json.dumps({"type": "input", "seq": 5, "input": {"dy": 1}}))
+        await bob.wait_for(lambda m: m["type"] == "snapshot" and m["acks"][0] == 5, timeout=5)
+        await alice.ws.close()
+        await bob.ws.close()
+        # The direct path: refused from the frame header alone, with DirectSocket's reason.
+        raw = RawClient()
+        await raw.connect(port, f"/ws/matches/{match['id']}/", tokens[0], tls=client_tls)
+        raw.send_frame(0x1, b"", declared=5000)
+        assert await raw.read_close() == (4009, TOO_BIG_REASON)
+        assert "Traceback" not in cluster.log_of(port), cluster.log_of(port)
+    finally:
+        cluster.stop_all()
+        drop_database(cluster.env["DATABASE_URL"])
