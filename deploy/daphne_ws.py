@@ -3,8 +3,9 @@
 It is daphne (same options, same HTTP and WebSocket handling, autobahn for every handshake), plus the ASGI
 extension of gameserver/directws.py: a consumer that attaches to it before accepting (match sockets do) has its
 frames parsed and written by DirectSocket once the handshake is done, instead of by autobahn through the ASGI queue.
-Other sockets (lobby, matchmaking) are untouched. scripts/run and the Procfile use this; plain `daphne` still works,
-without the fast path. docs/benchmarks.md has the numbers.
+Other sockets (lobby, matchmaking) are untouched. Over daphne's own TLS endpoint (`-e ssl:...`) a direct socket stays
+on Twisted, whose TLS layer encrypts (_TwistedTransport). scripts/run and the Procfile use this; plain `daphne` still
+works, without the fast path. docs/benchmarks.md has the numbers.
 """
 
 from __future__ import annotations
