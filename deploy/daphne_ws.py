@@ -3,8 +3,9 @@
 It is daphne (same options, same HTTP and WebSocket handling, autobahn for every handshake), plus the ASGI
 extension of gameserver/directws.py: a consumer that attaches to it before accepting (all of ours do: match, lobby
 and matchmaking sockets) has its frames parsed and written by DirectSocket once the handshake is done, instead of by
-autobahn through the ASGI queue, under DirectSocket's per-socket bounds (docs/security.md). scripts/run and the Procfile use this; plain `daphne` still works,
-without the fast path. docs/benchmarks.md has the numbers.
+autobahn through the ASGI queue, under DirectSocket's per-socket bounds (docs/security.md). Over daphne's own TLS
+endpoint (`-e ssl:...`) a direct socket stays on Twisted, whose TLS layer encrypts (_TwistedTransport). scripts/run
+and the Procfile use this; plain `daphne` still works, without the fast path. docs/benchmarks.md has the numbers.
 """
 
 from __future__ import annotations
@@ -24,37 +25,96 @@ if __name__ == "__main__" and os.environ.get("GAMESERVER_UVLOOP", "1") != "0":
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import error
+from twisted.internet import error, tcp
+from twisted.internet.interfaces import IPushProducer
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python import failure
+from zope.interface import implementer
 
 from deploy.daphne_http import limited_http_factory
 from deploy.tuning import tune_runtime
-from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
+from gameserver.directws import CLOSE_TIMEOUT_SECONDS, EXTENSION, AsyncioTransport, DirectSocket
 
 logger = logging.getLogger(__name__)
 
 
+@implementer(IPushProducer)
 class _TwistedTransport:
-    """DirectSocket's view of a Twisted transport: only for sockets that cannot be handed off (TLS)."""
+    """DirectSocket's view of a socket that stays on Twisted: TLS, whose bytes Twisted's TLS layer encrypts, so the
+    socket cannot move to asyncio. (Plain TCP sockets only hold this until the hand-off.)
 
-    __slots__ = ("transport",)
+    Public Twisted API only: ITransport's write, loseConnection and abortConnection, and IConsumer.registerProducer.
+    How much a transport has queued is not public; as its streaming producer we are told when its buffer is full
+    (pauseProducing: the client stopped reading) and when it has drained (resumeProducing). What we write in between
+    is what `buffered_bytes` reports, so DirectSocket skips snapshots past HIGH_WATER_BYTES and drops the client
+    past MAX_BUFFERED_BYTES on top of what Twisted holds (its buffer size, 64 KiB), as on an asyncio transport.
+    tests/deploy/test_tls.py fails if Twisted stops pausing producers through its TLS layer."""
+
+    __slots__ = ("transport", "paused", "written_while_paused", "gone")
+
+    # Twisted's TLS closes the TCP connection once the client has answered our close_notify: one that never does
+    # (or never reads it) is cut off after this long instead of holding the connection for ever.
+    close_timeout = CLOSE_TIMEOUT_SECONDS
 
     def __init__(self, transport):
         self.transport = transport
+        self.paused = False
+        self.written_while_paused = 0
+        self.gone = None  # a Deferred that fires when the connection is gone (autobahn's is_closed)
+
+    def follow_buffer(self, gone) -> None:
+        """Become the transport's producer (once the socket is direct: autobahn's own closes must not wait for us).
+        daphne leaves the HTTP channel that served the upgrade registered as the producer, which would only stop
+        reading from the client when the buffer fills: this takes its place."""
+        self.gone = gone
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self, True)
 
     def write(self, data: bytes) -> None:
+        if self.paused:
+            self.written_while_paused += len(data)
         self.transport.write(data)
 
     def buffered_bytes(self) -> int:
-        # abstract.FileDescriptor keeps unsent bytes in dataBuffer (from offset) and in _tempDataBuffer.
-        transport = self.transport
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        return self.written_while_paused
 
     def close(self) -> None:
+        # A transport with a producer registered does not close until it is unregistered (ITransport.loseConnection).
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
+        if self.gone is not None:
+            asyncio.get_running_loop().call_later(self.close_timeout, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.gone.called:
+            self.transport.abortConnection()
 
     def abort(self) -> None:
         self.transport.abortConnection()
+
+    # --- IPushProducer: called by the transport ---
+
+    def pauseProducing(self) -> None:  # noqa: N802 - Twisted's name
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802 - Twisted's name
+        self.paused = False
+        self.written_while_paused = 0
+
+    def stopProducing(self) -> None:  # noqa: N802 - Twisted's name
+        pass  # the connection is gone: connectionLost tells DirectSocket
+
+
+def _is_plain_tcp(transport) -> bool:
+    """A TCP (or Unix) connection with no TLS: its socket can be handed to asyncio as it is. Not a duck-typed test:
+    TLSMemoryBIOProtocol forwards unknown attributes (`socket`, `TLS`) to the TCP connection under it."""
+    return isinstance(transport, tcp.Server) and not transport.TLS
+
+
+def _can_go_direct(transport) -> bool:
+    """Whether a socket on this transport may be offered direct mode: plain TCP (handed to asyncio) or Twisted's TLS
+    (stays on Twisted behind _TwistedTransport). Any other transport keeps the ASGI path, which works everywhere."""
+    return _is_plain_tcp(transport) or isinstance(transport, TLSMemoryBIOProtocol)
 
 
 class _AsyncioConnection(asyncio.Protocol):
@@ -135,8 +195,16 @@ class DirectWebSocketProtocol(WebSocketProtocol):
         each write); an asyncio transport does that work in C under uvloop. This was the largest cost per player left
         once autobahn and the ASGI queue were out of the path (docs/benchmarks.md)."""
         old = self.transport
-        if getattr(old, "TLS", False) or getattr(old, "socket", None) is None:
-            return  # TLS is Twisted's own: keep writing through it
+        if not _is_plain_tcp(old):
+            # TLS: Twisted encrypts what we write, so the socket stays with it (create_application offered direct mode
+            # only to transports _can_go_direct accepts).
+            try:
+                self.direct.transport.follow_buffer(self.is_closed)
+            except Exception:
+                # Without it a client that stops reading would make us queue for ever (autobahn would swallow this).
+                logger.exception("cannot follow a TLS transport's buffer: closing the WebSocket")
+                self.direct.transport.abort()
+            return
         # Bytes Twisted has not sent yet (the tail of the 101 response, usually all of it) go first on the new one.
         unsent = bytes(old.dataBuffer[old.offset :]) + b"".join(old._tempDataBuffer)
         old.dataBuffer, old.offset, old._tempDataBuffer, old._tempDataLen = b"", 0, [], 0
@@ -242,7 +310,7 @@ class DirectServer(Server):
         self._ws_factory = factory
 
     def create_application(self, protocol, scope):
-        if isinstance(protocol, DirectWebSocketProtocol) and protocol.direct is not None:
+        if isinstance(protocol, DirectWebSocketProtocol) and protocol.direct is not None and _can_go_direct(protocol.transport):
             scope["extensions"] = {**scope.get("extensions", {}), EXTENSION: {"socket": protocol.direct}}
         return super().create_application(protocol, scope)
 

@@ -3,6 +3,9 @@
     python -m deploy.nginx --listen 80 --server-name play.example.com \
         --upstream 127.0.0.1:8001 --upstream 127.0.0.1:8002 > /etc/nginx/conf.d/gameserver.conf
 
+With `--listen 443 --certificate fullchain.pem --certificate-key privkey.pem --redirect-http 80` nginx terminates TLS
+(https:// and wss://) and proxies plain HTTP to the processes.
+
 A match's sockets are routed by `hash $match_id consistent` on /ws/matches/<id>/, so its players meet in the process
 that runs its tick loop and snapshots go straight to local sockets instead of through Redis. When that process is
 down, nginx moves on to the next one on the ring (proxy_next_upstream), which takes the match over from its last
@@ -34,10 +37,10 @@ upstream gameserver {{
 }}
 
 server {{
-    listen {listen};
+    listen {listen}{ssl};
     server_name {server_name};
     client_max_body_size 64k;
-
+{tls}
     proxy_http_version 1.1;
     proxy_set_header Host $host;
     proxy_set_header Upgrade $http_upgrade;
@@ -72,15 +75,57 @@ server {{
         proxy_pass http://gameserver;
     }}
 }}
+{redirect}"""
+
+# With --certificate: nginx terminates TLS (https:// and wss://) and talks plain HTTP to the processes, whose match
+# sockets then take the direct path on plain TCP. Protocols and session cache as Mozilla's "intermediate" profile.
+TLS = """\
+    ssl_certificate {certificate};
+    ssl_certificate_key {certificate_key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:gameserver_tls:10m;
+    ssl_session_timeout 1d;
+    ssl_session_tickets off;
+"""
+
+# With --redirect-http: plain HTTP only answers with a redirect to https:// (a browser's first visit).
+REDIRECT = """
+server {{
+    listen {listen};
+    server_name {server_name};
+    return 301 https://$host$request_uri;
+}}
 """
 
 
-def render(*, listen: str, upstreams: list[str], server_name: str = "_", max_fails: int = 1, fail_timeout: str = "5s") -> str:
-    """The http-level configuration (include it inside `http { }`, e.g. from /etc/nginx/conf.d/)."""
+def render(
+    *,
+    listen: str,
+    upstreams: list[str],
+    server_name: str = "_",
+    max_fails: int = 1,
+    fail_timeout: str = "5s",
+    certificate: str | None = None,
+    certificate_key: str | None = None,
+    redirect_http: str | None = None,
+) -> str:
+    """The http-level configuration (include it inside `http { }`, e.g. from /etc/nginx/conf.d/). With `certificate`
+    and `certificate_key` (PEM paths), `listen` serves TLS; `redirect_http` (a listen value, e.g. 80) then sends plain
+    HTTP there."""
     if not upstreams:
         raise ValueError("at least one --upstream is needed")
+    if (certificate is None) != (certificate_key is None):
+        raise ValueError("--certificate and --certificate-key go together")
+    if redirect_http is not None and certificate is None:
+        raise ValueError("--redirect-http needs TLS (--certificate)")
     lines = [f"    server {u} max_fails={max_fails} fail_timeout={fail_timeout};" for u in upstreams]
-    return TEMPLATE.format(listen=listen, server_name=server_name, match_servers="\n".join(lines), servers="\n".join(lines))
+    tls = TLS.format(certificate=certificate, certificate_key=certificate_key) if certificate else ""
+    redirect = REDIRECT.format(listen=redirect_http, server_name=server_name) if redirect_http else ""
+    return TEMPLATE.format(
+        listen=listen, ssl=" ssl" if certificate else "", tls=tls, redirect=redirect, server_name=server_name,
+        match_servers="\n".join(lines), servers="\n".join(lines),
+    )
 
 
 def standalone(*, http_config_path: str, runtime_dir: str, worker_connections: int = 4096) -> str:
@@ -109,8 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="80", help="nginx `listen` value, e.g. 80 or 127.0.0.1:8080")
     parser.add_argument("--server-name", default="_")
     parser.add_argument("--upstream", action="append", required=True, help="host:port of a server process (repeat)")
+    parser.add_argument("--certificate", help="PEM certificate chain: `--listen` serves https:// and wss://")
+    parser.add_argument("--certificate-key", help="PEM private key of --certificate")
+    parser.add_argument("--redirect-http", metavar="LISTEN", help="also listen here on plain HTTP, redirecting to https://")
     args = parser.parse_args(argv)
-    sys.stdout.write(render(listen=args.listen, upstreams=args.upstream, server_name=args.server_name))
+    try:
+        config = render(
+            listen=args.listen, upstreams=args.upstream, server_name=args.server_name, certificate=args.certificate,
+            certificate_key=args.certificate_key, redirect_http=args.redirect_http,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    sys.stdout.write(config)
     return 0
 
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import struct
 
 
@@ -31,8 +32,10 @@ def encode_client_frame(
 class RawClient:
     """A WebSocket client on a bare TCP connection, for frames a real client library will not send."""
 
-    async def connect(self, port: int, path: str, token: str, subprotocol: str | None = "gs.v1.json") -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+    async def connect(
+        self, port: int, path: str, token: str, subprotocol: str | None = "gs.v1.json", tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
         key = base64.b64encode(os.urandom(16)).decode()
         offer = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
         self.writer.write(
