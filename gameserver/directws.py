@@ -335,7 +335,6 @@ class DirectSocket:
             if not b1 & 0x80:
                 raise _Fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
             opcode, fin, n = b0 & 0x0F, b0 & 0x80, b1 & 0x7F
-            self._count_frame()  # from the header: a flood is cut off before its payloads are waited for
             header = 6
             if n == 126:
                 if end - pos < 4:
@@ -355,6 +354,9 @@ class DirectSocket:
                 raise _Fail(self.too_big_code, f"messages are limited to {self.max_message_bytes} bytes")
             if end - pos < header + n:
                 break
+            # Counted once the frame is whole: a frame that trickles in over many reads counts once, and a flood of
+            # small frames in one read is cut off at the first frame over the limit.
+            self._count_frame()
             start = pos + header
             payload = unmask(data[start : start + n], data[start - 4 : start])
             pos = start + n
@@ -418,6 +420,9 @@ class DirectSocket:
     def _deliver(self, opcode: int, payload: bytes) -> None:
         if self.state != OPEN:
             return  # after our close frame the client's data is discarded (RFC 6455 1.4)
+        if self.pings_to_answer:
+            # Pings that came before this message are answered before anything the message makes us send.
+            self._answer_pings()
         if opcode == OP_TEXT:
             try:
                 text = payload.decode()

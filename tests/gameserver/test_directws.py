@@ -1178,3 +1178,32 @@ def test_limits_come_from_the_settings(settings):
     assert SocketLimits.from_settings() == SocketLimits(
         max_fragments=7, max_frames=70, frame_window=3.0, pongs_per_read=2, max_unanswered_pings=9
     )
+
+
+def test_a_frame_that_trickles_in_over_many_reads_counts_once(clock):
+    # Autobahn 9.5/9.6: one large message written in 64-byte chops. Each partial read parses the same header again.
+    sock, _, sink = open_limited(max_frames=3, frame_window=10)
+    data = frame(OP_BINARY, bytes(4000))
+    for start in range(0, len(data), 64):
+        sock.feed(data[start : start + 64])
+    assert sock.is_open and sink.messages == [(None, bytes(4000))]
+
+
+class EchoSink:
+    """Answers each message with itself, as Autobahn's cases expect of a server."""
+
+    def __init__(self):
+        self.socket = None
+
+    def on_message(self, text, data):
+        self.socket.send_message(text=text, data=data)
+
+
+def test_a_ping_between_fragments_is_answered_before_the_reply_to_the_message():
+    # Autobahn 5.6-5.8: the pong for a ping that came before a message's last frame precedes the message's reply.
+    transport, sink = FakeTransport(), EchoSink()
+    sock = sink.socket = DirectSocket(transport)
+    sock.attach(sink, max_message_bytes=4096)
+    assert sock.opened()
+    sock.feed(frame(OP_TEXT, b"frag", fin=False) + frame(OP_PING, b"p") + frame(OP_CONTINUATION, b"ment"))
+    assert transport.frames() == [(True, OP_PONG, b"p"), (True, OP_TEXT, b"fragment")]
