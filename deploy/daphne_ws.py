@@ -85,6 +85,9 @@ class _TwistedTransport:
         if self.gone is not None:
             asyncio.get_running_loop().call_later(self.close_timeout, self._abort_if_open)
 
+    # Ending only our direction would leave the TLS session half-shut: a TLS socket closes instead.
+    write_eof = close
+
     def _abort_if_open(self) -> None:
         if not self.gone.called:
             self.transport.abortConnection()
@@ -125,6 +128,7 @@ class _AsyncioConnection(asyncio.Protocol):
         self.shell = shell
         self.pending: list[bytes] = []
         self.close_requested = False
+        self.eof_requested = False
         self.abort_requested = False
         # The event loop reads protocol.data_received once, when it makes the transport: bytes go straight in.
         self.data_received = shell.direct.feed
@@ -139,6 +143,9 @@ class _AsyncioConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.close_requested = True
+
+    def write_eof(self) -> None:
+        self.eof_requested = True
 
     def abort(self) -> None:
         self.abort_requested = True
@@ -155,6 +162,8 @@ class _AsyncioConnection(asyncio.Protocol):
         self.shell.direct.transport = AsyncioTransport(transport)
         if self.close_requested:
             transport.close()
+        elif self.eof_requested:
+            transport.write_eof()
 
     def connection_lost(self, exc) -> None:
         self.shell.direct_connection_lost()

@@ -59,6 +59,10 @@ HIGH_WATER_BYTES = 256 * 1024
 MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 # How long we wait for the client's answer to our close frame before dropping the TCP connection.
 CLOSE_TIMEOUT_SECONDS = 5.0
+# After closing a client that broke a rule (often mid-flood), what of its bytes we still read and drop, and for how
+# long, before letting go: so that it reads our close frame and code rather than a reset (see DirectSocket._finish).
+LINGER_BYTES = 1024 * 1024
+LINGER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,8 @@ class Transport(Protocol):
 
     def close(self) -> None: ...  # after what is queued has been written
 
+    def write_eof(self) -> None: ...  # after what is queued has been written, end our side; reading goes on
+
     def abort(self) -> None: ...
 
 
@@ -146,12 +152,14 @@ class AsyncioTransport:
     """DirectSocket's Transport for an asyncio transport: the transport's own methods (C, under uvloop), with no Python
     call in between. Every snapshot to every player goes through write() and buffered_bytes()."""
 
-    __slots__ = ("write", "buffered_bytes", "close", "abort")
+    __slots__ = ("write", "buffered_bytes", "close", "write_eof", "abort")
 
     def __init__(self, transport: asyncio.Transport):
         self.write = transport.write
         self.buffered_bytes = transport.get_write_buffer_size
         self.close = transport.close
+        # TLS transports cannot end one direction: they close (the client then sees our close frame, then the end).
+        self.write_eof = transport.write_eof if transport.can_write_eof() else transport.close
         self.abort = transport.abort
 
 
@@ -186,6 +194,7 @@ class DirectSocket:
         self.last_received = time.monotonic()
         self.ping_sent_at: float | None = None
         self.close_timer: asyncio.TimerHandle | None = None
+        self.linger_left = 0  # bytes still read and dropped after we closed a client that broke a rule
         # How it ended, for the server's websocket.disconnect event: the code the client sent (or ours, if it never
         # answered), and whether the closing handshake completed.
         self.close_code = CLOSE_ABNORMAL
@@ -279,6 +288,10 @@ class DirectSocket:
     def feed(self, data: bytes) -> None:
         """Bytes read from the socket after the handshake."""
         if self.state == CLOSED or not data:
+            if self.linger_left:
+                self.linger_left = max(0, self.linger_left - len(data))
+                if not self.linger_left:
+                    self.transport.abort()
             return
         self.last_received = now = time.monotonic()
         if now - self.frame_window_at > self.limits.frame_window:
@@ -320,6 +333,7 @@ class DirectSocket:
 
     def connection_lost(self) -> None:
         self.state = CLOSED
+        self.linger_left = 0
         if self.close_timer is not None:
             self.close_timer.cancel()
             self.close_timer = None
@@ -457,18 +471,39 @@ class DirectSocket:
     # --- ending -----------------------------------------------------------------------------------------------------
 
     def _fail(self, code: int, reason: str) -> None:
-        """The client broke the protocol: say why in a close frame and close the TCP connection without waiting."""
+        """The client broke the protocol or a limit: say why in a close frame and close without waiting for its answer."""
         if self.state == OPEN:
             self.transport.write(encode_close(code, reason))
         self.close_code = code
-        self._finish()
+        self._finish(linger=True)
 
-    def _finish(self) -> None:
+    def _finish(self, *, linger: bool = False) -> None:
+        """Close the connection once what is queued is written; abort it if that takes over CLOSE_TIMEOUT_SECONDS (a
+        client that does not read would otherwise hold it for ever).
+
+        `linger`: the client may still be sending (it broke a limit mid-flood). Closing with its bytes unread makes the
+        kernel answer them with a reset, which can destroy our close frame before the client reads it. So our side is
+        ended instead (the close frame, then FIN), and what still comes is read and dropped, at most LINGER_BYTES for
+        at most LINGER_SECONDS, until the client closes too."""
         self.state = CLOSED
         if self.close_timer is not None:
             self.close_timer.cancel()
             self.close_timer = None
-        self.transport.close()
+        if linger:
+            self.linger_left = LINGER_BYTES
+            self.transport.write_eof()
+        else:
+            self.transport.close()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # fed outside an event loop (unit tests): nothing to time
+            return
+        self.close_timer = loop.call_later(LINGER_SECONDS if linger else CLOSE_TIMEOUT_SECONDS, self._finish_timed_out)
+
+    def _finish_timed_out(self) -> None:
+        self.close_timer = None
+        self.linger_left = 0
+        self.transport.abort()
 
     def _close_timed_out(self) -> None:
         self.close_timer = None

@@ -55,9 +55,12 @@ class Cluster:
             raise RuntimeError(result.stderr)
         return result.stdout
 
-    def start(self, port: int | None = None, *, tls: tuple[Path, Path] | None = None) -> int:
+    def start(
+        self, port: int | None = None, *, tls: tuple[Path, Path] | None = None, application: str = "gameserver.asgi:application"
+    ) -> int:
         """A daphne process on a free port; with `tls` (certificate chain, private key: PEM files) on daphne's own TLS
-        endpoint (Twisted's endpoint string), serving https:// and wss:// only."""
+        endpoint (Twisted's endpoint string), serving https:// and wss:// only. `application`: another ASGI app to
+        serve under the same launcher (tests/security/echo_app.py)."""
         port = port or free_port()
         log = open(self.tmp_path / f"daphne-{port}.log", "ab")
         if tls is None:
@@ -66,7 +69,7 @@ class Cluster:
             listen = ["-e", f"ssl:{port}:privateKey={tls[1]}:certKey={tls[0]}:interface=127.0.0.1"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "deploy.daphne_ws", *listen, "--application-close-timeout", "3",
-             "gameserver.asgi:application"],
+             application],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         self.procs[port] = proc

@@ -213,6 +213,8 @@ def new_pong_match(port: int, context: ssl.SSLContext) -> tuple[dict, list[str]]
     (alice, alice_token), (bob, bob_token) = register(port, context, "alice"), register(port, context, "bob")
     status, match = https(port, context, "POST", "/api/matches/", {"game": "pong", "players": [alice, bob]}, alice_token)
     assert status == 201, match
+    status, match = https(port, context, "POST", f"/api/matches/{match['id']}/accept/", None, bob_token)  # the invitation
+    assert status == 200 and match["status"] == "waiting", match
     return match, [alice_token, bob_token]
 
 

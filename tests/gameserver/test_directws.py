@@ -101,6 +101,7 @@ class FakeTransport:
         self.written = bytearray()
         self.buffered = 0
         self.closed = False
+        self.eof = False
         self.aborted = False
 
     def write(self, data: bytes) -> None:
@@ -112,6 +113,10 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closed = True
+
+    def write_eof(self) -> None:
+        self.closed = True  # our side is over; the client's bytes are still read (and dropped)
+        self.eof = True
 
     def abort(self) -> None:
         self.aborted = True
@@ -672,6 +677,7 @@ async def test_data_after_the_server_close_is_discarded_and_the_client_answer_cl
     sock.feed(close_frame(4013, b"over"))
     assert transport.closed and not transport.aborted
     assert sock.state == CLOSED and sock.clean and sock.close_code == 4013
+    sock.connection_lost()  # the transport finished closing
     assert sock.close_timer is None
     assert len(transport.close_frames()) == 1  # the client's answer is not echoed back
 
@@ -699,6 +705,7 @@ async def test_protocol_error_while_closing_closes_without_a_second_close_frame(
     assert transport.closed and sock.state == CLOSED
     assert sock.close_code == CLOSE_PROTOCOL_ERROR and not sock.clean
     assert transport.close_frames() == [(1000, "")]
+    sock.connection_lost()
     assert sock.close_timer is None
 
 
@@ -717,6 +724,7 @@ async def test_client_answer_cancels_the_close_timer(monkeypatch):
     sock, transport, _ = open_socket()
     sock.close(1000)
     sock.feed(close_frame(1000))
+    sock.connection_lost()  # the transport finished closing
     await asyncio.sleep(0.05)
     assert transport.closed and not transport.aborted
     assert sock.clean and sock.close_code == 1000
@@ -1207,3 +1215,45 @@ def test_a_ping_between_fragments_is_answered_before_the_reply_to_the_message():
     assert sock.opened()
     sock.feed(frame(OP_TEXT, b"frag", fin=False) + frame(OP_PING, b"p") + frame(OP_CONTINUATION, b"ment"))
     assert transport.frames() == [(True, OP_PONG, b"p"), (True, OP_TEXT, b"fragment")]
+
+
+def test_a_client_closed_for_breaking_a_rule_is_read_and_dropped_for_a_while_then_cut_off():
+    # Closing with its flood unread would make the kernel reset the connection, which can destroy our close frame.
+    sock, transport, sink = open_limited(max_fragments=4)
+    sock.feed(frame(OP_TEXT, b"{", fin=False) + frame(OP_CONTINUATION, b"", fin=False) * 10)
+    assert_failed(sock, transport, sink, 4009)
+    assert transport.eof and not transport.aborted  # our side ended after the close frame; reading goes on
+    chunk = frame(OP_CONTINUATION, bytes(100), fin=False)
+    for _ in range(directws.LINGER_BYTES // len(chunk)):
+        sock.feed(chunk)
+    assert not transport.aborted and sink.messages == []
+    sock.feed(chunk)
+    assert transport.aborted
+
+
+async def test_lingering_ends_after_linger_seconds(monkeypatch):
+    monkeypatch.setattr(directws, "LINGER_SECONDS", 0.05)
+    sock, transport, sink = open_limited(max_fragments=4)
+    sock.feed(frame(OP_TEXT, b"{", fin=False) + frame(OP_CONTINUATION, b"", fin=False) * 10)
+    assert transport.eof and not transport.aborted
+    await asyncio.sleep(0.1)
+    assert transport.aborted
+
+
+async def test_a_client_that_does_not_read_our_close_is_cut_off(monkeypatch):
+    # The client closed; our answer is queued behind what it never read: the connection must not stay for ever.
+    monkeypatch.setattr(directws, "CLOSE_TIMEOUT_SECONDS", 0.05)
+    sock, transport, _ = open_socket()
+    sock.feed(close_frame(1000))
+    assert transport.closed and not transport.aborted
+    await asyncio.sleep(0.1)
+    assert transport.aborted
+
+
+async def test_no_abort_after_the_connection_is_gone(monkeypatch):
+    monkeypatch.setattr(directws, "LINGER_SECONDS", 0.05)
+    sock, transport, sink = open_limited(max_fragments=4)
+    sock.feed(frame(OP_TEXT, b"{", fin=False) + frame(OP_CONTINUATION, b"", fin=False) * 10)
+    sock.connection_lost()
+    await asyncio.sleep(0.1)
+    assert not transport.aborted
