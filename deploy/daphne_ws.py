@@ -327,6 +327,17 @@ class DirectServer(Server):
 class DirectCommandLineInterface(CommandLineInterface):
     server_class = DirectServer
 
+    def run(self, args):
+        # daphne's --proxy-headers takes the client's address from the LEFTMOST X-Forwarded-For entry, which the client
+        # writes itself: anyone could then escape the per-address login and sign-up limits. The address comes from
+        # TRUSTED_PROXY_COUNT instead (gameserver/clientaddr.py), which would have no say once daphne had rewritten it.
+        if self.parser.parse_args(args).proxy_headers:
+            self.parser.error(
+                "--proxy-headers trusts the X-Forwarded-For address a client writes; leave it out and set "
+                "TRUSTED_PROXY_COUNT to the number of proxies in front of the server (docs/security.md)"
+            )
+        super().run(args)
+
 
 def main() -> None:
     DirectCommandLineInterface.entrypoint()

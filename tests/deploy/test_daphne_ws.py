@@ -127,3 +127,19 @@ async def test_lobby_sockets_still_work_on_the_same_server(server):
         await ws.send(json.dumps({"type": "chat", "text": "hello"}))
         chat = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert chat["type"] == "lobby.chat" and chat["text"] == "hello"
+
+
+def test_the_launcher_refuses_proxy_headers():
+    # daphne's --proxy-headers takes the leftmost X-Forwarded-For address, which a client writes: per-address limits
+    # would be escaped. The launcher says so and points at TRUSTED_PROXY_COUNT.
+    import subprocess
+    import sys
+
+    from tests.procs import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.daphne_ws", "--proxy-headers", "-p", "0", "gameserver.asgi:application"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "TRUSTED_PROXY_COUNT" in result.stderr
