@@ -227,6 +227,8 @@ def run(args: argparse.Namespace) -> Result:
     prefix = f"b{uuid.uuid4().hex[:6]}"
     env = dict(os.environ)
     env.update({"DATA_DIR": str(tmp), "LOG_LEVEL": "WARNING", "CHANNEL_PREFIX": prefix, "ENGINE_PREFIX": prefix})
+    # Every bot connects from 127.0.0.1: the per-address socket limit (docs/security.md) would stop them at 64.
+    env["WS_MAX_CONNECTIONS_PER_ADDRESS"] = "0"
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
     elif not args.attach:

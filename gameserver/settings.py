@@ -266,6 +266,10 @@ WS_MAX_UNANSWERED_PINGS = env_int("WS_MAX_UNANSWERED_PINGS", 32, minimum=1)
 WS_LOBBY_RATE_PER_SECOND = env_int("WS_LOBBY_RATE_PER_SECOND", 5, minimum=1)
 WS_LOBBY_RATE_BURST = env_int("WS_LOBBY_RATE_BURST", 20, minimum=1)
 WS_LOBBY_MAX_DROPPED = env_int("WS_LOBBY_MAX_DROPPED", 50, minimum=1)
+# Open WebSockets per client address and per user in one process (over it: close 4029); 0 = no limit. A player has a
+# match, a lobby and a matchmaking socket, a few tabs; an address may be a household or a school behind one NAT.
+WS_MAX_CONNECTIONS_PER_ADDRESS = env_int("WS_MAX_CONNECTIONS_PER_ADDRESS", 64, minimum=0)
+WS_MAX_CONNECTIONS_PER_USER = env_int("WS_MAX_CONNECTIONS_PER_USER", 16, minimum=0)
 # --- end of WebSocket bounds ---
 
 SPECTACULAR_SETTINGS = {

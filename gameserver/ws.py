@@ -45,6 +45,7 @@ class CloseCode:
     REPLACED = 4011  # the same seat was opened by a newer connection
     REVOKED = 4012  # logged out or banned while connected
     MATCH_OVER = 4013  # the match has finished (or was cancelled): nothing more to play here
+    TOO_MANY_CONNECTIONS = 4029  # this address or user has too many sockets open on this process already
 
 
 # --- authentication -----------------------------------------------------------------------------------------------
@@ -112,8 +113,59 @@ class WebSocketSessionMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+class WebSocketConnectionLimitMiddleware(BaseMiddleware):
+    """At most WS_MAX_CONNECTIONS_PER_ADDRESS open sockets per client address and WS_MAX_CONNECTIONS_PER_USER per user,
+    in this process: what one client can make a process hold (a consumer, its tasks, its group memberships) is bounded
+    by the count of its sockets. Over either, the socket is accepted and closed with 4029, before any consumer runs.
+    Counted per process: behind a load balancer a client's sockets spread over several."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.by_address: dict[str, int] = {}
+        self.by_user: dict[int, int] = {}
+
+    async def __call__(self, scope, receive, send):
+        address = (scope.get("client") or ("unknown",))[0] or "unknown"
+        user = scope.get("user")
+        user_id = user.pk if user is not None and user.is_authenticated else None
+        if self._over(self.by_address, address, settings.WS_MAX_CONNECTIONS_PER_ADDRESS) or (
+            user_id is not None and self._over(self.by_user, user_id, settings.WS_MAX_CONNECTIONS_PER_USER)
+        ):
+            await self._refuse(receive, send)
+            return
+        self.by_address[address] = self.by_address.get(address, 0) + 1
+        if user_id is not None:
+            self.by_user[user_id] = self.by_user.get(user_id, 0) + 1
+        try:
+            return await super().__call__(scope, receive, send)
+        finally:
+            self._release(self.by_address, address)
+            if user_id is not None:
+                self._release(self.by_user, user_id)
+
+    @staticmethod
+    def _over(counts: dict, key, limit: int) -> bool:
+        return bool(limit) and counts.get(key, 0) >= limit
+
+    @staticmethod
+    def _release(counts: dict, key) -> None:
+        left = counts[key] - 1
+        if left:
+            counts[key] = left
+        else:
+            del counts[key]
+
+    @staticmethod
+    async def _refuse(receive, send) -> None:
+        # Accept then close, as the consumers do, so that the client sees the code rather than a bare HTTP 403.
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": CloseCode.TOO_MANY_CONNECTIONS, "reason": "too many connections"})
+
+
 def WebSocketAuthStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack
-    return CookieMiddleware(WebSocketSessionMiddleware(WebSocketAuthMiddleware(inner)))
+    return CookieMiddleware(WebSocketSessionMiddleware(WebSocketAuthMiddleware(WebSocketConnectionLimitMiddleware(inner))))
 
 
 # --- per-socket message rate ----------------------------------------------------------------------------------------

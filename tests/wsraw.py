@@ -33,9 +33,12 @@ class RawClient:
     """A WebSocket client on a bare TCP connection, for frames a real client library will not send."""
 
     async def connect(
-        self, port: int, path: str, token: str, subprotocol: str | None = "gs.v1.json", tls: ssl.SSLContext | None = None
+        self, port: int, path: str, token: str, subprotocol: str | None = "gs.v1.json", tls: ssl.SSLContext | None = None,
+        local_address: str | None = None,
     ) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
+        """`local_address`: another loopback address to connect from (127.0.0.2: another client address)."""
+        local = (local_address, 0) if local_address else None
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls, local_addr=local)
         key = base64.b64encode(os.urandom(16)).decode()
         offer = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
         self.writer.write(

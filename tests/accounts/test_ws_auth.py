@@ -125,3 +125,41 @@ async def test_logout_closes_only_the_sockets_of_that_token(alice):
     assert await by_session.receive_nothing(timeout=0.3)
     await by_token.disconnect()
     await by_session.disconnect()
+
+
+# --- open sockets per user and per address ---------------------------------------------------------------------
+
+
+async def open_as(key, client=("203.0.113.7", 50000)):
+    comm = WebsocketCommunicator(application, "/ws/whoami/", headers=[ORIGIN, (b"authorization", f"Token {key}".encode())])
+    comm.scope["client"] = list(client)
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+async def test_a_user_over_the_connection_limit_is_closed_with_4029_and_a_closed_socket_frees_a_place(alice, settings):
+    settings.WS_MAX_CONNECTIONS_PER_USER = 3
+    key = await token_key(alice)
+    open_ones = [await open_as(key) for _ in range(3)]
+    for comm in open_ones:
+        assert await comm.receive_from() == "alice"
+    extra = await open_as(key)
+    assert await extra.receive_output(timeout=3) == {"type": "websocket.close", "code": CloseCode.TOO_MANY_CONNECTIONS, "reason": "too many connections"}
+    await open_ones[0].disconnect()
+    again = await open_as(key)
+    assert await again.receive_from() == "alice"
+    for comm in [*open_ones[1:], again]:
+        await comm.disconnect()
+
+
+async def test_an_address_over_the_connection_limit_is_closed_with_4029_whoever_connects(make_user, settings):
+    settings.WS_MAX_CONNECTIONS_PER_ADDRESS = 2
+    keys = [await token_key(await database_sync_to_async(make_user)(f"user{n}")) for n in range(3)]
+    first, second = await open_as(keys[0]), await open_as(keys[1])
+    third = await open_as(keys[2])
+    assert (await third.receive_output(timeout=3))["code"] == CloseCode.TOO_MANY_CONNECTIONS
+    elsewhere = await open_as(keys[2], client=("198.51.100.9", 50000))  # another address is not affected
+    assert await elsewhere.receive_from() == "user2"
+    for comm in (first, second, elsewhere):
+        await comm.disconnect()

@@ -283,3 +283,41 @@ async def test_clients_leaving_while_the_lobby_sends_leave_no_traceback(server):
     await asyncio.sleep(1)
     log = cluster.log_of(port)
     assert "Traceback" not in log and "closed protocol" not in log, log[-3000:]
+
+
+async def test_sockets_over_the_per_user_and_per_address_limits_are_closed_with_4029(server):
+    # One client opening sockets without end: each holds a consumer, its tasks and groups in the server.
+    cluster, port = server
+    tokens = [new_user(cluster, port, f"many{n}")[1] for n in range(5)]
+    start_rss = rss_kb(cluster.procs[port].pid)
+    opened, refused_per_user = [], []
+    for token in tokens:
+        refused = 0
+        for _ in range(17):  # one over the per-user limit (16); 5 x 16 is over the per-address limit (64)
+            raw = RawClient()
+            await raw.connect(port, "/ws/matchmaking/", token, subprotocol=None)
+            opcode, payload = await asyncio.wait_for(raw.read_frame(), 5)
+            if opcode == OP_TEXT:
+                assert json.loads(payload)["type"] == "matchmaking.state"
+                opened.append(raw)
+            else:
+                assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 4029, (opcode, payload)
+                refused += 1
+                raw.writer.close()
+        refused_per_user.append(refused)
+    print(f"\nsockets: {len(opened)} open, refused per user {refused_per_user}, "
+          f"RSS +{rss_kb(cluster.procs[port].pid) - start_rss} KiB")
+    assert refused_per_user[:3] == [1, 1, 1]  # the 17th of each user
+    # The address's 64 are taken by then (a few may still be held by sockets of earlier tests, closing).
+    assert 56 <= len(opened) <= 64 and refused_per_user[4] == 17
+    # Another address is not affected; a closed socket frees a place.
+    _, token = new_user(cluster, port, "elsewhere")
+    other = RawClient()
+    await other.connect(port, "/ws/matchmaking/", token, subprotocol=None, local_address="127.0.0.2")
+    assert (await other.read_json())["type"] == "matchmaking.state"
+    for raw in opened:
+        raw.writer.transport.abort()
+    await asyncio.sleep(1)
+    again = RawClient()
+    await again.connect(port, "/ws/matchmaking/", tokens[4], subprotocol=None)
+    assert (await again.read_json())["type"] == "matchmaking.state"
