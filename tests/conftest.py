@@ -89,6 +89,19 @@ def real_redis_url() -> str:
 
 
 @pytest.fixture
+def nginx_binary() -> str:
+    """Debian's nginx, for the scale-out and TLS recipes' tests (scripts/test installs it). In CI a missing one fails."""
+    import shutil
+
+    path = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is required in CI (scripts/test installs it from Debian's packages)")
+        pytest.skip("nginx is not installed")
+    return path
+
+
+@pytest.fixture
 def cluster(tmp_path, real_redis_url):
     """Real server processes (tests/procs.py) sharing the real Redis; stopped, and their database dropped, after."""
     from tests.procs import drop_database, make_cluster

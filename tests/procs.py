@@ -121,6 +121,17 @@ class Cluster:
         return body["token"]
 
 
+def embedded_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A server process's environment on the embedded defaults (in-process channel layer, no Redis), with its own
+    database and prefixes; `extra` adds or overrides settings."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DATABASE_URL": database_url_for(tmp_path), "DATA_DIR": str(tmp_path), "CHANNEL_PREFIX": prefix,
+           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0",
+           **extra}
+    env.pop("REDIS_URL", None)
+    return env
+
+
 def make_cluster(tmp_path: Path, redis_url: str) -> Cluster:
     prefix = f"t{uuid.uuid4().hex[:8]}"
     env = {

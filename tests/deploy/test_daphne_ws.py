@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import uuid
 
 import pytest
 from websockets.asyncio.client import connect
 
 from tests.games.test_multiprocess import Player
-from tests.procs import Cluster, database_url_for, drop_database
+from tests.procs import Cluster, drop_database, embedded_env
 from tests.wsraw import RawClient
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
@@ -24,10 +22,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90
 
 @pytest.fixture
 def server(tmp_path):
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": database_url_for(tmp_path), "DATA_DIR": str(tmp_path), "CHANNEL_PREFIX": prefix,
-           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0"}
-    env.pop("REDIS_URL", None)  # embedded defaults: in-process channel layer
+    env = embedded_env(tmp_path)  # in-process channel layer
     cluster = Cluster(env=env, tmp_path=tmp_path)
     cluster.manage("migrate", "--noinput")
     port = cluster.start()

@@ -4,8 +4,6 @@ A match's players land in one process; when it is SIGKILLed they reconnect throu
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -17,16 +15,6 @@ from tests.games.test_multiprocess import Player
 from tests.procs import free_port, wait_for_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def nginx_binary() -> str:
-    path = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is required in CI (scripts/test installs it from Debian's packages)")
-        pytest.skip("nginx is not installed")
-    return path
 
 
 @pytest.fixture

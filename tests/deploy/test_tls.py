@@ -38,7 +38,7 @@ from deploy.nginx import render, standalone
 from gameserver.directws import HIGH_WATER_BYTES, MAX_BUFFERED_BYTES, OP_TEXT, DirectSocket, encode_frame
 from tests.deploy.test_uvicorn import TOO_BIG_REASON
 from tests.games.test_multiprocess import Player
-from tests.procs import Cluster, database_url_for, drop_database, free_port, wait_for_port
+from tests.procs import Cluster, drop_database, embedded_env, free_port, wait_for_port
 from tests.wsraw import RawClient
 
 PASSWORD = "correct horse battery staple"
@@ -239,13 +239,9 @@ class WssPlayer(Player):
 def tls_server(tls_files, tmp_path_factory):
     """One `python -m deploy.daphne_ws -e ssl:...` process for the module, on the embedded defaults (no Redis)."""
     tmp_path = tmp_path_factory.mktemp("daphne_tls")
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": database_url_for(tmp_path), "DATA_DIR": str(tmp_path), "CHANNEL_PREFIX": prefix,
-           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0",
-           # The slow reader below fills the server's buffers with pongs, as fast as it can: neither the frame rate
-           # limit nor the pongs-per-read bound may cut in first (it tests the transport, not the ping policy).
-           "WS_MAX_FRAMES": "100000000", "WS_PONGS_PER_READ": "100000"}
-    env.pop("REDIS_URL", None)
+    # The slow reader below fills the server's buffers with pongs, as fast as it can: neither the frame rate limit nor
+    # the pongs-per-read bound may cut in first (it tests the transport, not the ping policy).
+    env = embedded_env(tmp_path, WS_MAX_FRAMES="100000000", WS_PONGS_PER_READ="100000")
     cluster = Cluster(env=env, tmp_path=tmp_path)
     cluster.manage("migrate", "--noinput")
     port = cluster.start(tls=tls_files)
@@ -393,18 +389,6 @@ async def test_a_client_that_stops_reading_over_tls_is_dropped_and_the_match_pla
 
 
 # --- nginx terminating TLS in front of two daphne processes ------------------------------------------------------
-
-
-@pytest.fixture
-def nginx_binary() -> str:
-    import shutil
-
-    path = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is required in CI (scripts/test installs it from Debian's packages)")
-        pytest.skip("nginx is not installed")
-    return path
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from deploy.nginx import render, standalone
-from tests.deploy.test_nginx import nginx_binary  # noqa: F401 - the fixture
 from tests.procs import drop_database, free_port, make_cluster, wait_for_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -71,7 +70,7 @@ def direct(cluster):
 
 
 @pytest.fixture
-def behind_nginx(nginx_binary, cluster, tmp_path):  # noqa: F811 - the fixture imported above
+def behind_nginx(nginx_binary, cluster, tmp_path):
     """One daphne process with TRUSTED_PROXY_COUNT=1 behind nginx with the recipe's configuration."""
     cluster.env.update(TRUSTED_PROXY_COUNT="1", LOGIN_FAILURE_LIMIT=str(LIMIT))
     upstream = cluster.start()

@@ -35,7 +35,8 @@ import pytest
 from tests.procs import ROOT, Cluster, make_cluster
 from tests.wsraw import RawClient
 
-pytestmark = [pytest.mark.slow, pytest.mark.multiprocess, pytest.mark.redis]
+# The frames are the same whatever database the server uses: run once, in the first pass (1.5 minutes).
+pytestmark = [pytest.mark.slow, pytest.mark.multiprocess, pytest.mark.redis, pytest.mark.embedded_only]
 
 WSTEST = ROOT / ".autobahntestsuite" / "wstest"
 # 12.* and 13.* are permessage-deflate, which the server does not negotiate (docs/protocol.md).

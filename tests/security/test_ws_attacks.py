@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.games.test_multiprocess import Player
-from tests.procs import Cluster, database_url_for, drop_database
+from tests.procs import Cluster, drop_database, embedded_env
 from tests.wsraw import RawClient, encode_client_frame
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
@@ -40,18 +40,10 @@ RSS_GROWTH_KB = 50 * 1024
 MAX_TICK_GAP = 0.5
 
 
-def server_env(tmp_path) -> dict[str, str]:
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": database_url_for(tmp_path), "DATA_DIR": str(tmp_path), "CHANNEL_PREFIX": prefix,
-           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0"}
-    env.pop("REDIS_URL", None)  # embedded defaults: one process, in-process channel layer
-    return env
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("attacks")
-    cluster = Cluster(env=server_env(tmp_path), tmp_path=tmp_path)
+    cluster = Cluster(env=embedded_env(tmp_path), tmp_path=tmp_path)  # one process, no Redis
     cluster.manage("migrate", "--noinput")
     port = cluster.start()
     try:
