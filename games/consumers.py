@@ -15,6 +15,7 @@ from games.engine.host import get_host
 from games.engine.protocol import ClientMessageError, Frame
 from games.rules import get_game
 from games.rules.base import InputError
+from gameserver.api_errors import SERVICE_ERRORS
 from gameserver.ws import BaseConsumer, CloseCode
 
 LATE_INPUT_CODES = frozenset({"stale_input", "input_rejected"})
@@ -44,7 +45,12 @@ class MatchConsumer(BaseConsumer):
         if chosen is None:
             await self._refuse(CloseCode.PROTOCOL_VERSION)
             return
-        info = await database_sync_to_async(selectors.match_info)(match_id=self.match_id)
+        try:
+            info = await database_sync_to_async(selectors.match_info)(match_id=self.match_id)
+        except SERVICE_ERRORS:
+            # PostgreSQL is away: nothing is known of the match yet; the client reconnects in a few seconds.
+            await self._refuse(CloseCode.TRY_AGAIN_LATER)
+            return
         if info is None:
             await self._refuse(CloseCode.NOT_FOUND)
             return
@@ -81,7 +87,11 @@ class MatchConsumer(BaseConsumer):
         self.serving = True
         await self.send_frame(Frame(self._welcome()))
         if info.status not in ("waiting", "running"):
-            end = await database_sync_to_async(selectors.match_end_message)(match_id=self.match_id)
+            try:
+                end = await database_sync_to_async(selectors.match_end_message)(match_id=self.match_id)
+            except SERVICE_ERRORS:
+                await self.close_with(CloseCode.TRY_AGAIN_LATER)
+                return
             await self.send_frame(Frame(end))
             await self.close_with(CloseCode.MATCH_OVER)
             return

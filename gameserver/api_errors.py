@@ -5,10 +5,14 @@ Clients switch on "error" (stable snake_case codes); "message" is for people; "f
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis.exceptions
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -22,6 +26,38 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.error_code = code
+
+
+log = logging.getLogger(__name__)
+
+# What an unreachable PostgreSQL or Redis raises: refused or dropped connections, timeouts, a server still loading its
+# dataset (BusyLoadingError is a ConnectionError) or a replica that is read-only after a failover. Other database
+# errors (integrity, programming) are bugs and stay 500s.
+SERVICE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+)
+
+
+def is_service_error(exc: BaseException) -> bool:
+    return isinstance(exc, SERVICE_ERRORS)
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """503 with Retry-After: PostgreSQL or Redis, which this request needs, is unreachable for now."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service this request needs is unreachable for the moment; try again shortly."
+    default_code = "service_unavailable"
+
+    def __init__(self, cause: BaseException | None = None):
+        super().__init__()
+        self.retry_after = settings.SERVICE_UNAVAILABLE_RETRY_AFTER
+        if cause is not None:
+            log.warning("503 service_unavailable: %s: %s", type(cause).__name__, str(cause).strip()[:200])
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -41,6 +77,7 @@ _DEFAULT_CODES = {
     414: "query_too_long",
     415: "unsupported_media_type",
     429: "throttled",
+    503: "service_unavailable",
     431: "headers_too_large",
 }
 
@@ -74,6 +111,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif is_service_error(exc):
+        exc = ServiceUnavailable(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -109,13 +148,44 @@ def json_error_response(code: str, message: str, status_code: int) -> JsonRespon
     return JsonResponse(error_body(code, message), status=status_code)
 
 
+def service_unavailable_response(request, exc: BaseException) -> HttpResponse:
+    """The 503 for a view outside DRF (pages, the admin): JSON under /api/, a short text page elsewhere."""
+    unavailable = ServiceUnavailable(exc)
+    retry_after = str(unavailable.retry_after)
+    if request.path.startswith("/api/"):
+        body = error_body(unavailable.default_code, str(unavailable.detail))
+        response: HttpResponse = JsonResponse({**body, "retry_after": unavailable.retry_after}, status=503)
+    else:
+        response = HttpResponse(
+            "The game server cannot reach its database or cache for the moment. Try again in a few seconds.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    response["Retry-After"] = retry_after
+    return response
+
+
+class ServiceUnavailableMiddleware:
+    """Turns an outage of PostgreSQL or Redis raised by any view into a 503 with Retry-After instead of a 500 (DRF
+    views already answer it through exception_handler above)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exc: Exception) -> HttpResponse | None:
+        return service_unavailable_response(request, exc) if is_service_error(exc) else None
+
+
 class ErrorSerializer(serializers.Serializer):
     """The error shape, for the OpenAPI schema."""
 
     error = serializers.CharField(help_text="Stable snake_case code to switch on.")
     message = serializers.CharField(help_text="Readable text.")
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
-    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait, on 429.")
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait, on 429 and 503.")
 
 
 def documented_error(description: str) -> OpenApiResponse:

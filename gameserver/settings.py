@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # PostgreSQL or Redis unreachable: 503 with Retry-After rather than 500 (last, so that it sees a view's error first).
+    "gameserver.api_errors.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "gameserver.urls"
@@ -116,13 +118,20 @@ def _database(url: str) -> dict:
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60, minimum=0),
         }
     try:
+        # Closed at the end of each request and of each database_sync_to_async call (DB_CONN_MAX_AGE=0). Under ASGI
+        # those run in short-lived threads, and a persistent connection belongs to its thread: once the thread was
+        # gone nothing closed it but the garbage collector (50 REST calls left 19 sessions open). A pooler in front
+        # of PostgreSQL (PgBouncer) is the way to save the connect; docs/operations.md.
         config = dj_database_url.parse(
-            url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
+            url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0), conn_health_checks=True
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Django understands: {exc}") from None
     if config["ENGINE"] not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
         raise ImproperlyConfigured("DATABASE_URL must be a postgres:// (or sqlite://) URL.")
+    # An unreachable server answers 503 within seconds (gameserver/api_errors.py) rather than hanging a request.
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3, minimum=1))
     # Tests get their own database next to the named one; keep the name PostgreSQL gives it predictable.
     config.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME") or None
     return config
@@ -139,6 +148,9 @@ def _redis_url(url: str) -> str:
 
 
 REDIS_URL = _redis_url(env_str("REDIS_URL"))
+REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_SECONDS", 3, minimum=1)
+# Retry-After of the 503 answered while PostgreSQL or Redis is unreachable (gameserver/api_errors.py).
+SERVICE_UNAVAILABLE_RETRY_AFTER = env_int("SERVICE_UNAVAILABLE_RETRY_AFTER", 5, minimum=1)
 # Match engine: Redis key prefix for leases and checkpoints. Deployments that share one Redis give each a different
 # ENGINE_PREFIX and CHANNEL_PREFIX; the cache (WS tickets, throttles, everything else) follows ENGINE_PREFIX unless
 # CACHE_PREFIX says otherwise.
@@ -167,7 +179,18 @@ if REDIS_URL:
         },
     }
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": CACHE_PREFIX}
+        "default": {
+            # One connection pool per process, not one per thread (gameserver/rediscache.py).
+            "BACKEND": "gameserver.rediscache.SharedPoolRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_PREFIX,
+            "OPTIONS": {
+                "max_connections": env_int("REDIS_CACHE_MAX_CONNECTIONS", 50, minimum=1),
+                # Redis away: tickets and throttles answer 503 within seconds instead of waiting on a dead socket.
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            },
+        }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

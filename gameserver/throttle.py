@@ -3,6 +3,9 @@
 Counting is one atomic step (cache.add then cache.incr: INCR on Redis, a locked increment on LocMem), so parallel
 requests all count; a read-then-write would let a burst of guesses through with one count. The window is fixed
 (aligned on multiples of its length), which keeps a counter to one cache key that expires by itself.
+
+With the cache (Redis) unreachable, hit() raises and the request answers 503 with Retry-After (gameserver/api_errors.py):
+failing closed, since a throttle that lets everything through while Redis is away is no throttle.
 """
 
 from __future__ import annotations
@@ -73,8 +76,13 @@ def hit(scope: str, subject: str, rate: Rate) -> Count:
 
 
 def refund(counted: Count) -> None:
-    """Take back an attempt that turned out not to count (a login with the right password)."""
+    """Take back an attempt that turned out not to count (a login with the right password). Best effort: when the
+    cache went away since hit() (which then answered), the attempt stays counted rather than failing a good login."""
+    from gameserver.api_errors import SERVICE_ERRORS
+
     try:
         cache.decr(counted.key)
     except ValueError:  # the window has expired meanwhile: nothing to take back
+        pass
+    except SERVICE_ERRORS:
         pass

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from gameserver import errors_views
+from gameserver import errors_views, health
 from gameserver.accounts import pages
 
 urlpatterns = [
@@ -15,6 +15,9 @@ urlpatterns = [
     path("login/", pages.login_page, name="login"),
     path("logout/", pages.logout_page, name="logout"),
     path("", include("gameserver.page_urls")),
+    # For load balancers and orchestrators (gameserver/health.py, docs/operations.md).
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),
     path("api/auth/", include("gameserver.accounts.urls")),
     path("api/", include("games.urls")),

@@ -46,6 +46,9 @@ class CloseCode:
     REVOKED = 4012  # logged out or banned while connected
     MATCH_OVER = 4013  # the match has finished (or was cancelled): nothing more to play here
     TOO_MANY_CONNECTIONS = 4029  # this address or user has too many sockets open on this process already
+    # RFC 6455 "Try Again Later": PostgreSQL or Redis, which the handshake needs, is unreachable for now. Sent after
+    # accepting: ASGI servers cannot answer a WebSocket handshake with an HTTP 503. Reconnect after a few seconds.
+    TRY_AGAIN_LATER = 1013
 
 
 # --- authentication -----------------------------------------------------------------------------------------------
@@ -70,7 +73,18 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 async def authenticate_websocket(scope: dict[str, Any]) -> tuple[Any, str | None, str | None]:
     """(user, credential group, error code). The credential group is joined so that logging that credential out
-    closes the socket; the error code names what was wrong when credentials were given but are no good."""
+    closes the socket; the error code names what was wrong when credentials were given but are no good, or is
+    "service_unavailable" when the database or the cache could not be asked (the socket is then closed with 1013)."""
+    from gameserver.api_errors import SERVICE_ERRORS
+
+    try:
+        return await _authenticate(scope)
+    except SERVICE_ERRORS as exc:
+        log.warning("WebSocket handshake refused, a service is unreachable: %s: %s", type(exc).__name__, str(exc)[:200])
+        return AnonymousUser(), None, "service_unavailable"
+
+
+async def _authenticate(scope: dict[str, Any]) -> tuple[Any, str | None, str | None]:
     from gameserver.accounts.services import ws_ticket_redeem
 
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -99,8 +113,19 @@ async def authenticate_websocket(scope: dict[str, Any]) -> tuple[Any, str | None
 class WebSocketAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         user, group, error = await authenticate_websocket(scope)
+        if error == "service_unavailable":
+            await refuse_handshake(receive, send, CloseCode.TRY_AGAIN_LATER, "service unavailable, try again later")
+            return None
         scope = dict(scope, user=user, credential_group=group, auth_error=error)
         return await super().__call__(scope, receive, send)
+
+
+async def refuse_handshake(receive, send, code: int, reason: str) -> None:
+    """Accept then close with `code`, before any consumer runs: the client sees the code, not a bare HTTP 403."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code, "reason": reason})
 
 
 class WebSocketSessionMiddleware(BaseMiddleware):

@@ -30,6 +30,8 @@ WAITING, COUNTDOWN, RUNNING, FINISHED = "waiting", "countdown", "running", "fini
 WAITING_SNAPSHOT_EVERY = 10
 # A tick this many periods late is not caught up: the schedule restarts from now (the game slows, never bursts).
 MAX_CATCH_UP_TICKS = 5
+# While a finished match's result waits for the database, a "saving" snapshot this often tells players it is not lost.
+SAVING_SNAPSHOT_EVERY_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -129,7 +131,11 @@ class MatchRunner:
 
     def queue_input(self, seat: int, seq: int, parsed: Any, raw: Any) -> bool:
         """False for a stale or repeated sequence number (ignored); inputs apply at the next tick, in order."""
-        if seq <= self.last_seq[seat] or self.removed[seat] or self.phase == FINISHED:
+        if self.phase == FINISHED:
+            # Over: the final snapshot told the client so, and inputs still in flight (or sent while the result is
+            # being saved) are dropped without a word, not answered one input_rejected each.
+            return True
+        if seq <= self.last_seq[seat] or self.removed[seat]:
             return False
         self.last_seq[seat] = seq
         self.pending.append((seat, seq, parsed, raw))
@@ -279,18 +285,41 @@ class MatchRunner:
         self.finishing = True
         result = self.game.result(self.state)
         duration = time.time() - self.started_wall if self.started_wall else 0.0
-        recorded = await self._with_db_retries(
-            services.match_finish,
-            match_id=self.match_id,
-            result=result,
-            ticks=self.steps,
-            duration_seconds=round(duration, 3),
-            abandoned_seats=[seat for seat, gone in enumerate(self.removed) if gone],
-            connected_seats=[seat for seat, here in enumerate(self.ever_connected) if here],
-            input_log=export_log(self.log),
+        saving = asyncio.ensure_future(
+            self._with_db_retries(
+                services.match_finish,
+                match_id=self.match_id,
+                result=result,
+                ticks=self.steps,
+                duration_seconds=round(duration, 3),
+                abandoned_seats=[seat for seat, gone in enumerate(self.removed) if gone],
+                connected_seats=[seat for seat, here in enumerate(self.ever_connected) if here],
+                input_log=export_log(self.log),
+            )
         )
-        log.info("match %s finished (%s); recorded here: %s; %s", self.match_id, result.reason, recorded, self.stats.as_dict())
+        recorded = await self._while_saving(saving)
+        log.info(
+            "match %s finished (%s); recorded here: %s; %s",
+            self.match_id,
+            result.reason,
+            recorded,
+            self.stats.as_dict(),
+        )
         await self._end()
+
+    async def _while_saving(self, saving: asyncio.Future):
+        """Awaits the result's write; when the database keeps it waiting (an outage: _with_db_retries), players get the
+        final state again every SAVING_SNAPSHOT_EVERY_SECONDS with "saving": true, instead of silence."""
+        try:
+            while True:
+                done, _ = await asyncio.wait([saving], timeout=SAVING_SNAPSHOT_EVERY_SECONDS)
+                if done:
+                    return saving.result()
+                message = self.snapshot_message(time.monotonic())
+                message["saving"] = True
+                await self.host.publish(self.match_id, Frame(message, droppable=True))
+        finally:
+            saving.cancel()  # only when this task itself is cancelled (the process stops) before the write ended
 
     async def _cancel(self, reason: str) -> None:
         self.finishing = True
@@ -298,7 +327,8 @@ class MatchRunner:
         await self._end()
 
     async def _end(self) -> None:
-        end = await database_sync_to_async(selectors.match_end_message)(match_id=self.match_id)
+        # Retried too: the database can go away again between storing the result and reading it back.
+        end = await self._with_db_retries(selectors.match_end_message, match_id=self.match_id)
         await self.host.match_ended(self.match_id, end)
 
     # --- checkpoints -------------------------------------------------------------------------------------------
