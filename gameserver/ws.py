@@ -46,9 +46,10 @@ class CloseCode:
     REVOKED = 4012  # logged out or banned while connected
     MATCH_OVER = 4013  # the match has finished (or was cancelled): nothing more to play here
     TOO_MANY_CONNECTIONS = 4029  # this address or user has too many sockets open on this process already
-    # RFC 6455 "Try Again Later": PostgreSQL or Redis, which the handshake needs, is unreachable for now. Sent after
-    # accepting: ASGI servers cannot answer a WebSocket handshake with an HTTP 503. Reconnect after a few seconds.
-    TRY_AGAIN_LATER = 1013
+    # PostgreSQL or Redis, which the handshake needs, is unreachable for now: reconnect after a few seconds (as HTTP's
+    # 503 + Retry-After). Sent after accepting: ASGI servers cannot answer a WebSocket handshake with a 503, and
+    # RFC 6455's own 1013 "Try Again Later" is one servers refuse to send (autobahn: 1000 or 3000-4999 only).
+    TRY_AGAIN_LATER = 4503
 
 
 # --- authentication -----------------------------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 async def authenticate_websocket(scope: dict[str, Any]) -> tuple[Any, str | None, str | None]:
     """(user, credential group, error code). The credential group is joined so that logging that credential out
     closes the socket; the error code names what was wrong when credentials were given but are no good, or is
-    "service_unavailable" when the database or the cache could not be asked (the socket is then closed with 1013)."""
+    "service_unavailable" when the database or the cache could not be asked (the socket is then closed with 4503)."""
     from gameserver.api_errors import SERVICE_ERRORS
 
     try:
