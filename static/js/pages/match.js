@@ -142,6 +142,7 @@ function start() {
     let text = null;
     if (snapshot.phase === "waiting") text = "Waiting for players";
     else if (snapshot.phase === "countdown") text = String(Math.ceil(snapshot.countdown || 0));
+    else if (snapshot.phase === "finished" && snapshot.saving) text = "Saving the result…";
     if (!text) return;
     ctx.fillStyle = "rgba(15, 19, 32, 0.6)";
     ctx.fillRect(0, game.height / 2 - 60, game.width, 120);
@@ -154,7 +155,8 @@ function start() {
   }
 
   function showHud(snapshot) {
-    const phase = snapshot.phase === "countdown" ? `starting in ${Math.ceil(snapshot.countdown || 0)}` : snapshot.phase;
+    let phase = snapshot.phase === "countdown" ? `starting in ${Math.ceil(snapshot.countdown || 0)}` : snapshot.phase;
+    if (snapshot.saving) phase = "finished, saving the result"; // the database is away: the result is stored later
     $("#phase").textContent = phase;
     root.dataset.phase = snapshot.phase;
     root.dataset.tick = snapshot.tick;
