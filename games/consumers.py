@@ -16,7 +16,7 @@ from games.engine.protocol import ClientMessageError, Frame
 from games.rules import get_game
 from games.rules.base import InputError
 from gameserver.api_errors import SERVICE_ERRORS
-from gameserver.ws import BaseConsumer, CloseCode
+from gameserver.ws import BaseConsumer, CloseCode, log_layer_error
 
 LATE_INPUT_CODES = frozenset({"stale_input", "input_rejected"})
 # Messages a direct socket may deliver while connect() still waits for the match host (a busy process can take
@@ -96,7 +96,14 @@ class MatchConsumer(BaseConsumer):
             await self.close_with(CloseCode.MATCH_OVER)
             return
         self.attached = True
-        await host.attach(self)
+        try:
+            await host.attach(self)
+        except Exception as exc:  # Redis away and this process neither runs nor relays the match: retry soon
+            log_layer_error("attach", exc)
+            self.attached = False
+            await host.detach(self)
+            await self.close_with(CloseCode.TRY_AGAIN_LATER)
+            return
         early, self.early = self.early, None
         for text, data in early:
             if not self.closed:

@@ -1,6 +1,8 @@
 """The one way the server tells live WebSocket sessions about a change: a channel-layer group send after commit.
 
-Sending on commit means that clients never hear of a change that was rolled back. Group names are built here too,
+Sending on commit means that clients never hear of a change that was rolled back. A send that fails (Redis away) is
+logged and dropped: the change is committed either way, and a failed notice must not turn the request that made it
+into an error (clients reconcile with the state they get on their next connect or poll). Group names are built here too,
 so that senders and the consumers that join them cannot drift apart.
 """
 
@@ -8,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+log = logging.getLogger(__name__)
 
 
 def user_group(user_id: int) -> str:
@@ -29,9 +34,18 @@ def send_on_commit(group: str, message: dict[str, Any]) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(group, message)
+            try:
+                async_to_sync(layer.group_send)(group, message)
+            except Exception as exc:
+                _dropped(1, exc)
 
     transaction.on_commit(send)
+
+
+def _dropped(count: int, exc: BaseException) -> None:
+    from gameserver.ws import log_layer_error  # gameserver.ws imports this module
+
+    log_layer_error(f"{count} notice(s) after commit not sent", exc)
 
 
 def send_many_on_commit(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
@@ -47,6 +61,9 @@ def send_many_on_commit(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(send_all)(layer)
+            try:
+                async_to_sync(send_all)(layer)
+            except Exception as exc:
+                _dropped(len(batch), exc)
 
     transaction.on_commit(send)

@@ -46,8 +46,8 @@ class CloseCode:
     REVOKED = 4012  # logged out or banned while connected
     MATCH_OVER = 4013  # the match has finished (or was cancelled): nothing more to play here
     TOO_MANY_CONNECTIONS = 4029  # this address or user has too many sockets open on this process already
-    # PostgreSQL or Redis, which the handshake needs, is unreachable for now: reconnect after a few seconds (as HTTP's
-    # 503 + Retry-After). Sent after accepting: ASGI servers cannot answer a WebSocket handshake with a 503, and
+    # PostgreSQL or Redis, which setting the socket up needs (credentials, tickets, the match, its groups), is
+    # unreachable for now: reconnect after a few seconds (as HTTP's 503 + Retry-After). Sent after accepting: ASGI servers cannot answer a WebSocket handshake with a 503, and
     # RFC 6455's own 1013 "Try Again Later" is one servers refuse to send (autobahn: 1000 or 3000-4999 only).
     TRY_AGAIN_LATER = 4503
 
@@ -237,6 +237,22 @@ class MessageRateLimit:
         return True
 
 
+# --- channel-layer errors ------------------------------------------------------------------------------------------
+
+LAYER_ERROR_LOG_SECONDS = 30.0
+_layer_error_logged_at = float("-inf")
+
+
+def log_layer_error(what: str, exc: BaseException) -> None:
+    """A channel-layer error (Redis away) is contained where it happens; logged at most once per 30 s per process, so
+    that an outage is one line per process, not one per socket."""
+    global _layer_error_logged_at
+    now = time.monotonic()
+    if now - _layer_error_logged_at >= LAYER_ERROR_LOG_SECONDS:
+        _layer_error_logged_at = now
+        log.warning("channel layer unavailable (%s: %s: %s); sockets stay open", what, type(exc).__name__, exc)
+
+
 # --- base consumer -------------------------------------------------------------------------------------------------
 
 
@@ -297,15 +313,41 @@ class BaseConsumer(AsyncWebsocketConsumer):
     async def _dispatch_layer_events(self, consumer_task: asyncio.Task) -> None:
         try:
             while True:
-                message = await self.channel_layer.receive(self.channel_name)
+                try:
+                    message = await self.channel_layer.receive(self.channel_name)
+                except (asyncio.CancelledError, StopConsumer):
+                    raise
+                except Exception as exc:
+                    # Redis away: the socket stays open (its match does not need the layer) and listens again later.
+                    log_layer_error("receive", exc)
+                    await asyncio.sleep(1.0)
+                    continue
                 async with self._dispatch_lock:
                     await self.dispatch(message)
         except StopConsumer:
             consumer_task.cancel()  # a handler ended the consumer from this side: stop reading the socket too
         except Exception:
-            # As a crash in Channels' own loop would: the socket closes with 1011, and its disconnect ends the consumer.
+            # A bug in a handler, as a crash in Channels' own loop would: the socket closes with 1011, and its
+            # disconnect ends the consumer.
             log.exception("%s failed on a channel-layer event", type(self).__name__)
             await self.close(1011)
+
+    async def join_group(self, group: str) -> bool:
+        """group_add, False (logged) when the layer is unreachable."""
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+            return True
+        except Exception as exc:
+            log_layer_error("group_add", exc)
+            return False
+
+    async def leave_group(self, group: str) -> None:
+        """group_discard that never raises: a disconnect must run to its end whatever the layer does (an unreachable
+        Redis drops the membership by itself: channels_redis' group_expiry)."""
+        try:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception as exc:
+            log_layer_error("group_discard", exc)
 
     async def dispatch(self, message):
         # Channels awaits aclose_old_connections() (a thread hop) before every handler; ours touch the database
@@ -330,13 +372,19 @@ class BaseConsumer(AsyncWebsocketConsumer):
         if self.scope.get("credential_group"):
             self.personal_groups.append(self.scope["credential_group"])
         for group in self.personal_groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+            if not await self.join_group(group):
+                # Without its personal groups a socket could not be closed on logout or ban: refused, to retry soon.
+                await self.accept(self.choose_subprotocol())
+                await self.close(CloseCode.TRY_AGAIN_LATER)
+                return
         await self.connect()
 
     async def websocket_disconnect(self, message):
-        for group in getattr(self, "personal_groups", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        await self.disconnect(message.get("code", 1000))
+        try:
+            for group in getattr(self, "personal_groups", []):
+                await self.leave_group(group)
+        finally:
+            await self.disconnect(message.get("code", 1000))
         raise StopConsumer()
 
     def choose_subprotocol(self) -> str | None:

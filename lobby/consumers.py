@@ -150,13 +150,15 @@ class LobbyConsumer(JsonConsumer):
             await self.close(CloseCode.NOT_FOUND if problem == "not_found" else CloseCode.FORBIDDEN)
             return
         self.code = code
+        if not await self.join_group(lobby_group(code)):
+            await self.close(CloseCode.TRY_AGAIN_LATER)  # Redis away: the lobby's events could not reach this socket
+            return
         self.group = lobby_group(code)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.send_json({"type": "lobby.state", "lobby": snapshot})
 
     async def disconnect(self, code: int) -> None:
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.leave_group(self.group)
 
     # --- commands ------------------------------------------------------------------------------------------------
 
@@ -191,14 +193,17 @@ class MatchmakingConsumer(JsonConsumer):
     """Pushes the status of the user's tickets; sends the active one (or null) on connect."""
 
     async def connect(self) -> None:
-        await self.channel_layer.group_add(matchmaking_group(self.user.pk), self.channel_name)
+        if not await self.join_group(matchmaking_group(self.user.pk)):
+            await self.accept()
+            await self.close(CloseCode.TRY_AGAIN_LATER)  # Redis away: the ticket's news could not reach this socket
+            return
         await self.accept()
         await self.send_json({"type": "matchmaking.state", "ticket": await _active_ticket(self.user)})
         await matchmaker.ensure_embedded_async()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "user", None) is not None and self.user.is_authenticated:
-            await self.channel_layer.group_discard(matchmaking_group(self.user.pk), self.channel_name)
+            await self.leave_group(matchmaking_group(self.user.pk))
 
     async def matchmaking_event(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])

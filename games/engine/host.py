@@ -9,6 +9,13 @@ checkpoint in another process within a couple of seconds. docs/architecture.md e
 
 An owner publishes a tick only while its lease is certainly still its own (fencing: see MatchRunner.lease_is_safe),
 and stops a match at once when told to from outside (control.py: an admin's cancel, a deadline sweep).
+
+Redis going away (a restart, a failover, an outage of seconds) is not a reason to stop a match: an error of the
+relay layer or of the store is contained where it happens (logged once per outage, never raised into a tick loop or
+a socket's handler). While Redis is unreachable nobody can take a lease, so owners keep ticking their local players
+and relays wait; when it is back, owners take their vanished leases again and rewrite their checkpoints before any
+relay may take over (TAKEOVER_GRACE_SECONDS), and a relay never starts a running match without its checkpoint.
+docs/operations.md ("Redis outages") tells operators what players see and what to configure.
 """
 
 from __future__ import annotations
@@ -46,6 +53,17 @@ HANDOVER_TIMEOUT_SECONDS = 3.0
 # Fencing: a lease renewed by a round that started at t is certainly ours until t + TTL (Redis starts the TTL later
 # than t). The margin covers clock rate differences and the time to send a tick once the check passed.
 LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
+# While renewals fail because Redis cannot be reached, nobody else can take a lease either: an owner keeps ticking
+# its local players as long as its last failed attempt is this recent (a stalled process's is not).
+OUTAGE_TICK_SECONDS = 4.0
+# After Redis comes back, relays wait this long before taking a match over, so that a live owner takes its lease
+# again and rewrites its checkpoint first (one maintenance round, plus a lease's lifetime for slow ones).
+TAKEOVER_GRACE_SECONDS = LEASE_TTL_MS / 1000 + 1.0
+# A running match with no owner and no checkpoint (its owner died while Redis lost its data) cannot be resumed
+# without starting it again: relays cancel it after this long instead.
+ORPHAN_CANCEL_SECONDS = 10.0
+# A relay publish waits at most this long (a Redis that does not answer must not hold the tick loop).
+RELAY_SEND_TIMEOUT_SECONDS = 0.5
 # Every this many maintenance rounds, cancel matches past their deadline (services.match_cancel_overdue).
 SWEEP_EVERY_ROUNDS = 10
 
@@ -80,6 +98,14 @@ class MatchHost:
         self._to_owners: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._started: asyncio.Future | None = None
         self._rounds = 0
+        # Redis health as this process sees it (maintenance rounds and relay calls): see _redis_unreachable.
+        self.redis_down_since: float | None = None
+        self.redis_failed_at: float | None = None
+        self.redis_back_at = float("-inf")
+        self._outage_logged = False
+        self._pending_release: set[int] = set()  # ended matches whose keys could not be deleted yet
+        self._pending_discard: set[str] = set()  # relay-layer groups we could not leave yet
+        self._orphaned_since: dict[int, float] = {}
 
     # --- life cycle ----------------------------------------------------------------------------------------------
 
@@ -182,7 +208,8 @@ class MatchHost:
                 self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": False, "p": self.proc})
             if mid not in self.local:
                 del self.relayed[mid]
-                await self.relay.group_discard(relay_group(mid), self.proc)
+                self._orphaned_since.pop(mid, None)
+                await self._leave_group(relay_group(mid))
 
     # Synchronous, so that a socket can call them from the server's read callback (gameserver/directws.py).
 
@@ -207,7 +234,7 @@ class MatchHost:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
         await self._replace_local(mid, seat, keep=keep)
         if self.relay is not None and keep is not None:
-            await self.relay.group_send(relay_group(mid), {"type": "kick", "m": mid, "s": seat, "keep": self.proc})
+            await self._contained("kick", self.relay.group_send(relay_group(mid), {"type": "kick", "m": mid, "s": seat, "keep": self.proc}))
 
     # --- ownership -------------------------------------------------------------------------------------------
 
@@ -220,17 +247,24 @@ class MatchHost:
             await self.store.release(mid, self.proc, clear=True)
             return None
         checkpoint = await self.store.load(mid)
+        if checkpoint is None and fresh.status == "running":
+            # Play began, yet there is no checkpoint: Redis lost it (restarted empty) and its owner, alive, will write
+            # it again; or the owner died meanwhile (then a relay cancels it: ORPHAN_CANCEL_SECONDS). Never start a
+            # running match again from tick 0.
+            await self.store.release(mid, self.proc, clear=False)
+            return None
         runner = MatchRunner(self, fresh, checkpoint)
         runner.lease_confirmed(asked_at + LEASE_SAFE_SECONDS)
         for conn in self.local.get(mid, ()):
             if conn.seat is not None:
                 runner.seat_presence(conn.seat, local_delta=1)
         self.runners[mid] = runner
+        self._orphaned_since.pop(mid, None)
         if mid in self.relayed:
             del self.relayed[mid]
-            await self.relay.group_discard(relay_group(mid), self.proc)
+            await self._leave_group(relay_group(mid))
         if self.relay is not None:
-            await self.relay.group_add(control_group(mid), self.proc)
+            await self._contained("join control group", self.relay.group_add(control_group(mid), self.proc))
         runner.task = self.spawn(self._run(runner))
         log.info("match %s: running here (%s)", mid, "from checkpoint" if checkpoint else "new")
         return runner
@@ -249,8 +283,13 @@ class MatchHost:
             await self.match_ended(runner.match_id, end)
 
     async def _become_relay(self, mid: int) -> None:
-        self.relayed[mid] = await self.store.owner_of(mid)
-        await self.relay.group_add(relay_group(mid), self.proc)
+        try:
+            self.relayed[mid] = await self.store.owner_of(mid)
+            await self.relay.group_add(relay_group(mid), self.proc)
+        except BaseException:
+            self.relayed.pop(mid, None)
+            raise
+        self._pending_discard.discard(relay_group(mid))
         self._announce(mid)
 
     async def _lose(self, runner: MatchRunner) -> None:
@@ -266,15 +305,17 @@ class MatchHost:
 
     async def _stop_listening_as_owner(self, mid: int) -> None:
         if self.relay is not None:
-            await self.relay.group_discard(control_group(mid), self.proc)
+            await self._leave_group(control_group(mid))
 
     async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
-        await self._end_local(mid, end)
-        if self.relay is not None:
-            await self.relay.group_send(relay_group(mid), {"type": "end", "m": mid, "msg": end})
-        await self.store.release(mid, self.proc, clear=True)
+        # Everything here runs whatever Redis does: the runner and its lease must not outlive the match.
         self.runners.pop(mid, None)
         self.relay_listeners.pop(mid, None)
+        await self._end_local(mid, end)
+        if self.relay is not None:
+            await self._contained("match end to relays", self.relay.group_send(relay_group(mid), {"type": "end", "m": mid, "msg": end}))
+        if not await self._contained("release", self.store.release(mid, self.proc, clear=True)):
+            self._pending_release.add(mid)  # retried when Redis is back (the lease itself expires on its own)
         await self._stop_listening_as_owner(mid)
 
     async def stop_match(self, mid: int, end: dict[str, Any]) -> None:
@@ -305,13 +346,20 @@ class MatchHost:
     async def publish(self, mid: int, frame: Frame) -> None:
         await self._fan_out(mid, frame)
         listeners = self.relay_listeners.get(mid)
-        if listeners:
+        if listeners and self.redis_down_since is None:
             now = time.monotonic()
             for proc, until in list(listeners.items()):
                 if until < now:
                     del listeners[proc]
             if listeners:
-                await self.relay.group_send(relay_group(mid), {"type": "snap", "m": mid, "msg": frame.message})
+                # Called from the tick loop: an error or a silent Redis costs relayed players this tick, nothing more.
+                await self._contained(
+                    "relay publish",
+                    asyncio.wait_for(
+                        self.relay.group_send(relay_group(mid), {"type": "snap", "m": mid, "msg": frame.message}),
+                        RELAY_SEND_TIMEOUT_SECONDS,
+                    ),
+                )
 
     async def _fan_out(self, mid: int, frame: Frame) -> None:
         for conn in list(self.local.get(mid, ())):
@@ -341,10 +389,16 @@ class MatchHost:
                 owner, message = self._to_owners.get_nowait()
                 batches.setdefault(owner, []).append(message)
             for owner, messages in batches.items():
-                try:
-                    await self.relay.send(owner, messages[0] if len(messages) == 1 else {"type": "batch", "msgs": messages})
-                except Exception:
-                    log.exception("relaying %d message(s) to their owner failed", len(messages))
+                sent = await self._contained(
+                    "relay to owner", self.relay.send(owner, messages[0] if len(messages) == 1 else {"type": "batch", "msgs": messages})
+                )
+                if not sent:
+                    # Inputs are dropped (the player sees them refused by the next snapshots' acks); seat changes and
+                    # leaves are kept and sent again, in order, once Redis answers: nobody stays seated who left.
+                    kept = [m for m in messages if m["type"] in ("seat", "leave")]
+                    await asyncio.sleep(MAINTENANCE_SECONDS)
+                    for message in kept:
+                        self._to_owners.put_nowait((owner, message))
 
     def _announce(self, mid: int) -> None:
         """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
@@ -353,7 +407,14 @@ class MatchHost:
 
     async def _receive_loop(self) -> None:
         while True:
-            received = await self.relay.receive(self.proc)
+            try:
+                received = await self.relay.receive(self.proc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._layer_error("relay receive", exc)
+                await asyncio.sleep(MAINTENANCE_SECONDS)
+                continue
             for message in received["msgs"] if received["type"] == "batch" else (received,):
                 try:
                     await self._on_relay_message(message)
@@ -398,11 +459,83 @@ class MatchHost:
                 for seat in message["seats"]:
                     runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
 
+    def takeovers_allowed(self, now: float) -> bool:
+        """Not while Redis is away, nor just after: a live owner takes its lease back first."""
+        return self.redis_down_since is None and now - self.redis_back_at >= TAKEOVER_GRACE_SECONDS
+
+    def may_tick_without_lease(self, now: float) -> bool:
+        """An owner whose renewals fail because Redis cannot be reached keeps ticking its local players: nobody can
+        take the lease meanwhile. Only while the failures are recent (a process that was paused has none)."""
+        return self.redis_failed_at is not None and now - self.redis_failed_at < OUTAGE_TICK_SECONDS
+
     async def _try_take_over(self, mid: int) -> None:
+        if not self.takeovers_allowed(time.monotonic()):
+            return
         async with self._match_lock(mid):
             if mid in self.relayed and self.local.get(mid):
                 conn = next(iter(self.local[mid]))
                 await self._try_own(mid, conn.info)
+
+    # --- Redis errors: contained where they happen ------------------------------------------------------------
+
+    def _layer_error(self, what: str, exc: BaseException) -> None:
+        """Logged once per outage (not per tick or per socket); the maintenance round notices the outage's end."""
+        if not self._outage_logged:
+            self._outage_logged = True
+            log.warning("Redis unreachable (%s: %s: %s); matches carry on locally", what, type(exc).__name__, exc)
+
+    async def _contained(self, what: str, awaitable) -> bool:
+        try:
+            await awaitable
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._layer_error(what, exc)
+            return False
+
+    async def _leave_group(self, group: str) -> None:
+        if self.relay is not None and not await self._contained("leave group", self.relay.group_discard(group, self.proc)):
+            self._pending_discard.add(group)
+
+    async def _retry_leftovers(self) -> None:
+        """After an outage: delete the keys of matches that ended meanwhile, and leave the groups we could not."""
+        for mid in list(self._pending_release):
+            if mid in self.runners:
+                self._pending_release.discard(mid)
+            elif await self._contained("release", self.store.release(mid, self.proc, clear=True)):
+                self._pending_release.discard(mid)
+        for group in list(self._pending_discard):
+            # The layer forgot the group when the discard failed; join and leave it again to unsubscribe for real.
+            mid = int(group[len("gs.m") :])  # relay_group / control_group: "gs.m<id>", "gs.c<id>"
+            if mid in self.relayed or mid in self.runners:
+                self._pending_discard.discard(group)
+                continue
+            if await self._contained("leave group", self.relay.group_add(group, self.proc)) and await self._contained(
+                "leave group", self.relay.group_discard(group, self.proc)
+            ):
+                self._pending_discard.discard(group)
+
+    def _redis_unreachable(self, exc: BaseException, now: float) -> None:
+        if self.redis_down_since is None:
+            self.redis_down_since = now
+            self._layer_error("maintenance", exc)
+        self.redis_failed_at = now
+        # Relays cannot tell the owner who is connected meanwhile: a seat connected elsewhere when the outage began
+        # counts as still there (a player who left is told to the owner when Redis is back: _send_to_owners_loop).
+        for runner in self.runners.values():
+            for seat, until in enumerate(runner.remote_until):
+                if until >= self.redis_down_since:
+                    runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
+
+    def _redis_reachable(self, now: float) -> None:
+        if self.redis_down_since is not None or self._outage_logged:
+            since = self.redis_down_since
+            log.warning("Redis reachable again%s", f" after {now - since:.1f} s" if since is not None else "")
+            self.redis_back_at = now
+        self.redis_down_since = None
+        self.redis_failed_at = None
+        self._outage_logged = False
 
     # --- the 2 Hz round: leases, checkpoints, heartbeats, takeovers -----------------------------------------------
 
@@ -411,8 +544,8 @@ class MatchHost:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             try:
                 await self.run_maintenance()
-            except Exception:
-                log.exception("engine maintenance round failed")
+            except Exception as exc:
+                self._redis_unreachable(exc, time.monotonic())
 
     async def run_maintenance(self) -> None:
         self._rounds += 1
@@ -421,7 +554,16 @@ class MatchHost:
         runners = list(self.runners.values())
         renewals = [runner.renewal() for runner in runners]
         round_started = time.monotonic()
-        results = await self.store.renew(self.proc, renewals)
+        try:
+            results = await self.store.renew(self.proc, renewals) if renewals else []
+            if not renewals:
+                await self.store.ping()  # a process that owns nothing must notice outages too (takeover grace)
+        except Exception as exc:
+            self._redis_unreachable(exc, round_started)
+            return
+        self._redis_reachable(round_started)
+        if self._pending_release or self._pending_discard:
+            await self._retry_leftovers()
         vanished = []
         for runner, renewal, kept in zip(runners, renewals, results, strict=True):
             if kept:
@@ -449,8 +591,20 @@ class MatchHost:
         for mid in list(self.relayed):
             await self._try_take_over(mid)
             if mid in self.relayed:
-                self.relayed[mid] = await self.store.owner_of(mid)
+                self.relayed[mid] = owner = await self.store.owner_of(mid)
                 self._announce(mid)
+                await self._cancel_if_orphaned(mid, owner, time.monotonic())
+
+    async def _cancel_if_orphaned(self, mid: int, owner: str | None, now: float) -> None:
+        """A match nobody owns for ORPHAN_CANCEL_SECONDS while relays wait (no checkpoint to resume) is cancelled."""
+        if owner is not None or not self.takeovers_allowed(now):
+            self._orphaned_since.pop(mid, None)
+            return
+        since = self._orphaned_since.setdefault(mid, now)
+        if now - since >= ORPHAN_CANCEL_SECONDS:
+            self._orphaned_since.pop(mid, None)
+            log.warning("match %s: no owner and no checkpoint for %.0f s; cancelling it", mid, now - since)
+            await database_sync_to_async(services.match_cancel)(match_id=mid, reason="server_lost")
 
     async def _sweep_overdue(self) -> None:
         """Here too (besides the matchmaker), so that a match nobody ever joins is cancelled without a worker."""
@@ -491,12 +645,12 @@ class MatchHost:
             if runner.task:
                 runner.task.cancel()
             renewal = runner.renewal()
-            await self.store.renew(self.proc, [renewal])
-            await self.store.release(mid, self.proc, clear=False)
             self.runners.pop(mid, None)
+            await self._contained("handover", self.store.renew(self.proc, [renewal]))
+            await self._contained("handover", self.store.release(mid, self.proc, clear=False))
             await self._stop_listening_as_owner(mid)
             if self.relay is not None:
-                await self.relay.group_send(relay_group(mid), {"type": "moved", "m": mid})
+                await self._contained("handover", self.relay.group_send(relay_group(mid), {"type": "moved", "m": mid}))
         for conns in list(self.local.values()):
             for conn in list(conns):
                 await conn.close_with(CloseCode.SERVER_RESTART)

@@ -235,8 +235,9 @@ class MatchRunner:
     def lease_is_safe(self, now: float) -> bool:
         """Fencing: no other process can have taken the match over before `now`. After a stall (a paused or
         overloaded process) this is False until the next renewal: the host then either confirms the lease (ticks
-        resume) or finds it taken and stops this loop, so a stale owner never sends a tick."""
-        return now < self.lease_safe_until
+        resume) or finds it taken and stops this loop, so a stale owner never sends a tick. While Redis cannot be
+        reached nobody can take the lease: the loop goes on for the local players (host.may_tick_without_lease)."""
+        return now < self.lease_safe_until or self.host.may_tick_without_lease(now)
 
     async def run(self) -> None:
         period = 1.0 / self.settings.tick_rate

@@ -29,9 +29,11 @@ end
 return 1
 """
 
+# A lease that expired meanwhile (the match ended while Redis was away) still lets its last owner clear the keys.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+if holder then redis.call('DEL', KEYS[1]) end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
 """
@@ -112,6 +114,9 @@ class MemoryStore:
     async def has_checkpoint(self, match_id: int) -> bool:
         return match_id in self._checkpoints
 
+    async def ping(self) -> None:
+        pass
+
     async def reacquire(self, owner: str, match_ids: list[int]) -> list[tuple[bool, bool]]:
         return [(await self.acquire(match_id, owner), match_id in self._checkpoints) for match_id in match_ids]
 
@@ -122,8 +127,9 @@ class MemoryStore:
         return Checkpoint(data=orjson.loads(orjson.dumps(data)), log=list(self._logs.get(match_id, []))[: data["log_len"]])
 
     async def release(self, match_id: int, owner: str, *, clear: bool) -> None:
-        if self._holder(match_id) == owner:
-            del self._leases[match_id]
+        holder = self._holder(match_id)
+        if holder in (None, owner):
+            self._leases.pop(match_id, None)
             if clear:
                 self._checkpoints.pop(match_id, None)
                 self._logs.pop(match_id, None)
@@ -175,6 +181,9 @@ class RedisStore:
 
     async def has_checkpoint(self, match_id: int) -> bool:
         return bool(await self._redis.exists(self._keys(match_id)[1]))
+
+    async def ping(self) -> None:
+        await self._redis.ping()
 
     async def reacquire(self, owner: str, match_ids: list[int]) -> list[tuple[bool, bool]]:
         """Leases that vanished (a Redis restart, or renewals late past the TTL): take each again if it is free or
