@@ -92,6 +92,10 @@ class MatchHost:
         self.local: dict[int, set[Connection]] = defaultdict(set)
         self.relayed: dict[int, str | None] = {}  # match -> the owner's process channel, as last read
         self.relay_listeners: dict[int, dict[str, float]] = defaultdict(dict)  # owned match -> relay proc -> until
+        # Relayed match -> seats whose player gave them up here. Repeated in every heartbeat to the owner until the
+        # match is no longer relayed: a one-off "leave" lost to a Redis outage (pub/sub keeps nothing) must not leave
+        # a ghost seat that keeps the match going.
+        self.relay_left: dict[int, set[int]] = defaultdict(set)
         self.closing = False
         self._locks: dict[int, list] = {}  # match -> [lock, holders and waiters]; see _match_lock
         self._tasks: set[asyncio.Task] = set()
@@ -208,6 +212,7 @@ class MatchHost:
                 self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": False, "p": self.proc})
             if mid not in self.local:
                 del self.relayed[mid]
+                self.relay_left.pop(mid, None)
                 self._orphaned_since.pop(mid, None)
                 await self._leave_group(relay_group(mid))
 
@@ -228,6 +233,7 @@ class MatchHost:
         if runner is not None:
             runner.leave(conn.seat)
         elif conn.match_id in self.relayed:
+            self.relay_left[conn.match_id].add(conn.seat)
             self._tell_owner(conn.match_id, {"type": "leave", "m": conn.match_id, "s": conn.seat})
 
     async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
@@ -260,6 +266,8 @@ class MatchHost:
                 runner.seat_presence(conn.seat, local_delta=1)
         self.runners[mid] = runner
         self._orphaned_since.pop(mid, None)
+        for seat in self.relay_left.pop(mid, ()):  # given up here while we relayed: still given up
+            runner.leave(seat)
         if mid in self.relayed:
             del self.relayed[mid]
             await self._leave_group(relay_group(mid))
@@ -288,6 +296,7 @@ class MatchHost:
             await self.relay.group_add(relay_group(mid), self.proc)
         except BaseException:
             self.relayed.pop(mid, None)
+            self.relay_left.pop(mid, None)
             raise
         self._pending_discard.discard(relay_group(mid))
         self._announce(mid)
@@ -402,8 +411,12 @@ class MatchHost:
 
     def _announce(self, mid: int) -> None:
         """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
-        seats = sorted({c.seat for c in self.local.get(mid, ()) if c.seat is not None})
-        self._tell_owner(mid, {"type": "here", "m": mid, "p": self.proc, "seats": seats})
+        left = self.relay_left.get(mid, set())
+        seats = sorted({c.seat for c in self.local.get(mid, ()) if c.seat is not None} - left)
+        message = {"type": "here", "m": mid, "p": self.proc, "seats": seats}
+        if left:
+            message["left"] = sorted(left)
+        self._tell_owner(mid, message)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -458,6 +471,8 @@ class MatchHost:
                 self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
                 for seat in message["seats"]:
                     runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
+                for seat in message.get("left", ()):  # idempotent: the runner ignores a seat already leaving or gone
+                    runner.leave(seat)
 
     def takeovers_allowed(self, now: float) -> bool:
         """Not while Redis is away, nor just after: a live owner takes its lease back first."""
