@@ -16,11 +16,15 @@ docs/benchmarks.md ("Match capacity") has results and the exact commands.
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
+import contextlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -63,8 +67,29 @@ def prepare(bots: int, game: str, players: int, prefix: str) -> list[dict]:
         for start in range(0, bots, players):
             group = users[start : start + players]
             match = services.match_create(game=game, users=group, source="bench")
-            out.extend({"match": match.pk, "token": t.key} for t in tokens[start : start + len(group)])
+            out.extend({"match": match.pk, "token": t.key, "user": u.pk} for u, t in zip(group, tokens[start : start + len(group)], strict=True))
     return out
+
+
+def factory_main() -> None:
+    """The soak's match factory (a child process with the servers' environment): for each line of JSON
+    {"game": ..., "users": [ids in seat order]} on stdin, create the match as the matchmaker would (no invitations)
+    and print its id."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gameserver.settings")
+    import django
+
+    django.setup()
+    from django.db import close_old_connections
+
+    from games import services
+    from gameserver.accounts.models import User
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        by_id = User.objects.in_bulk(request["users"])
+        match = services.match_create(game=request["game"], users=[by_id[pk] for pk in request["users"]], source="bench")
+        print(match.pk, flush=True)
+        close_old_connections()
 
 
 def _prepare_in_child(env: dict[str, str], bots: int, game: str, players: int, prefix: str) -> list[dict]:
@@ -370,6 +395,325 @@ def run(args: argparse.Namespace) -> Result:
     )
 
 
+# --- soak: matches that end and are replaced, sampled over time ---------------------------------------------------
+
+FINISHED_LINE = re.compile(r" \S+ (\d+) match (\d+) finished \(([^)]*)\); recorded here: (\w+); (\{.*\})$")
+
+
+def _socket_inodes(pid: int) -> tuple[int, set[str]]:
+    """(open file descriptors, inodes of the sockets among them) of a process."""
+    inodes, count = set(), 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            count += 1
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except FileNotFoundError:
+        pass
+    return count, inodes
+
+
+def _tcp_table() -> dict[str, tuple[int, int, str]]:
+    """inode -> (local port, remote port, state) of every TCP socket of the machine (IPv4 and IPv6)."""
+    table = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    table[parts[9]] = (int(parts[1].rsplit(":", 1)[1], 16), int(parts[2].rsplit(":", 1)[1], 16), parts[3])
+        except FileNotFoundError:
+            pass
+    return table
+
+
+def _proc_field(pid: int, name: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+@dataclass
+class ServerSample:
+    pid: int
+    rss_mb: float
+    fds: int
+    threads: int
+    player_sockets: int  # established TCP connections on its listening port
+    redis_conns: int  # its TCP connections to Redis' port
+    db_conns: int  # PostgreSQL: its TCP connections to 5432; SQLite: open descriptors of the database files
+
+
+class Sampler:
+    """Reads, per server process, what a long run must keep flat: memory, descriptors, connections; and the tick
+    stats that each finished match logs (games/engine/runner.py: "match N finished ...")."""
+
+    def __init__(self, pids: list[int], ports: list[int], logs: list[Path], *, redis_url: str, prefix: str,
+                 database_url: str, data_dir: Path, match_round: dict[int, int]):
+        self.pids, self.ports, self.logs = pids, ports, logs
+        self.offsets = [0] * len(logs)
+        self.prefix = prefix
+        self.data_dir = data_dir
+        self.match_round = match_round
+        self.redis = None
+        self.redis_port = urlsplit(redis_url).port or 6379 if redis_url else None
+        if redis_url:
+            import redis
+
+            self.redis = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.db_port = (urlsplit(database_url).port or 5432) if database_url.startswith("postgres") else None
+        self.finished: list[dict] = []  # every finished match's stats, with when it was seen and its round
+        self.log_errors = 0
+        self.t0 = time.monotonic()
+
+    def _read_logs(self) -> list[dict]:
+        new = []
+        for i, path in enumerate(self.logs):
+            with path.open("rb") as f:
+                f.seek(self.offsets[i])
+                chunk = f.read()
+            end = chunk.rfind(b"\n") + 1
+            self.offsets[i] += end
+            for raw in chunk[:end].decode(errors="replace").splitlines():
+                if " ERROR " in raw or raw.startswith("Traceback"):
+                    self.log_errors += 1
+                found = FINISHED_LINE.search(raw)
+                if found:
+                    stats = ast.literal_eval(found.group(5))
+                    mid = int(found.group(2))
+                    stats.update(match=mid, server=i, reason=found.group(3), recorded=found.group(4) == "True",
+                                 round=self.match_round.get(mid), t=round(time.monotonic() - self.t0, 1))
+                    new.append(stats)
+        self.finished.extend(new)
+        return new
+
+    def sample(self) -> dict:
+        tcp = _tcp_table()
+        servers = []
+        for pid, port in zip(self.pids, self.ports, strict=True):
+            fds, inodes = _socket_inodes(pid)
+            mine = [tcp[i] for i in inodes if i in tcp]
+            if self.db_port:
+                db = sum(1 for _, remote, _ in mine if remote == self.db_port)
+            else:
+                db = 0
+                with contextlib.suppress(FileNotFoundError):
+                    for fd in os.listdir(f"/proc/{pid}/fd"):
+                        with contextlib.suppress(OSError):
+                            db += os.readlink(f"/proc/{pid}/fd/{fd}").startswith(str(self.data_dir / "db.sqlite3"))
+            servers.append(ServerSample(
+                pid=pid, rss_mb=round(rss_mb(pid), 1), fds=fds, threads=_proc_field(pid, "Threads"),
+                player_sockets=sum(1 for local, _, state in mine if local == port and state == "01"),
+                redis_conns=sum(1 for _, remote, _ in mine if remote == self.redis_port),
+                db_conns=db,
+            ))
+        redis_keys = redis_clients = None
+        if self.redis is not None:
+            redis_keys = sum(1 for _ in self.redis.scan_iter(match=f"{self.prefix}*", count=1000))
+            redis_clients = self.redis.info("clients")["connected_clients"]
+        new = self._read_logs()
+        late = [m["late_ticks"] for m in new]
+        return {
+            "t": round(time.monotonic() - self.t0),
+            "load1": round(os.getloadavg()[0], 2),
+            "servers": [asdict(x) for x in servers],
+            "redis_keys": redis_keys,
+            "redis_clients_all": redis_clients,
+            "finished": len(new),
+            "late_per_match": round(statistics.fmean(late), 1) if late else None,
+            "skipped_per_match": round(statistics.fmean(m["skipped"] for m in new), 2) if new else None,
+            "max_lateness_ms": max((m["max_lateness_ms"] for m in new), default=None),
+            "mean_step_ms": round(statistics.fmean(m["mean_step_ms"] for m in new), 3) if new else None,
+            "log_errors": self.log_errors,
+        }
+
+
+SOAK_COLUMNS = [
+    ("t", "t s"), ("load1", "load"), ("rss", "RSS MB"), ("fds", "fds"), ("threads", "threads"),
+    ("player_sockets", "sockets"), ("redis_conns", "redis conns"), ("db_conns", "db conns"), ("redis_keys", "redis keys"),
+    ("finished", "finished"), ("late_per_match", "late/match"), ("skipped_per_match", "skips/match"),
+    ("max_lateness_ms", "max late ms"), ("mean_step_ms", "step ms"), ("log_errors", "log errors"),
+]
+
+
+def soak_rows(samples: list[dict]) -> list[list[str]]:
+    rows = []
+    for sample in samples:
+        per = {k: "/".join(str(s[k]) for s in sample["servers"]) for k in ("fds", "threads", "player_sockets", "redis_conns", "db_conns")}
+        per["rss"] = "/".join(str(round(s["rss_mb"])) for s in sample["servers"])
+        rows.append(["" if (v := {**sample, **per}.get(k)) is None else str(v) for k, _ in SOAK_COLUMNS])
+    return rows
+
+
+def soak_table(samples: list[dict]) -> str:
+    rows = [[h for _, h in SOAK_COLUMNS]] + soak_rows(samples)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SOAK_COLUMNS))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def per_round(finished: list[dict]) -> list[dict]:
+    """Finished matches grouped by round (a group's first match is round 1, its next one round 2, ...)."""
+    rounds = collections.defaultdict(list)
+    for m in finished:
+        if m.get("round"):
+            rounds[m["round"]].append(m)
+    return [
+        {"round": r, "matches": len(ms), "late_per_match": round(statistics.fmean(m["late_ticks"] for m in ms), 1),
+         "skipped_per_match": round(statistics.fmean(m["skipped"] for m in ms), 2),
+         "max_lateness_ms": max(m["max_lateness_ms"] for m in ms), "mean_step_ms": round(statistics.fmean(m["mean_step_ms"] for m in ms), 3)}
+        for r, ms in sorted(rounds.items())
+    ]
+
+
+def soak(args: argparse.Namespace) -> dict:
+    """Bots play matches that end (time limit, or everyone leaving after --match-seconds) and are replaced by new
+    ones until --soak seconds have passed; every --sample-every seconds a row of the time series."""
+    from bench.wsbot import soak_bot_process
+
+    tmp = Path(tempfile.mkdtemp(prefix="gs-soak-"))
+    prefix = f"b{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ)
+    # INFO: the runner logs each finished match's tick stats, which the sampler reads.
+    env.update({"DATA_DIR": str(tmp), "LOG_LEVEL": "INFO", "CHANNEL_PREFIX": prefix, "ENGINE_PREFIX": prefix})
+    env["WS_MAX_CONNECTIONS_PER_ADDRESS"] = "0"
+    env["WS_MAX_CONNECTIONS_PER_USER"] = "0"
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    else:
+        env.pop("DATABASE_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis
+    else:
+        env.pop("REDIS_URL", None)
+    started: list[subprocess.Popen] = []
+    bot_procs: list[multiprocessing.Process] = []
+    samples: list[dict] = []
+    match_round: dict[int, int] = {}
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                       capture_output=True, timeout=300)
+        plan = _prepare_in_child(env, args.bots, args.game, args.players, "bot")
+        factory = subprocess.Popen([sys.executable, "-c", "from bench.load import factory_main; factory_main()"],
+                                   cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        started.append(factory)
+        endpoints, logs = [], []
+        for i in range(args.servers):
+            port = free_port()
+            logs.append(tmp / f"server-{i}.log")
+            proc = subprocess.Popen(server_argv(args.server, port), cwd=ROOT, env=env, stdout=logs[-1].open("ab"),
+                                    stderr=subprocess.STDOUT, preexec_fn=(lambda: os.nice(args.nice)) if args.nice else None)
+            started.append(proc)
+            endpoints.append(("127.0.0.1", port))
+        for proc, (_, port) in zip(started[1:], endpoints, strict=True):
+            wait_for_port(port, proc)
+        server_pids = [p.pid for p in started[1:]]
+
+        groups = []  # (group, tokens, first match)
+        users = {}
+        for g, start in enumerate(range(0, len(plan), args.players)):
+            seats = plan[start : start + args.players]
+            groups.append((g, [b["token"] for b in seats], seats[0]["match"]))
+            users[g] = [b["user"] for b in seats]
+            match_round[seats[0]["match"]] = 1
+        played = collections.Counter()
+        ramp_s = args.ramp if args.ramp is not None else 2 + args.bots / 250
+        t0 = time.monotonic() + 1.5
+        end_at = t0 + args.soak
+        ctx = multiprocessing.get_context("spawn")
+        pipes = {}
+        procs_n = max(1, min(args.bot_procs, len(groups)))
+        for k in range(procs_n):
+            mine, theirs = ctx.Pipe(duplex=True)
+            proc = ctx.Process(target=soak_bot_process, args=(groups[k::procs_n], endpoints, args.encoding == "msgpack",
+                                                              (t0, t0 + ramp_s), end_at, args.match_seconds, args.seed + k,
+                                                              args.nice, theirs), daemon=True)
+            proc.start()
+            theirs.close()
+            bot_procs.append(proc)
+            pipes[mine] = proc
+        sampler = Sampler(server_pids, [p for _, p in endpoints], logs, redis_url=args.redis, prefix=prefix,
+                          database_url=args.database_url, data_dir=tmp, match_round=match_round)
+        sampler.t0 = t0
+        if args.profile:
+            started.append(subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server_pids[0]), "--duration",
+                 str(int(args.soak)), "--rate", "20", "--nonblocking", "--format", "raw", "-o", args.profile],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        print(soak_table([]).splitlines()[0], flush=True)
+        next_sample = t0 + args.sample_every
+        bot_stats = []
+        live = set(pipes)
+        while live:
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append(sampler.sample())
+                print(soak_rows(samples[-1:]) and "  ".join(soak_rows(samples[-1:])[0]), flush=True)
+                next_sample += args.sample_every
+            if now > end_at + 30:
+                break
+            for conn in multiprocessing.connection.wait(list(live), timeout=max(0.05, min(1.0, next_sample - now))):
+                try:
+                    message = conn.recv()
+                except EOFError:
+                    live.discard(conn)
+                    continue
+                if message[0] == "stats":
+                    bot_stats.append(message[1])
+                    live.discard(conn)
+                    continue
+                group = message[1]
+                factory.stdin.write(json.dumps({"game": args.game, "users": users[group]}) + "\n")
+                factory.stdin.flush()
+                match_id = int(factory.stdout.readline())
+                played[group] += 1
+                match_round[match_id] = played[group] + 1
+                conn.send(("match", group, match_id))
+        time.sleep(2)  # the last matches' log lines
+        samples.append(sampler.sample())
+    finally:
+        for proc in bot_procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGKILL)
+        for proc in started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    latencies = sorted(x for s in bot_stats for x in s.latencies)
+    close_codes = sum((collections.Counter(s.close_codes) for s in bot_stats), collections.Counter())
+    return {
+        "label": args.label or f"soak {args.server} x{args.servers}" + (" + redis" if args.redis else ""),
+        "soak_s": args.soak, "bots": args.bots, "players": args.players, "game": args.game, "servers": args.servers,
+        "database": "postgresql" if args.database_url.startswith("postgres") else "sqlite",
+        "match_seconds": args.match_seconds, "sample_every_s": args.sample_every,
+        "matches_ended": sum(s.matches_ended for s in bot_stats),
+        "sockets_opened": sum(s.sockets for s in bot_stats),
+        "connect_errors": sum(s.connect_errors for s in bot_stats),
+        "close_codes": dict(close_codes),
+        "error_codes": dict(sum((collections.Counter(s.error_codes) for s in bot_stats), collections.Counter())),
+        "p50_ms": round(percentile(latencies, 50), 1), "p99_ms": round(percentile(latencies, 99), 1),
+        "samples": samples,
+        "rounds": per_round(sampler.finished),
+        "finished_matches": sampler.finished,
+        "server_logs": [str(p) for p in logs],
+        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
 COLUMNS = [
     ("label", "setup"), ("bots", "N"), ("connected", "ok"), ("connect_failed", "failed"), ("dropped", "dropped"),
     ("errors", "errors"), ("snapshots_per_bot_s", "snap/bot/s"), ("snapshots_per_bot_s_p1", "slowest 1%"),
@@ -385,6 +729,9 @@ def table(results: list[Result]) -> str:
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+DEFAULT_OUT = str(ROOT / "var" / "bench" / "load.jsonl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,13 +760,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="niceness of the servers and bots (negative needs root): on a shared box, -10 keeps "
                              "other work from taking their CPU")
     parser.add_argument("--quiet-wait", type=float, default=0.0, help="wait up to this long for an idle box first")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                        help="soak mode: matches that end and are replaced for this long, sampled over time")
+    parser.add_argument("--match-seconds", type=float, default=None,
+                        help="soak: bots leave after this long in a match, ending it (default: play to the time limit)")
+    parser.add_argument("--sample-every", type=float, default=60.0, help="soak: seconds between samples")
     parser.add_argument("--label", default="")
-    parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "load.jsonl"), help="JSON lines, appended")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="JSON lines, appended (soak: var/bench/soak.jsonl)")
     args = parser.parse_args(argv)
     if args.servers > 1 and not args.redis:
         parser.error("--servers > 1 needs --redis")
     if args.attach and not args.pid:
         parser.error("--attach needs --pid")
+    if args.soak:
+        if args.attach:
+            parser.error("--soak starts its own servers")
+        report = soak(args)
+        print(soak_table(report["samples"]))
+        print("per round:", *report["rounds"], sep="\n  ")
+        print({k: report[k] for k in ("matches_ended", "sockets_opened", "connect_errors", "close_codes", "error_codes", "p50_ms", "p99_ms")})
+        out = Path(args.out if args.out != DEFAULT_OUT else ROOT / "var" / "bench" / "soak.jsonl")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a") as f:
+            f.write(json.dumps(report) + "\n")
+        return 0
     if args.window + (args.ramp or 2 + args.bots / 250) + args.settle > 110 and args.game == "arena":
         parser.error("ramp + settle + window must stay inside the arena's 120 s match")
 

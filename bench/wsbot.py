@@ -266,3 +266,148 @@ def bot_process(targets, binary, ramp, window, fire, seed, nice, conn) -> None:
     stats = asyncio.run(run_bots(targets, binary=binary, ramp=ramp, window=window, fire=fire, seed=seed))
     conn.send(stats)
     conn.close()
+
+
+# --- soak: matches that end and are replaced ------------------------------------------------------------------------
+
+
+@dataclass
+class SoakStats:
+    """One bot process's counts over a whole soak (a bot plays many matches: counts, not per-bot numbers)."""
+
+    matches_ended: int = 0  # groups whose match sent match_end and closed 4013
+    sockets: int = 0  # connections opened
+    connect_errors: int = 0
+    close_codes: dict = field(default_factory=dict)  # close code (as text) -> count, for every socket
+    errors: int = 0
+    error_codes: dict = field(default_factory=dict)
+    snapshots: int = 0
+    latencies: array = field(default_factory=lambda: array("d"))
+
+
+class SoakBot(Bot):
+    """A Bot that plays one match to its end: after `leave_after` seconds of play (if set) it gives its seat up, so
+    that a match of bots ends (last player standing) sooner than its time limit."""
+
+    def __init__(self, *, leave_after: float | None, **kwargs):
+        super().__init__(**kwargs)
+        self.leave_after = leave_after
+        self.ended = False  # match_end received
+
+    def on_message(self, payload: bytes) -> None:
+        if payload.startswith(b'{"type":"match_end"') or (self.binary and msgpack.unpackb(payload).get("type") == "match_end"):
+            self.ended = True
+            return
+        first = self.seat is None
+        super().on_message(payload)
+        if first and self.seat is not None and self.leave_after is not None:
+            self.loop.call_later(self.leave_after, self.send_leave)
+
+    def send_leave(self) -> None:
+        if self.timer:  # no inputs after leaving: the server would reject them (input_rejected)
+            self.timer.cancel()
+        if self.transport is not None and not self.transport.is_closing():
+            message = {"type": "leave"}
+            data = msgpack.packb(message) if self.binary else json.dumps(message).encode()
+            self.transport.write(_frame(data, 0x2 if self.binary else 0x1))
+
+
+async def run_soak_group(
+    group: int, tokens: list[str], first_match: int, endpoints: list[tuple[str, int]], *, binary: bool, start_at: float,
+    end_at: float, leave_after: float | None, next_match, stats: SoakStats, seed: int,
+) -> None:
+    """One match's worth of players, for the whole soak: play the match, ask for the next one, play it, ..."""
+    loop = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    window = Window(start=start_at, end=end_at)
+    match_id = first_match
+    await asyncio.sleep(max(0.0, start_at - loop.time()))
+    while loop.time() < end_at:
+        host, port = endpoints[match_id % len(endpoints)]  # a stable hash of the path, as nginx's routing does
+        bots = [
+            SoakBot(leave_after=leave_after, host=f"{host}:{port}", path=f"/ws/matches/{match_id}/", token=token,
+                    binary=binary, window=window, fire=True, rng=random.Random(rng.random()))
+            for token in tokens
+        ]
+
+        async def open_one(bot: SoakBot, host: str = host, port: int = port) -> None:
+            stats.sockets += 1
+            try:
+                await asyncio.wait_for(loop.create_connection(lambda: bot, host, port), 10)
+                await asyncio.wait_for(bot.opened, 10)
+            except Exception:  # noqa: BLE001 - counted; the others of the group play on
+                stats.connect_errors += 1
+                if bot.transport:
+                    bot.transport.close()
+
+        await asyncio.gather(*(open_one(bot) for bot in bots))
+        pending = [asyncio.ensure_future(b.done) for b in bots if b.transport]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, end_at - loop.time()))
+        for bot in bots:
+            bot.close()
+            code = str(bot.stats.close_code) if bot.done.done() else "open at the end"
+            stats.close_codes[code] = stats.close_codes.get(code, 0) + 1
+            stats.snapshots += bot.stats.snapshots
+            stats.errors += bot.stats.errors
+            for key, n in bot.stats.error_codes.items():
+                stats.error_codes[key] = stats.error_codes.get(key, 0) + n
+            stats.latencies.extend(bot.stats.latencies[::20])  # a sample: a soak makes millions
+        if loop.time() >= end_at:
+            break
+        if any(bot.ended for bot in bots):
+            stats.matches_ended += 1
+        else:
+            await asyncio.sleep(1.0)  # nothing came back: do not hammer a server that refuses us
+        match_id = await next_match(group, end_at)
+        if match_id is None:
+            break
+
+
+def soak_bot_process(groups, endpoints, binary, ramp, end_at, leave_after, seed, nice, conn) -> None:
+    """Entry point of one soak bot process. groups: [(group, tokens, first match id)]. Asks the driver for each next
+    match over `conn` (("next", group) -> ("match", group, match id)) and sends back its SoakStats at the end."""
+    if nice:
+        os.nice(nice)
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+
+    async def main() -> SoakStats:
+        loop = asyncio.get_running_loop()
+        waiting: dict[int, asyncio.Future] = {}
+
+        def on_reply() -> None:
+            while conn.poll():
+                _, group, match_id = conn.recv()
+                future = waiting.pop(group, None)
+                if future is not None and not future.done():
+                    future.set_result(match_id)
+
+        loop.add_reader(conn.fileno(), on_reply)
+
+        async def next_match(group: int, end_at: float) -> int | None:
+            waiting[group] = loop.create_future()
+            conn.send(("next", group))
+            try:
+                return await asyncio.wait_for(waiting[group], max(0.1, end_at - loop.time()))
+            except TimeoutError:
+                return None
+
+        stats = SoakStats()
+        step = (ramp[1] - ramp[0]) / max(1, len(groups))
+        tasks = [
+            run_soak_group(group, tokens, first, endpoints, binary=binary, start_at=ramp[0] + i * step, end_at=end_at,
+                           leave_after=leave_after, next_match=next_match, stats=stats, seed=seed * 100_000 + group)
+            for i, (group, tokens, first) in enumerate(groups)
+        ]
+        await asyncio.gather(*tasks)
+        loop.remove_reader(conn.fileno())
+        return stats
+
+    stats = asyncio.run(main())
+    conn.send(("stats", stats))
+    conn.close()

@@ -29,3 +29,25 @@ def test_eight_bots_for_three_seconds_play_at_the_tick_rate_and_are_reported(tmp
     assert record["inputs_per_bot_s"] > 10
     assert record["samples"] > 0 and 0 < record["p50_ms"] <= record["p99_ms"]
     assert record["server_cores"] > 0 and record["server_rss_mb"] > 0
+
+
+@pytest.mark.redis
+def test_a_short_soak_replaces_finished_matches_and_samples_each_server(tmp_path, real_redis_url):
+    out = tmp_path / "soak.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--soak", "16", "--match-seconds", "3", "--sample-every", "5",
+         "--bots", "8", "--servers", "2", "--redis", real_redis_url, "--ramp", "1", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=80,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "late/match" in result.stdout  # the time series
+    report = json.loads(out.read_text().splitlines()[-1])
+    # Matches end (everyone leaves after 3 s) and new ones replace them: more matches ended than the first round's 2.
+    assert report["matches_ended"] > 2, report
+    assert report["connect_errors"] == 0 and report["error_codes"] == {}, report
+    assert set(report["close_codes"]) <= {"4013", "open at the end"}, report["close_codes"]
+    assert len(report["finished_matches"]) > 2 and max(m["round"] for m in report["finished_matches"]) >= 2
+    assert len(report["samples"]) >= 3
+    for sample in report["samples"]:
+        assert len(sample["servers"]) == 2 and all(s["rss_mb"] > 0 and s["fds"] > 0 for s in sample["servers"])
+        assert sample["redis_keys"] is not None
