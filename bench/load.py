@@ -667,7 +667,7 @@ def soak(args: argparse.Namespace) -> dict:
             for conn in multiprocessing.connection.wait(list(live), timeout=max(0.05, min(1.0, next_sample - now))):
                 try:
                     message = conn.recv()
-                except EOFError:
+                except (EOFError, OSError):  # a bot process that died, or whose last message was cut
                     live.discard(conn)
                     continue
                 if message[0] == "stats":

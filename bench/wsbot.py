@@ -409,5 +409,8 @@ def soak_bot_process(groups, endpoints, binary, ramp, end_at, leave_after, seed,
         return stats
 
     stats = asyncio.run(main())
+    # The event loop's add_reader left the pipe non-blocking: the stats (every latency) fill it, and a non-blocking
+    # send would fail half-way (EAGAIN) while the driver is still reading.
+    os.set_blocking(conn.fileno(), True)
     conn.send(("stats", stats))
     conn.close()

@@ -35,7 +35,9 @@ class MatchInfo:
 
 
 def match_info(*, match_id: int) -> MatchInfo | None:
-    match = Match.objects.filter(pk=match_id).first()
+    # Never the input log: a finished match's can be megabytes of JSON, decoded in the database thread with the GIL
+    # held while every match of the process waits for its next tick.
+    match = Match.objects.defer("input_log").filter(pk=match_id).first()
     if match is None:
         return None
     players = tuple(
@@ -51,7 +53,7 @@ def match_info(*, match_id: int) -> MatchInfo | None:
 
 def match_end_message(*, match_id: int) -> dict[str, Any]:
     """The match_end message, from what the database recorded (the same for every process and every reconnect)."""
-    match = Match.objects.get(pk=match_id)
+    match = Match.objects.defer("input_log").get(pk=match_id)  # see match_info
     results = [
         {
             "seat": p.seat,

@@ -174,7 +174,8 @@ def match_finish(
         seat.abandoned = seat.seat in abandoned
         seat.connected = seat.seat in connected
     MatchPlayer.objects.bulk_update(seats, ["placing", "score", "abandoned", "connected"])
-    match = Match.objects.get(pk=match_id)
+    # Without the input log just written: decoding it back would hold the GIL for nothing (games/selectors.py).
+    match = Match.objects.defer("input_log").get(pk=match_id)
     match_finished.send(sender=Match, match=match)
     return True
 
