@@ -338,13 +338,7 @@ def run(args: argparse.Namespace) -> Result:
         for proc in bot_procs:
             proc.join(timeout=max(0.1, deadline - time.monotonic()))
     finally:
-        for proc in bot_procs:
-            if proc.is_alive():
-                os.kill(proc.pid, signal.SIGKILL)
-        for proc in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=10)
+        _kill_all(bot_procs, started)
 
     elapsed = after[4] - before[4]
     server_each = [(a - b) / elapsed for a, b in zip(after[0], before[0], strict=True)]
@@ -393,6 +387,17 @@ def run(args: argparse.Namespace) -> Result:
         error_codes=dict(sum((collections.Counter(s.error_codes) for s in stats), collections.Counter())),
         close_codes_of_dropped=dict(collections.Counter(str(s.close_code) for s in connected if s.dropped)),
     )
+
+
+def _kill_all(bot_procs, servers) -> None:
+    """Stops the bots' processes and the servers this run started (by pid), whatever state they are in."""
+    for proc in bot_procs:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+    for proc in servers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 # --- soak: matches that end and are replaced, sampled over time ---------------------------------------------------
@@ -684,13 +689,7 @@ def soak(args: argparse.Namespace) -> dict:
         time.sleep(2)  # the last matches' log lines
         samples.append(sampler.sample())
     finally:
-        for proc in bot_procs:
-            if proc.is_alive():
-                os.kill(proc.pid, signal.SIGKILL)
-        for proc in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=10)
+        _kill_all(bot_procs, started)
 
     latencies = sorted(x for s in bot_stats for x in s.latencies)
     close_codes = sum((collections.Counter(s.close_codes) for s in bot_stats), collections.Counter())
