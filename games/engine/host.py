@@ -251,6 +251,10 @@ class MatchHost:
         fresh = await database_sync_to_async(selectors.match_info)(match_id=mid)
         if fresh is None or fresh.status not in ("waiting", "running"):
             await self.store.release(mid, self.proc, clear=True)
+            if mid in self.relayed:
+                # We relay a match that has ended: its owner's one-off "end" never reached us (pub/sub keeps nothing,
+                # and our subscriber reconnects a moment later than our publisher after a Redis outage).
+                self.spawn(self._end_relayed(mid))
             return None
         checkpoint = await self.store.load(mid)
         if checkpoint is None and fresh.status == "running":
@@ -345,6 +349,11 @@ class MatchHost:
         for conn in list(self.local.get(mid, ())):
             await conn.send_frame(frame)
             await conn.close_with(CloseCode.MATCH_OVER)
+
+    async def _end_relayed(self, mid: int) -> None:
+        end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
+        log.info("match %s: ended while its end message was lost on the way here; telling our sockets", mid)
+        await self._end_local(mid, end)
 
     async def _replace_local(self, mid: int, seat: int, *, keep: Connection | None = None) -> None:
         for conn in [c for c in self.local.get(mid, ()) if c.seat == seat and c is not keep]:

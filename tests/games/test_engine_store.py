@@ -151,3 +151,58 @@ async def test_relayed_messages_queued_together_go_to_their_owner_as_one_batch_i
     await asyncio.sleep(0.05)
     receiver.cancel()
     assert handled == [1, 2, 3, 4]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_relay_that_missed_the_end_of_its_match_tells_its_sockets_when_it_finds_the_lease_free(quick_games, alice, bob):
+    """Pub/sub keeps nothing: after a Redis outage the owner's "end" can go out before the relay's subscriber is back.
+    The relay's next takeover attempt finds the lease free and the match over, and sends its sockets the stored end."""
+    import asyncio
+
+    from channels.db import database_sync_to_async
+
+    from games import selectors, services
+    from games.engine.host import MatchHost
+    from gameserver.ws import CloseCode
+    from tests.games.conftest import create_match
+
+    match = await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+    await database_sync_to_async(services.match_cancel)(match_id=match.pk, reason="admin", stop_running=False)
+    info = await database_sync_to_async(selectors.match_info)(match_id=match.pk)
+
+    class Relay:
+        async def group_add(self, group, channel):
+            pass
+
+        async def group_discard(self, group, channel):
+            pass
+
+    class Socket:
+        match_id, seat = match.pk, 1
+
+        def __init__(self):
+            self.info, self.sent, self.closed_with = info, [], None
+
+        def push(self, frame):
+            self.sent.append(frame.message)
+            return True
+
+        async def send_frame(self, frame):
+            self.push(frame)
+
+        async def close_with(self, code):
+            self.closed_with = code
+
+    host = MatchHost(store=MemoryStore(), relay=Relay(), handover_on_sigterm=False)
+    host.proc = "proc-relay"
+    socket = Socket()
+    host.relayed[match.pk] = "proc-gone"
+    host.local[match.pk].add(socket)
+    await host._try_take_over(match.pk)
+    for _ in range(100):
+        if socket.closed_with is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert [m["type"] for m in socket.sent] == ["match_end"] and socket.sent[0]["reason"] == "admin"
+    assert socket.closed_with == CloseCode.MATCH_OVER
+    assert match.pk not in host.runners

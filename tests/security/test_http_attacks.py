@@ -26,6 +26,9 @@ PIECE = b"x" * 65536
 SENT_BOUND = 32 * 1024 * 1024
 RSS_BOUND_KB = 8 * 1024
 # Every kind of path: the API, a page's form post, the admin's login.
+# The HTTP server's own limits (sizes, heads, nesting) do not depend on the database or Redis: the first pass
+# (embedded defaults) covers them; pagination, which reaches the database, runs in both passes.
+HTTP_SERVER_ONLY = pytest.mark.embedded_only
 PATHS = ["/api/auth/register/", "/login/", "/admin/login/"]
 
 
@@ -177,6 +180,7 @@ def get(server: Server, target: str, headers: str = "") -> tuple[int | None, byt
 # --- bodies -------------------------------------------------------------------------------------------------------
 
 
+@HTTP_SERVER_ONLY
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 @pytest.mark.parametrize("path", PATHS)
 def test_over_size_body_is_refused_before_it_is_read(server, path, chunked):
@@ -189,6 +193,7 @@ def test_over_size_body_is_refused_before_it_is_read(server, path, chunked):
     assert outcome.temp_files == 0, outcome
 
 
+@HTTP_SERVER_ONLY
 def test_refusal_is_read_by_a_client_that_sends_its_whole_over_size_body(server):
     # A client that writes all of a (moderately) over-size body before it reads must see the 413, not a reset.
     outcome = upload(server, "/api/auth/register/", chunked=False, total=128 * 1024)
@@ -207,6 +212,7 @@ def test_body_within_the_limit_is_served(server):
     assert status == 400 and b"validation_error" in answer, answer  # read and validated (the password is too long)
 
 
+@HTTP_SERVER_ONLY
 def test_deeply_nested_json_is_a_400(server):
     body = b"[" * 30_000 + b"]" * 30_000  # within MAX_REQUEST_BYTES
     status, answer = raw_request(
@@ -217,6 +223,7 @@ def test_deeply_nested_json_is_a_400(server):
     assert status == 400 and b'"parse_error"' in answer, (status, answer[:200])
 
 
+@HTTP_SERVER_ONLY
 def test_nesting_of_100000_levels_is_refused_as_too_large(server):
     body = b"[" * 100_000 + b"]" * 100_000
     status, answer = raw_request(
@@ -243,6 +250,7 @@ def test_pagination_within_bounds_is_served(server):
     assert status == 200, answer[:200]
 
 
+@HTTP_SERVER_ONLY
 @pytest.mark.parametrize("size", [10_000, 100_000])
 def test_overlong_query_string_is_a_414(server, size):
     status, answer = get(server, "/api/games/?q=" + "a" * size)
@@ -250,11 +258,13 @@ def test_overlong_query_string_is_a_414(server, size):
     assert b'"query_too_long"' in answer
 
 
+@HTTP_SERVER_ONLY
 def test_overlong_query_string_on_a_page_is_a_414(server):
     status, answer = get(server, "/login/?next=" + "a" * 100_000)
     assert status == 414, (status, answer[:200])
 
 
+@HTTP_SERVER_ONLY
 @pytest.mark.parametrize("headers", [
     "X-Big: " + "a" * 20_000 + "\r\n",  # one header line over 16 KiB
     "".join(f"X-H{i}: {'a' * 100}\r\n" for i in range(200)),  # a head over 16 KiB
