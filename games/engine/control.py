@@ -1,7 +1,7 @@
 """Ending a running match from outside its tick loop (an admin's cancel, a deadline sweep), wherever it runs.
 
-The owner of a match listens on the match's control group and its relays on the relay group (host.py); a "stop"
-message carries the match_end message as the database recorded it. With Redis both groups are on the "relay"
+The owner of a match listens on the match's control group and its relays on the relay group (host.py); a Stop
+message (messages.py) carries the match_end message as the database recorded it. With Redis both groups are on the "relay"
 channel layer, so the stop reaches every process; without Redis there is one process, and its hosts (one per event
 loop) are called directly.
 """
@@ -19,9 +19,6 @@ from django.db import transaction
 
 log = logging.getLogger(__name__)
 
-STOP = "stop"
-
-
 def relay_group(match_id: int) -> str:
     """The processes relaying a match to their players listen here (snapshots, ends, kicks)."""
     return f"gs.m{match_id}"
@@ -33,7 +30,10 @@ def control_group(match_id: int) -> str:
 
 
 def stop_message(match_id: int, end: dict[str, Any]) -> dict[str, Any]:
-    return {"type": STOP, "m": match_id, "msg": end}
+    """The channel-layer message telling a match's processes it ended."""
+    from games.engine import messages  # msgspec schemas; lazy like selectors below
+
+    return messages.to_layer(messages.Stop(match_id, end))
 
 
 def stop_match_on_commit(*, match_id: int) -> None:
@@ -44,15 +44,15 @@ def stop_match(*, match_id: int) -> None:
     """Tell the match's owner and relays that it ended (call after the end is committed; sync code only)."""
     from games import selectors  # games.selectors -> games.models; kept lazy so services can import this module
 
-    message = stop_message(match_id, selectors.match_end_message(match_id=match_id))
+    end = selectors.match_end_message(match_id=match_id)
     try:
         if settings.REDIS_URL:
-            async_to_sync(_send_to_groups)(get_channel_layer("relay"), match_id, message)
+            async_to_sync(_send_to_groups)(get_channel_layer("relay"), match_id, stop_message(match_id, end))
         else:
             from games.engine.host import local_hosts
 
             for loop, host in local_hosts():
-                loop.call_soon_threadsafe(_spawn_stop, host, match_id, message["msg"])
+                loop.call_soon_threadsafe(_spawn_stop, host, match_id, end)
     except Exception:
         # The cancel is recorded either way: a process that misses this finds out when its result is refused.
         log.exception("match %s: could not tell its processes to stop", match_id)

@@ -29,7 +29,7 @@ import time
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -37,7 +37,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from games import selectors, services
-from games.engine import control
+from games.engine import messages
 from games.engine.control import control_group, relay_group
 from games.engine.protocol import Frame
 from games.engine.runner import MatchRunner
@@ -110,6 +110,18 @@ class MatchHost:
         self._pending_release: set[int] = set()  # ended matches whose keys could not be deleted yet
         self._pending_discard: set[str] = set()  # relay-layer groups we could not leave yet
         self._orphaned_since: dict[int, float] = {}
+        self._refused_relay_payloads = 0
+        self._relay_handlers = {
+            messages.Snapshot: self._on_snapshot,
+            messages.End: self._on_end,
+            messages.Stop: self._on_stop,
+            messages.Kick: self._on_kick,
+            messages.Moved: self._on_moved,
+            messages.Input: self._on_input,
+            messages.SeatChange: self._on_seat_change,
+            messages.Leave: self._on_leave,
+            messages.Here: self._on_here,
+        }
 
     # --- life cycle ----------------------------------------------------------------------------------------------
 
@@ -188,7 +200,7 @@ class MatchHost:
         elif mid in self.relayed:
             if conn.seat is not None:
                 await self._claim_seat(mid, conn.seat, keep=conn)
-                self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": True, "p": self.proc})
+                self._tell_owner(mid, messages.SeatChange(mid, conn.seat, True, self.proc))
         else:
             # Nobody runs it and we could not start it: it has just ended.
             end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
@@ -209,7 +221,7 @@ class MatchHost:
                 runner.seat_presence(conn.seat, local_delta=-1)
         elif mid in self.relayed:
             if conn.seat is not None and not any(c.seat == conn.seat for c in self.local.get(mid, ())):
-                self._tell_owner(mid, {"type": "seat", "m": mid, "s": conn.seat, "c": False, "p": self.proc})
+                self._tell_owner(mid, messages.SeatChange(mid, conn.seat, False, self.proc))
             if mid not in self.local:
                 del self.relayed[mid]
                 self.relay_left.pop(mid, None)
@@ -224,7 +236,7 @@ class MatchHost:
         if runner is not None:
             return runner.queue_input(conn.seat, seq, parsed, raw)
         if conn.match_id in self.relayed:
-            self._tell_owner(conn.match_id, {"type": "in", "m": conn.match_id, "s": conn.seat, "q": seq, "i": raw})
+            self._tell_owner(conn.match_id, messages.Input(conn.match_id, conn.seat, seq, raw))
             return True
         return False
 
@@ -234,13 +246,13 @@ class MatchHost:
             runner.leave(conn.seat)
         elif conn.match_id in self.relayed:
             self.relay_left[conn.match_id].add(conn.seat)
-            self._tell_owner(conn.match_id, {"type": "leave", "m": conn.match_id, "s": conn.seat})
+            self._tell_owner(conn.match_id, messages.Leave(conn.match_id, conn.seat))
 
     async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
         await self._replace_local(mid, seat, keep=keep)
         if self.relay is not None and keep is not None:
-            await self._contained("kick", self.relay.group_send(relay_group(mid), {"type": "kick", "m": mid, "s": seat, "keep": self.proc}))
+            await self._contained("kick", self._to_relays(mid, messages.Kick(mid, seat, self.proc)))
 
     # --- ownership -------------------------------------------------------------------------------------------
 
@@ -326,7 +338,7 @@ class MatchHost:
         self.relay_listeners.pop(mid, None)
         await self._end_local(mid, end)
         if self.relay is not None:
-            await self._contained("match end to relays", self.relay.group_send(relay_group(mid), {"type": "end", "m": mid, "msg": end}))
+            await self._contained("match end to relays", self._to_relays(mid, messages.End(mid, end)))
         if not await self._contained("release", self.store.release(mid, self.proc, clear=True)):
             self._pending_release.add(mid)  # retried when Redis is back (the lease itself expires on its own)
         await self._stop_listening_as_owner(mid)
@@ -374,7 +386,7 @@ class MatchHost:
                 await self._contained(
                     "relay publish",
                     asyncio.wait_for(
-                        self.relay.group_send(relay_group(mid), {"type": "snap", "m": mid, "msg": frame.message}),
+                        self._to_relays(mid, messages.Snapshot(mid, frame.message)),
                         RELAY_SEND_TIMEOUT_SECONDS,
                     ),
                 )
@@ -389,31 +401,32 @@ class MatchHost:
 
     # --- between processes ------------------------------------------------------------------------------------
 
-    def _tell_owner(self, mid: int, message: dict[str, Any]) -> None:
+    def _tell_owner(self, mid: int, message: messages.RelayMessage) -> None:
         """Everything a relay says to a match's owner goes through one queue, sent in order by one task
         (_send_to_owners_loop); synchronous, so that sockets can call it from the server's read callback."""
         owner = self.relayed.get(mid)
         if owner:
             self._to_owners.put_nowait((owner, message))
 
+    def _to_relays(self, mid: int, message: messages.RelayMessage) -> Awaitable[None]:
+        """To every process relaying the match (and, for Stop, control.py also reaches its owner)."""
+        return self.relay.group_send(relay_group(mid), messages.to_layer(message))
+
     async def _send_to_owners_loop(self) -> None:
-        """Everything queued since the last publish goes out as one message per owner, in order. One publish (and
+        """Everything queued since the last publish goes out as one envelope per owner, in order. One publish (and
         one round trip) per relayed input could not keep up: at 2 x 600 players with every match split across both
         processes, inputs waited seconds in this queue."""
         while True:
             owner, message = await self._to_owners.get()
-            batches: dict[str, list[dict[str, Any]]] = {owner: [message]}
+            batches: dict[str, list[messages.RelayMessage]] = {owner: [message]}
             while not self._to_owners.empty():
                 owner, message = self._to_owners.get_nowait()
                 batches.setdefault(owner, []).append(message)
-            for owner, messages in batches.items():
-                sent = await self._contained(
-                    "relay to owner", self.relay.send(owner, messages[0] if len(messages) == 1 else {"type": "batch", "msgs": messages})
-                )
-                if not sent:
+            for owner, batch in batches.items():
+                if not await self._contained("relay to owner", self.relay.send(owner, messages.to_layer(*batch))):
                     # Inputs are dropped (the player sees them refused by the next snapshots' acks); seat changes and
                     # leaves are kept and sent again, in order, once Redis answers: nobody stays seated who left.
-                    kept = [m for m in messages if m["type"] in ("seat", "leave")]
+                    kept = [m for m in batch if isinstance(m, (messages.SeatChange, messages.Leave))]
                     await asyncio.sleep(MAINTENANCE_SECONDS)
                     for message in kept:
                         self._to_owners.put_nowait((owner, message))
@@ -422,10 +435,7 @@ class MatchHost:
         """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
         left = self.relay_left.get(mid, set())
         seats = sorted({c.seat for c in self.local.get(mid, ()) if c.seat is not None} - left)
-        message = {"type": "here", "m": mid, "p": self.proc, "seats": seats}
-        if left:
-            message["left"] = sorted(left)
-        self._tell_owner(mid, message)
+        self._tell_owner(mid, messages.Here(mid, self.proc, seats, sorted(left)))
 
     async def _receive_loop(self) -> None:
         while True:
@@ -437,51 +447,82 @@ class MatchHost:
                 self._layer_error("relay receive", exc)
                 await asyncio.sleep(MAINTENANCE_SECONDS)
                 continue
-            for message in received["msgs"] if received["type"] == "batch" else (received,):
-                try:
-                    await self._on_relay_message(message)
-                except Exception:
-                    log.exception("bad relay message %r", message.get("type"))
+            await self.on_relay_payload(received)
 
-    async def _on_relay_message(self, message: dict[str, Any]) -> None:
-        kind, mid = message["type"], message["m"]
-        if kind == "snap":
-            if mid in self.relayed:
-                await self._fan_out(mid, Frame(message["msg"]))
-        elif kind == "end":
-            await self._end_local(mid, message["msg"])
-        elif kind == control.STOP:
-            await self.stop_match(mid, message["msg"])
-        elif kind == "kick":
-            if message["keep"] != self.proc:
-                await self._replace_local(mid, message["s"])
-        elif kind == "moved":
-            if mid in self.relayed:
-                await self._try_take_over(mid)
-        else:
-            runner = self.runners.get(mid)
-            if runner is None:
-                return
-            now = time.monotonic()
-            if kind == "in":
-                try:
-                    parsed = runner.game.parse_input(message["i"])
-                except InputError:
-                    return  # the relay validated it already; a mismatch means a rogue sender
-                runner.queue_input(message["s"], message["q"], parsed, message["i"])
-            elif kind == "seat":
-                if message["c"]:
-                    await self._replace_local(mid, message["s"])
-                runner.seat_presence(message["s"], remote_until=now + PRESENCE_TTL_SECONDS if message["c"] else 0.0)
-                self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
-            elif kind == "leave":
-                runner.leave(message["s"])
-            elif kind == "here":
-                self.relay_listeners[mid][message["p"]] = now + PRESENCE_TTL_SECONDS
-                for seat in message["seats"]:
-                    runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
-                for seat in message.get("left", ()):  # idempotent: the runner ignores a seat already leaving or gone
-                    runner.leave(seat)
+    async def on_relay_payload(self, payload: dict[str, Any]) -> None:
+        """One channel-layer message from another process (ours or a group's): checked, then handled in order."""
+        try:
+            received = messages.from_layer(payload)
+        except messages.RelayMessageError as exc:
+            self._refused_relay_payloads += 1
+            if self._refused_relay_payloads in (1, 10, 100) or self._refused_relay_payloads % 1000 == 0:
+                log.error("relay payload refused (%s so far): %s", self._refused_relay_payloads, exc)
+            return
+        for message in received:
+            try:
+                await self._relay_handlers[type(message)](message)
+            except Exception:
+                log.exception("match %s: handling relay message %s failed", message.match_id, type(message).__name__)
+
+    # Relay side: what the owner (or anyone ending the match) tells the processes that relay it.
+
+    async def _on_snapshot(self, message: messages.Snapshot) -> None:
+        if message.match_id in self.relayed:
+            await self._fan_out(message.match_id, Frame(message.message))
+
+    async def _on_end(self, message: messages.End) -> None:
+        await self._end_local(message.match_id, message.message)
+
+    async def _on_stop(self, message: messages.Stop) -> None:
+        await self.stop_match(message.match_id, message.message)
+
+    async def _on_kick(self, message: messages.Kick) -> None:
+        if message.keep != self.proc:
+            await self._replace_local(message.match_id, message.seat)
+
+    async def _on_moved(self, message: messages.Moved) -> None:
+        if message.match_id in self.relayed:
+            await self._try_take_over(message.match_id)
+
+    # Owner side: what relays tell the process that runs the match (ignored by any other process).
+
+    async def _on_input(self, message: messages.Input) -> None:
+        runner = self.runners.get(message.match_id)
+        if runner is None or message.seat >= runner.seats:
+            return
+        try:
+            parsed = runner.game.parse_input(message.input)
+        except InputError:
+            return  # the relay validated it already; a mismatch means a rogue sender
+        runner.queue_input(message.seat, message.seq, parsed, message.input)
+
+    async def _on_seat_change(self, message: messages.SeatChange) -> None:
+        mid, runner = message.match_id, self.runners.get(message.match_id)
+        if runner is None or message.seat >= runner.seats:
+            return
+        if message.connected:
+            await self._replace_local(mid, message.seat)
+        now = time.monotonic()
+        runner.seat_presence(message.seat, remote_until=now + PRESENCE_TTL_SECONDS if message.connected else 0.0)
+        self.relay_listeners[mid][message.proc] = now + PRESENCE_TTL_SECONDS
+
+    async def _on_leave(self, message: messages.Leave) -> None:
+        runner = self.runners.get(message.match_id)
+        if runner is not None and message.seat < runner.seats:
+            runner.leave(message.seat)
+
+    async def _on_here(self, message: messages.Here) -> None:
+        mid, runner = message.match_id, self.runners.get(message.match_id)
+        if runner is None:
+            return
+        now = time.monotonic()
+        self.relay_listeners[mid][message.proc] = now + PRESENCE_TTL_SECONDS
+        for seat in message.seats:
+            if seat < runner.seats:
+                runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
+        for seat in message.left:  # idempotent: the runner ignores a seat already leaving or gone
+            if seat < runner.seats:
+                runner.leave(seat)
 
     def takeovers_allowed(self, now: float) -> bool:
         """Not while Redis is away, nor just after: a live owner takes its lease back first."""
@@ -674,7 +715,7 @@ class MatchHost:
             await self._contained("handover", self.store.release(mid, self.proc, clear=False))
             await self._stop_listening_as_owner(mid)
             if self.relay is not None:
-                await self._contained("handover", self.relay.group_send(relay_group(mid), {"type": "moved", "m": mid}))
+                await self._contained("handover", self._to_relays(mid, messages.Moved(mid)))
         for conns in list(self.local.values()):
             for conn in list(conns):
                 await conn.close_with(CloseCode.SERVER_RESTART)

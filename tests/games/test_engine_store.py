@@ -108,11 +108,12 @@ async def test_owner_takes_its_lease_back_after_redis_lost_everything(real_redis
     await store.close()
 
 
-async def test_relayed_messages_queued_together_go_to_their_owner_as_one_batch_in_order():
-    """A relay's inputs leave in one publish per owner for everything queued meanwhile, and the owner unpacks a
-    batch into the same messages in the same order."""
+async def test_relayed_messages_queued_together_go_to_their_owner_as_one_envelope_in_order():
+    """A relay's inputs leave in one publish per owner for everything queued meanwhile, and the owner unpacks the
+    envelope into the same messages in the same order."""
     import asyncio
 
+    from games.engine import messages
     from games.engine.host import MatchHost
 
     class Relay:
@@ -129,25 +130,25 @@ async def test_relayed_messages_queued_together_go_to_their_owner_as_one_batch_i
     relay = Relay()
     host = MatchHost(store=MemoryStore(), relay=relay, handover_on_sigterm=False)
     for seq in (1, 2, 3):
-        host._to_owners.put_nowait(("owner-a", {"type": "in", "m": 7, "s": 0, "q": seq, "i": {}}))
-    host._to_owners.put_nowait(("owner-b", {"type": "leave", "m": 8, "s": 1}))
+        host._to_owners.put_nowait(("owner-a", messages.Input(7, 0, seq, {})))
+    host._to_owners.put_nowait(("owner-b", messages.Leave(8, 1)))
     sender = asyncio.create_task(host._send_to_owners_loop())
     await asyncio.sleep(0.05)
     sender.cancel()
-    assert relay.sent == [
-        ("owner-a", {"type": "batch", "msgs": [{"type": "in", "m": 7, "s": 0, "q": q, "i": {}} for q in (1, 2, 3)]}),
-        ("owner-b", {"type": "leave", "m": 8, "s": 1}),
+    assert [(owner, messages.from_layer(payload)) for owner, payload in relay.sent] == [
+        ("owner-a", [messages.Input(7, 0, q, {}) for q in (1, 2, 3)]),
+        ("owner-b", [messages.Leave(8, 1)]),
     ]
 
     handled = []
 
-    async def on_relay_message(message):
-        handled.append(message["q"])
+    async def on_input(message):
+        handled.append(message.seq)
 
-    host._on_relay_message = on_relay_message
+    host._relay_handlers[messages.Input] = on_input
     receiver = asyncio.create_task(host._receive_loop())
     relay.inbox.put_nowait(relay.sent[0][1])
-    relay.inbox.put_nowait({"type": "in", "m": 7, "s": 0, "q": 4, "i": {}})
+    relay.inbox.put_nowait(messages.to_layer(messages.Input(7, 0, 4, {})))
     await asyncio.sleep(0.05)
     receiver.cancel()
     assert handled == [1, 2, 3, 4]
