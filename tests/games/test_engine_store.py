@@ -207,3 +207,56 @@ async def test_a_relay_that_missed_the_end_of_its_match_tells_its_sockets_when_i
     assert [m["type"] for m in socket.sent] == ["match_end"] and socket.sent[0]["reason"] == "admin"
     assert socket.closed_with == CloseCode.MATCH_OVER
     assert match.pk not in host.runners
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_running_match_with_no_owner_and_no_checkpoint_is_cancelled_by_its_relays(quick_games, alice, bob):
+    """Its owner died while Redis had lost its data: nothing to resume from, and never started again from tick 0. The
+    relays wait ORPHAN_CANCEL_SECONDS (an owner that is alive takes its lease back well before), then cancel it."""
+    from channels.db import database_sync_to_async
+
+    from games import services
+    from games.engine import host as host_module
+    from games.engine.host import MatchHost
+    from games.models import Match
+    from tests.games.conftest import create_match
+
+    match = await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+    await database_sync_to_async(services.match_start)(match_id=match.pk)
+    host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
+    mid, t0 = match.pk, 1000.0
+    host.relayed[mid] = None
+
+    await host._cancel_if_orphaned(mid, None, t0)
+    await host._cancel_if_orphaned(mid, "gs.proc.back", t0 + 5)  # an owner showed up: the clock starts again
+    await host._cancel_if_orphaned(mid, None, t0 + 6)
+    await host._cancel_if_orphaned(mid, None, t0 + 6 + host_module.ORPHAN_CANCEL_SECONDS - 0.1)
+    assert (await Match.objects.aget(pk=mid)).status == Match.Status.RUNNING
+
+    await host._cancel_if_orphaned(mid, None, t0 + 6 + host_module.ORPHAN_CANCEL_SECONDS)
+    cancelled = await Match.objects.aget(pk=mid)
+    assert (cancelled.status, cancelled.end_reason) == (Match.Status.CANCELLED, "server_lost")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_relays_do_not_count_an_orphan_while_redis_is_away_or_just_back(quick_games, alice, bob):
+    from channels.db import database_sync_to_async
+
+    from games import services
+    from games.engine import host as host_module
+    from games.engine.host import MatchHost
+    from games.models import Match
+    from tests.games.conftest import create_match
+
+    match = await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+    await database_sync_to_async(services.match_start)(match_id=match.pk)
+    host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
+    mid, t0 = match.pk, 1000.0
+    host.relayed[mid] = None
+    host.redis_back_at = t0  # Redis just came back: live owners get TAKEOVER_GRACE_SECONDS to take their leases
+    await host._cancel_if_orphaned(mid, None, t0 + 0.5)
+    await host._cancel_if_orphaned(mid, None, t0 + host_module.TAKEOVER_GRACE_SECONDS - 0.1)
+    assert mid not in host._orphaned_since
+    await host._cancel_if_orphaned(mid, None, t0 + host_module.TAKEOVER_GRACE_SECONDS)
+    await host._cancel_if_orphaned(mid, None, t0 + host_module.TAKEOVER_GRACE_SECONDS + host_module.ORPHAN_CANCEL_SECONDS)
+    assert (await Match.objects.aget(pk=mid)).end_reason == "server_lost"
