@@ -1,21 +1,17 @@
-"""The per-process match host: which matches this process runs, which it relays, and how the two talk.
+"""The per-process match host: which matches this process runs (ownership), which it relays, and its sockets.
 
 Each running match has one authoritative tick loop, in the process that holds its lease (store.py). That process
-sends snapshots straight to its local sockets. Players connected to other processes are served by relays: a relay
-forwards their inputs to the owner and fans out the owner's snapshots, which cross once per tick per match as a
-single Redis PUBLISH on the "relay" channel layer (channels-redis' RedisPubSubChannelLayer), and only while some
-relay is listening. Relays also try to take the lease over, so a match whose owner died resumes from its last
-checkpoint in another process within a couple of seconds. docs/architecture.md explains the choices.
+sends snapshots straight to its local sockets (fanout.py). Players connected to other processes are served by relays,
+which forward their inputs to the owner and fan out the owner's snapshots (relay.py, with the typed messages of
+messages.py). Relays also try to take the lease over, so a match whose owner died resumes from its last checkpoint in
+another process within a couple of seconds. docs/architecture.md explains the choices.
+
+This module is the ownership job and the entry points: sockets attach, detach, send inputs and leave here; the
+2 Hz maintenance round renews leases and checkpoints, takes over matches whose owner is gone, and cancels orphans;
+SIGTERM hands every owned match over. Redis being away is contained where it happens (outage.py).
 
 An owner publishes a tick only while its lease is certainly still its own (fencing: see MatchRunner.lease_is_safe),
 and stops a match at once when told to from outside (control.py: an admin's cancel, a deadline sweep).
-
-Redis going away (a restart, a failover, an outage of seconds) is not a reason to stop a match: an error of the
-relay layer or of the store is contained where it happens (logged once per outage, never raised into a tick loop or
-a socket's handler). While Redis is unreachable nobody can take a lease, so owners keep ticking their local players
-and relays wait; when it is back, owners take their vanished leases again and rewrite their checkpoints before any
-relay may take over (TAKEOVER_GRACE_SECONDS), and a relay never starts a running match without its checkpoint.
-docs/operations.md ("Redis outages") tells operators what players see and what to configure.
 """
 
 from __future__ import annotations
@@ -28,9 +24,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections import defaultdict
-from collections.abc import Awaitable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -38,100 +33,73 @@ from django.conf import settings
 
 from games import selectors, services
 from games.engine import messages
-from games.engine.control import control_group, relay_group
+from games.engine.fanout import Connection, LocalSockets
+from games.engine.outage import TAKEOVER_GRACE_SECONDS, RedisHealth
 from games.engine.protocol import Frame
+from games.engine.relay import PRESENCE_TTL_SECONDS, RelayLink
 from games.engine.runner import MatchRunner
 from games.engine.store import LEASE_TTL_MS, MemoryStore, RedisStore
 from games.rules.base import InputError
 from gameserver.ws import CloseCode
 
+__all__ = ["Connection", "MatchHost", "get_host", "local_hosts", "TAKEOVER_GRACE_SECONDS"]
+
 log = logging.getLogger(__name__)
 
 MAINTENANCE_SECONDS = 0.5
-PRESENCE_TTL_SECONDS = 2.0
 HANDOVER_TIMEOUT_SECONDS = 3.0
 # Fencing: a lease renewed by a round that started at t is certainly ours until t + TTL (Redis starts the TTL later
 # than t). The margin covers clock rate differences and the time to send a tick once the check passed.
 LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
-# While renewals fail because Redis cannot be reached, nobody else can take a lease either: an owner keeps ticking
-# its local players as long as its last failed attempt is this recent (a stalled process's is not).
-OUTAGE_TICK_SECONDS = 4.0
-# After Redis comes back, relays wait this long before taking a match over, so that a live owner takes its lease
-# again and rewrites its checkpoint first (one maintenance round, plus a lease's lifetime for slow ones).
-TAKEOVER_GRACE_SECONDS = LEASE_TTL_MS / 1000 + 1.0
 # A running match with no owner and no checkpoint (its owner died while Redis lost its data) cannot be resumed
 # without starting it again: relays cancel it after this long instead.
 ORPHAN_CANCEL_SECONDS = 10.0
-# A relay publish waits at most this long (a Redis that does not answer must not hold the tick loop).
-RELAY_SEND_TIMEOUT_SECONDS = 0.5
 # Every this many maintenance rounds, cancel matches past their deadline (services.match_cancel_overdue).
 SWEEP_EVERY_ROUNDS = 10
-
-
-class Connection(Protocol):
-    """What the host needs of a match socket (games.consumers.MatchConsumer)."""
-
-    match_id: int
-    seat: int | None
-    info: selectors.MatchInfo
-
-    def push(self, frame: Frame) -> bool: ...
-
-    async def send_frame(self, frame: Frame) -> None: ...
-
-    async def close_with(self, code: int) -> None: ...
 
 
 class MatchHost:
     def __init__(self, *, store: Any, relay: Any, handover_on_sigterm: bool) -> None:
         self.store = store
-        self.relay = relay
         self.handover_on_sigterm = handover_on_sigterm
+        self.health = RedisHealth()
+        self.link = RelayLink(relay, self.health) if relay is not None else None
         self.proc = ""
         self.runners: dict[int, MatchRunner] = {}
-        self.local: dict[int, set[Connection]] = defaultdict(set)
-        self.relayed: dict[int, str | None] = {}  # match -> the owner's process channel, as last read
-        self.relay_listeners: dict[int, dict[str, float]] = defaultdict(dict)  # owned match -> relay proc -> until
-        # Relayed match -> seats whose player gave them up here. Repeated in every heartbeat to the owner until the
-        # match is no longer relayed: a one-off "leave" lost to a Redis outage (pub/sub keeps nothing) must not leave
-        # a ghost seat that keeps the match going.
-        self.relay_left: dict[int, set[int]] = defaultdict(set)
+        self.sockets = LocalSockets()
         self.closing = False
         self._locks: dict[int, list] = {}  # match -> [lock, holders and waiters]; see _match_lock
         self._tasks: set[asyncio.Task] = set()
-        self._to_owners: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._started: asyncio.Future | None = None
         self._rounds = 0
-        # Redis health as this process sees it (maintenance rounds and relay calls): see _redis_unreachable.
-        self.redis_down_since: float | None = None
-        self.redis_failed_at: float | None = None
-        self.redis_back_at = float("-inf")
-        self._outage_logged = False
         self._pending_release: set[int] = set()  # ended matches whose keys could not be deleted yet
-        self._pending_discard: set[str] = set()  # relay-layer groups we could not leave yet
         self._orphaned_since: dict[int, float] = {}
-        self._refused_relay_payloads = 0
-        self._relay_handlers = {
-            messages.Snapshot: self._on_snapshot,
-            messages.End: self._on_end,
-            messages.Stop: self._on_stop,
-            messages.Kick: self._on_kick,
-            messages.Moved: self._on_moved,
-            messages.Input: self._on_input,
-            messages.SeatChange: self._on_seat_change,
-            messages.Leave: self._on_leave,
-            messages.Here: self._on_here,
-        }
+        if self.link is not None:
+            self.link.handlers.update({
+                messages.Snapshot: self._on_snapshot,
+                messages.End: self._on_end,
+                messages.Stop: self._on_stop,
+                messages.Kick: self._on_kick,
+                messages.Moved: self._on_moved,
+                messages.Input: self._on_input,
+                messages.SeatChange: self._on_seat_change,
+                messages.Leave: self._on_leave,
+                messages.Here: self._on_here,
+            })
+
+    @property
+    def relayed(self) -> dict[int, str | None]:
+        """Matches this process relays -> their owner's process channel, as last read."""
+        return self.link.relayed if self.link is not None else {}
 
     # --- life cycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
-            if self.relay is not None:
-                self.proc = await self.relay.new_channel("gs.proc.")
-                self.spawn(self._receive_loop())
-                self.spawn(self._send_to_owners_loop())
+            if self.link is not None:
+                await self.link.open(self.spawn)
+                self.proc = self.link.proc
             else:
                 self.proc = f"local.{uuid.uuid4().hex}"
             self.spawn(self._maintenance_loop())
@@ -177,6 +145,9 @@ class MatchHost:
             if entry[1] == 0:
                 del self._locks[mid]
 
+    def may_tick_without_lease(self, now: float) -> bool:
+        return self.health.may_tick_without_lease(now)
+
     # --- sockets -----------------------------------------------------------------------------------------------
 
     async def attach(self, conn: Connection) -> None:
@@ -187,10 +158,11 @@ class MatchHost:
             runner = self.runners.get(mid)
             if runner is None and mid not in self.relayed:
                 runner = await self._try_own(mid, conn.info)
-                if runner is None and self.relay is not None:
-                    await self._become_relay(mid)
+                if runner is None and self.link is not None:
+                    await self.link.start_relaying(mid, await self.store.owner_of(mid))
+                    self.link.announce(mid, self.sockets.seats(mid))
             # Added after the ownership decision: a runner created above counted the sockets already here.
-            self.local[mid].add(conn)
+            self.sockets.add(conn)
             if runner is not None and conn.seat is not None:
                 runner.seat_presence(conn.seat, local_delta=1)
         if runner is not None:
@@ -200,7 +172,7 @@ class MatchHost:
         elif mid in self.relayed:
             if conn.seat is not None:
                 await self._claim_seat(mid, conn.seat, keep=conn)
-                self._tell_owner(mid, messages.SeatChange(mid, conn.seat, True, self.proc))
+                self.link.tell_owner(mid, messages.SeatChange(mid, conn.seat, True, self.proc))
         else:
             # Nobody runs it and we could not start it: it has just ended.
             end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
@@ -209,24 +181,18 @@ class MatchHost:
 
     async def detach(self, conn: Connection) -> None:
         mid = conn.match_id
-        conns = self.local.get(mid)
-        if conns is None or conn not in conns:
+        if not self.sockets.discard(conn):
             return
-        conns.discard(conn)
-        if not conns:
-            del self.local[mid]
         runner = self.runners.get(mid)
         if runner is not None:
             if conn.seat is not None:
                 runner.seat_presence(conn.seat, local_delta=-1)
         elif mid in self.relayed:
-            if conn.seat is not None and not any(c.seat == conn.seat for c in self.local.get(mid, ())):
-                self._tell_owner(mid, messages.SeatChange(mid, conn.seat, False, self.proc))
-            if mid not in self.local:
-                del self.relayed[mid]
-                self.relay_left.pop(mid, None)
+            if conn.seat is not None and conn.seat not in self.sockets.seats(mid):
+                self.link.tell_owner(mid, messages.SeatChange(mid, conn.seat, False, self.proc))
+            if mid not in self.sockets:
                 self._orphaned_since.pop(mid, None)
-                await self._leave_group(relay_group(mid))
+                await self.link.stop_relaying(mid)
 
     # Synchronous, so that a socket can call them from the server's read callback (gameserver/directws.py).
 
@@ -236,7 +202,7 @@ class MatchHost:
         if runner is not None:
             return runner.queue_input(conn.seat, seq, parsed, raw)
         if conn.match_id in self.relayed:
-            self._tell_owner(conn.match_id, messages.Input(conn.match_id, conn.seat, seq, raw))
+            self.link.tell_owner(conn.match_id, messages.Input(conn.match_id, conn.seat, seq, raw))
             return True
         return False
 
@@ -245,16 +211,119 @@ class MatchHost:
         if runner is not None:
             runner.leave(conn.seat)
         elif conn.match_id in self.relayed:
-            self.relay_left[conn.match_id].add(conn.seat)
-            self._tell_owner(conn.match_id, messages.Leave(conn.match_id, conn.seat))
+            self.link.gave_up(conn.match_id, conn.seat)
 
-    async def _claim_seat(self, mid: int, seat: int, *, keep: Connection | None) -> None:
+    async def _claim_seat(self, mid: int, seat: int, *, keep: Connection) -> None:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
-        await self._replace_local(mid, seat, keep=keep)
-        if self.relay is not None and keep is not None:
-            await self._contained("kick", self._to_relays(mid, messages.Kick(mid, seat, self.proc)))
+        await self.sockets.replace(mid, seat, keep=keep)
+        if self.link is not None:
+            await self.health.contained("kick", self.link.to_relays(mid, messages.Kick(mid, seat, self.proc)))
 
-    # --- ownership -------------------------------------------------------------------------------------------
+    # --- snapshots and ends out -------------------------------------------------------------------------------
+
+    async def publish(self, mid: int, frame: Frame) -> None:
+        """A tick's snapshot of an owned match: to the sockets here, and to the relays listening for it."""
+        await self.sockets.fan_out(mid, frame)
+        if self.link is not None:
+            await self.link.publish_snapshot(mid, frame.message)
+
+    async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
+        # Everything here runs whatever Redis does: the runner and its lease must not outlive the match.
+        self.runners.pop(mid, None)
+        await self.sockets.end(mid, end)
+        if self.link is not None:
+            await self.health.contained("match end to relays", self.link.to_relays(mid, messages.End(mid, end)))
+        if not await self.health.contained("release", self.store.release(mid, self.proc, clear=True)):
+            self._pending_release.add(mid)  # retried when Redis is back (the lease itself expires on its own)
+        if self.link is not None:
+            await self.link.stop_owning(mid)
+
+    async def stop_match(self, mid: int, end: dict[str, Any]) -> None:
+        """The match was ended from outside its loop (control.py): stop the loop if it runs here, and send
+        match_end and close 4013 to this process's sockets of it (the owner also tells the relays)."""
+        runner = self.runners.get(mid)
+        if runner is not None and not runner.finishing:
+            runner.finishing = True
+            if runner.task:
+                runner.task.cancel()
+            log.info("match %s: stopped from outside (%s)", mid, end.get("reason"))
+            await self.match_ended(mid, end)
+        elif runner is None:
+            await self.sockets.end(mid, end)
+
+    async def _end_relayed(self, mid: int) -> None:
+        end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
+        log.info("match %s: ended while its end message was lost on the way here; telling our sockets", mid)
+        await self.sockets.end(mid, end)
+
+    # --- messages from other processes (relay.py decodes and checks them) ---------------------------------------
+
+    # Relay side: what the owner (or anyone ending the match) tells the processes that relay it.
+
+    async def _on_snapshot(self, message: messages.Snapshot) -> None:
+        if message.match_id in self.relayed:
+            await self.sockets.fan_out(message.match_id, Frame(message.message))
+
+    async def _on_end(self, message: messages.End) -> None:
+        await self.sockets.end(message.match_id, message.message)
+
+    async def _on_stop(self, message: messages.Stop) -> None:
+        await self.stop_match(message.match_id, message.message)
+
+    async def _on_kick(self, message: messages.Kick) -> None:
+        if message.keep != self.proc:
+            await self.sockets.replace(message.match_id, message.seat)
+
+    async def _on_moved(self, message: messages.Moved) -> None:
+        if message.match_id in self.relayed:
+            await self._try_take_over(message.match_id)
+
+    # Owner side: what relays tell the process that runs the match (ignored by any other process).
+
+    def _owned(self, mid: int, seat: int) -> MatchRunner | None:
+        """The runner of a match we own, if the seat exists in it (a rogue or confused process may name any)."""
+        runner = self.runners.get(mid)
+        return runner if runner is not None and seat < runner.seats else None
+
+    async def _on_input(self, message: messages.Input) -> None:
+        runner = self._owned(message.match_id, message.seat)
+        if runner is None:
+            return
+        try:
+            parsed = runner.game.parse_input(message.input)
+        except InputError:
+            return  # the relay validated it already; a mismatch means a rogue sender
+        runner.queue_input(message.seat, message.seq, parsed, message.input)
+
+    async def _on_seat_change(self, message: messages.SeatChange) -> None:
+        runner = self._owned(message.match_id, message.seat)
+        if runner is None:
+            return
+        if message.connected:
+            await self.sockets.replace(message.match_id, message.seat)
+        now = time.monotonic()
+        runner.seat_presence(message.seat, remote_until=now + PRESENCE_TTL_SECONDS if message.connected else 0.0)
+        self.link.listened(message.match_id, message.proc, now)
+
+    async def _on_leave(self, message: messages.Leave) -> None:
+        runner = self._owned(message.match_id, message.seat)
+        if runner is not None:
+            runner.leave(message.seat)
+
+    async def _on_here(self, message: messages.Here) -> None:
+        runner = self.runners.get(message.match_id)
+        if runner is None:
+            return
+        now = time.monotonic()
+        self.link.listened(message.match_id, message.proc, now)
+        for seat in message.seats:
+            if seat < runner.seats:
+                runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
+        for seat in message.left:  # idempotent: the runner ignores a seat already leaving or gone
+            if seat < runner.seats:
+                runner.leave(seat)
+
+    # --- ownership: leases, takeovers ----------------------------------------------------------------------------
 
     async def _try_own(self, mid: int, info: selectors.MatchInfo) -> MatchRunner | None:
         asked_at = time.monotonic()
@@ -264,7 +333,7 @@ class MatchHost:
         if fresh is None or fresh.status not in ("waiting", "running"):
             await self.store.release(mid, self.proc, clear=True)
             if mid in self.relayed:
-                # We relay a match that has ended: its owner's one-off "end" never reached us (pub/sub keeps nothing,
+                # We relay a match that has ended: its owner's one-off End never reached us (pub/sub keeps nothing,
                 # and our subscriber reconnects a moment later than our publisher after a Redis outage).
                 self.spawn(self._end_relayed(mid))
             return None
@@ -277,18 +346,16 @@ class MatchHost:
             return None
         runner = MatchRunner(self, fresh, checkpoint)
         runner.lease_confirmed(asked_at + LEASE_SAFE_SECONDS)
-        for conn in self.local.get(mid, ()):
+        for conn in self.sockets.of(mid):
             if conn.seat is not None:
                 runner.seat_presence(conn.seat, local_delta=1)
         self.runners[mid] = runner
         self._orphaned_since.pop(mid, None)
-        for seat in self.relay_left.pop(mid, ()):  # given up here while we relayed: still given up
-            runner.leave(seat)
-        if mid in self.relayed:
-            del self.relayed[mid]
-            await self._leave_group(relay_group(mid))
-        if self.relay is not None:
-            await self._contained("join control group", self.relay.group_add(control_group(mid), self.proc))
+        if self.link is not None:
+            if mid in self.link.relayed:
+                for seat in await self.link.stop_relaying(mid):  # given up here while we relayed: still given up
+                    runner.leave(seat)
+            await self.link.start_owning(mid)
         runner.task = self.spawn(self._run(runner))
         log.info("match %s: running here (%s)", mid, "from checkpoint" if checkpoint else "new")
         return runner
@@ -306,17 +373,6 @@ class MatchHost:
             end = await database_sync_to_async(selectors.match_end_message)(match_id=runner.match_id)
             await self.match_ended(runner.match_id, end)
 
-    async def _become_relay(self, mid: int) -> None:
-        try:
-            self.relayed[mid] = await self.store.owner_of(mid)
-            await self.relay.group_add(relay_group(mid), self.proc)
-        except BaseException:
-            self.relayed.pop(mid, None)
-            self.relay_left.pop(mid, None)
-            raise
-        self._pending_discard.discard(relay_group(mid))
-        self._announce(mid)
-
     async def _lose(self, runner: MatchRunner) -> None:
         """Our lease was taken (we stalled past its expiry): stop ticking, and relay to the new owner instead."""
         mid = runner.match_id
@@ -324,283 +380,19 @@ class MatchHost:
         if runner.task:
             runner.task.cancel()
         self.runners.pop(mid, None)
-        await self._stop_listening_as_owner(mid)
-        if self.local.get(mid) and self.relay is not None:
-            await self._become_relay(mid)
-
-    async def _stop_listening_as_owner(self, mid: int) -> None:
-        if self.relay is not None:
-            await self._leave_group(control_group(mid))
-
-    async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
-        # Everything here runs whatever Redis does: the runner and its lease must not outlive the match.
-        self.runners.pop(mid, None)
-        self.relay_listeners.pop(mid, None)
-        await self._end_local(mid, end)
-        if self.relay is not None:
-            await self._contained("match end to relays", self._to_relays(mid, messages.End(mid, end)))
-        if not await self._contained("release", self.store.release(mid, self.proc, clear=True)):
-            self._pending_release.add(mid)  # retried when Redis is back (the lease itself expires on its own)
-        await self._stop_listening_as_owner(mid)
-
-    async def stop_match(self, mid: int, end: dict[str, Any]) -> None:
-        """The match was ended from outside its loop (control.py): stop the loop if it runs here, and send
-        match_end and close 4013 to this process's sockets of it (the owner also tells the relays)."""
-        runner = self.runners.get(mid)
-        if runner is not None and not runner.finishing:
-            runner.finishing = True
-            if runner.task:
-                runner.task.cancel()
-            log.info("match %s: stopped from outside (%s)", mid, end.get("reason"))
-            await self.match_ended(mid, end)
-        elif runner is None:
-            await self._end_local(mid, end)
-
-    async def _end_local(self, mid: int, end: dict[str, Any]) -> None:
-        frame = Frame(end)
-        for conn in list(self.local.get(mid, ())):
-            await conn.send_frame(frame)
-            await conn.close_with(CloseCode.MATCH_OVER)
-
-    async def _end_relayed(self, mid: int) -> None:
-        end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
-        log.info("match %s: ended while its end message was lost on the way here; telling our sockets", mid)
-        await self._end_local(mid, end)
-
-    async def _replace_local(self, mid: int, seat: int, *, keep: Connection | None = None) -> None:
-        for conn in [c for c in self.local.get(mid, ()) if c.seat == seat and c is not keep]:
-            await conn.close_with(CloseCode.REPLACED)
-
-    # --- snapshots out ------------------------------------------------------------------------------------------
-
-    async def publish(self, mid: int, frame: Frame) -> None:
-        await self._fan_out(mid, frame)
-        listeners = self.relay_listeners.get(mid)
-        if listeners and self.redis_down_since is None:
-            now = time.monotonic()
-            for proc, until in list(listeners.items()):
-                if until < now:
-                    del listeners[proc]
-            if listeners:
-                # Called from the tick loop: an error or a silent Redis costs relayed players this tick, nothing more.
-                await self._contained(
-                    "relay publish",
-                    asyncio.wait_for(
-                        self._to_relays(mid, messages.Snapshot(mid, frame.message)),
-                        RELAY_SEND_TIMEOUT_SECONDS,
-                    ),
-                )
-
-    async def _fan_out(self, mid: int, frame: Frame) -> None:
-        for conn in list(self.local.get(mid, ())):
-            try:
-                if not conn.push(frame):
-                    await conn.send_frame(frame)
-            except Exception:  # one broken socket must not stop the others' snapshots
-                log.exception("match %s: send failed", mid)
-
-    # --- between processes ------------------------------------------------------------------------------------
-
-    def _tell_owner(self, mid: int, message: messages.RelayMessage) -> None:
-        """Everything a relay says to a match's owner goes through one queue, sent in order by one task
-        (_send_to_owners_loop); synchronous, so that sockets can call it from the server's read callback."""
-        owner = self.relayed.get(mid)
-        if owner:
-            self._to_owners.put_nowait((owner, message))
-
-    def _to_relays(self, mid: int, message: messages.RelayMessage) -> Awaitable[None]:
-        """To every process relaying the match (and, for Stop, control.py also reaches its owner)."""
-        return self.relay.group_send(relay_group(mid), messages.to_layer(message))
-
-    async def _send_to_owners_loop(self) -> None:
-        """Everything queued since the last publish goes out as one envelope per owner, in order. One publish (and
-        one round trip) per relayed input could not keep up: at 2 x 600 players with every match split across both
-        processes, inputs waited seconds in this queue."""
-        while True:
-            owner, message = await self._to_owners.get()
-            batches: dict[str, list[messages.RelayMessage]] = {owner: [message]}
-            while not self._to_owners.empty():
-                owner, message = self._to_owners.get_nowait()
-                batches.setdefault(owner, []).append(message)
-            for owner, batch in batches.items():
-                if not await self._contained("relay to owner", self.relay.send(owner, messages.to_layer(*batch))):
-                    # Inputs are dropped (the player sees them refused by the next snapshots' acks); seat changes and
-                    # leaves are kept and sent again, in order, once Redis answers: nobody stays seated who left.
-                    kept = [m for m in batch if isinstance(m, (messages.SeatChange, messages.Leave))]
-                    await asyncio.sleep(MAINTENANCE_SECONDS)
-                    for message in kept:
-                        self._to_owners.put_nowait((owner, message))
-
-    def _announce(self, mid: int) -> None:
-        """Heartbeat of a relay to the owner: I listen for snapshots, and these seats are connected here."""
-        left = self.relay_left.get(mid, set())
-        seats = sorted({c.seat for c in self.local.get(mid, ()) if c.seat is not None} - left)
-        self._tell_owner(mid, messages.Here(mid, self.proc, seats, sorted(left)))
-
-    async def _receive_loop(self) -> None:
-        while True:
-            try:
-                received = await self.relay.receive(self.proc)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._layer_error("relay receive", exc)
-                await asyncio.sleep(MAINTENANCE_SECONDS)
-                continue
-            await self.on_relay_payload(received)
-
-    async def on_relay_payload(self, payload: dict[str, Any]) -> None:
-        """One channel-layer message from another process (ours or a group's): checked, then handled in order."""
-        try:
-            received = messages.from_layer(payload)
-        except messages.RelayMessageError as exc:
-            self._refused_relay_payloads += 1
-            if self._refused_relay_payloads in (1, 10, 100) or self._refused_relay_payloads % 1000 == 0:
-                log.error("relay payload refused (%s so far): %s", self._refused_relay_payloads, exc)
-            return
-        for message in received:
-            try:
-                await self._relay_handlers[type(message)](message)
-            except Exception:
-                log.exception("match %s: handling relay message %s failed", message.match_id, type(message).__name__)
-
-    # Relay side: what the owner (or anyone ending the match) tells the processes that relay it.
-
-    async def _on_snapshot(self, message: messages.Snapshot) -> None:
-        if message.match_id in self.relayed:
-            await self._fan_out(message.match_id, Frame(message.message))
-
-    async def _on_end(self, message: messages.End) -> None:
-        await self._end_local(message.match_id, message.message)
-
-    async def _on_stop(self, message: messages.Stop) -> None:
-        await self.stop_match(message.match_id, message.message)
-
-    async def _on_kick(self, message: messages.Kick) -> None:
-        if message.keep != self.proc:
-            await self._replace_local(message.match_id, message.seat)
-
-    async def _on_moved(self, message: messages.Moved) -> None:
-        if message.match_id in self.relayed:
-            await self._try_take_over(message.match_id)
-
-    # Owner side: what relays tell the process that runs the match (ignored by any other process).
-
-    async def _on_input(self, message: messages.Input) -> None:
-        runner = self.runners.get(message.match_id)
-        if runner is None or message.seat >= runner.seats:
-            return
-        try:
-            parsed = runner.game.parse_input(message.input)
-        except InputError:
-            return  # the relay validated it already; a mismatch means a rogue sender
-        runner.queue_input(message.seat, message.seq, parsed, message.input)
-
-    async def _on_seat_change(self, message: messages.SeatChange) -> None:
-        mid, runner = message.match_id, self.runners.get(message.match_id)
-        if runner is None or message.seat >= runner.seats:
-            return
-        if message.connected:
-            await self._replace_local(mid, message.seat)
-        now = time.monotonic()
-        runner.seat_presence(message.seat, remote_until=now + PRESENCE_TTL_SECONDS if message.connected else 0.0)
-        self.relay_listeners[mid][message.proc] = now + PRESENCE_TTL_SECONDS
-
-    async def _on_leave(self, message: messages.Leave) -> None:
-        runner = self.runners.get(message.match_id)
-        if runner is not None and message.seat < runner.seats:
-            runner.leave(message.seat)
-
-    async def _on_here(self, message: messages.Here) -> None:
-        mid, runner = message.match_id, self.runners.get(message.match_id)
-        if runner is None:
-            return
-        now = time.monotonic()
-        self.relay_listeners[mid][message.proc] = now + PRESENCE_TTL_SECONDS
-        for seat in message.seats:
-            if seat < runner.seats:
-                runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
-        for seat in message.left:  # idempotent: the runner ignores a seat already leaving or gone
-            if seat < runner.seats:
-                runner.leave(seat)
-
-    def takeovers_allowed(self, now: float) -> bool:
-        """Not while Redis is away, nor just after: a live owner takes its lease back first."""
-        return self.redis_down_since is None and now - self.redis_back_at >= TAKEOVER_GRACE_SECONDS
-
-    def may_tick_without_lease(self, now: float) -> bool:
-        """An owner whose renewals fail because Redis cannot be reached keeps ticking its local players: nobody can
-        take the lease meanwhile. Only while the failures are recent (a process that was paused has none)."""
-        return self.redis_failed_at is not None and now - self.redis_failed_at < OUTAGE_TICK_SECONDS
+        if self.link is not None:
+            await self.link.stop_owning(mid)
+            if mid in self.sockets:
+                await self.link.start_relaying(mid, await self.store.owner_of(mid))
+                self.link.announce(mid, self.sockets.seats(mid))
 
     async def _try_take_over(self, mid: int) -> None:
-        if not self.takeovers_allowed(time.monotonic()):
+        if not self.health.takeovers_allowed(time.monotonic()):
             return
         async with self._match_lock(mid):
-            if mid in self.relayed and self.local.get(mid):
-                conn = next(iter(self.local[mid]))
+            if mid in self.relayed and mid in self.sockets:
+                conn = next(iter(self.sockets.of(mid)))
                 await self._try_own(mid, conn.info)
-
-    # --- Redis errors: contained where they happen ------------------------------------------------------------
-
-    def _layer_error(self, what: str, exc: BaseException) -> None:
-        """Logged once per outage (not per tick or per socket); the maintenance round notices the outage's end."""
-        if not self._outage_logged:
-            self._outage_logged = True
-            log.warning("Redis unreachable (%s: %s: %s); matches carry on locally", what, type(exc).__name__, exc)
-
-    async def _contained(self, what: str, awaitable) -> bool:
-        try:
-            await awaitable
-            return True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._layer_error(what, exc)
-            return False
-
-    async def _leave_group(self, group: str) -> None:
-        if self.relay is not None and not await self._contained("leave group", self.relay.group_discard(group, self.proc)):
-            self._pending_discard.add(group)
-
-    async def _retry_leftovers(self) -> None:
-        """After an outage: delete the keys of matches that ended meanwhile, and leave the groups we could not."""
-        for mid in list(self._pending_release):
-            if mid in self.runners:
-                self._pending_release.discard(mid)
-            elif await self._contained("release", self.store.release(mid, self.proc, clear=True)):
-                self._pending_release.discard(mid)
-        for group in list(self._pending_discard):
-            # The layer forgot the group when the discard failed; join and leave it again to unsubscribe for real.
-            mid = int(group[len("gs.m") :])  # relay_group / control_group: "gs.m<id>", "gs.c<id>"
-            if mid in self.relayed or mid in self.runners:
-                self._pending_discard.discard(group)
-                continue
-            if await self._contained("leave group", self.relay.group_add(group, self.proc)) and await self._contained(
-                "leave group", self.relay.group_discard(group, self.proc)
-            ):
-                self._pending_discard.discard(group)
-
-    def _redis_unreachable(self, exc: BaseException, now: float) -> None:
-        if self.redis_down_since is None:
-            self.redis_down_since = now
-            self._layer_error("maintenance", exc)
-        self.redis_failed_at = now
-        # Relays cannot tell the owner who is connected meanwhile: a seat connected elsewhere when the outage began
-        # counts as still there (a player who left is told to the owner when Redis is back: _send_to_owners_loop).
-        for runner in self.runners.values():
-            for seat, until in enumerate(runner.remote_until):
-                if until >= self.redis_down_since:
-                    runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
-
-    def _redis_reachable(self, now: float) -> None:
-        if self.redis_down_since is not None or self._outage_logged:
-            since = self.redis_down_since
-            log.warning("Redis reachable again%s", f" after {now - since:.1f} s" if since is not None else "")
-            self.redis_back_at = now
-        self.redis_down_since = None
-        self.redis_failed_at = None
-        self._outage_logged = False
 
     # --- the 2 Hz round: leases, checkpoints, heartbeats, takeovers -----------------------------------------------
 
@@ -611,6 +403,15 @@ class MatchHost:
                 await self.run_maintenance()
             except Exception as exc:
                 self._redis_unreachable(exc, time.monotonic())
+
+    def _redis_unreachable(self, exc: BaseException, now: float) -> None:
+        self.health.failed(exc, now)
+        # Relays cannot tell the owner who is connected meanwhile: a seat connected elsewhere when the outage began
+        # counts as still there (a player who left is told to the owner when Redis is back: relay.py resends).
+        for runner in self.runners.values():
+            for seat, until in enumerate(runner.remote_until):
+                if until >= self.health.down_since:
+                    runner.seat_presence(seat, remote_until=now + PRESENCE_TTL_SECONDS)
 
     async def run_maintenance(self) -> None:
         self._rounds += 1
@@ -626,9 +427,8 @@ class MatchHost:
         except Exception as exc:
             self._redis_unreachable(exc, round_started)
             return
-        self._redis_reachable(round_started)
-        if self._pending_release or self._pending_discard:
-            await self._retry_leftovers()
+        self.health.answered(round_started)
+        await self._retry_leftovers()
         vanished = []
         for runner, renewal, kept in zip(runners, renewals, results, strict=True):
             if kept:
@@ -656,13 +456,23 @@ class MatchHost:
         for mid in list(self.relayed):
             await self._try_take_over(mid)
             if mid in self.relayed:
-                self.relayed[mid] = owner = await self.store.owner_of(mid)
-                self._announce(mid)
+                self.link.relayed[mid] = owner = await self.store.owner_of(mid)
+                self.link.announce(mid, self.sockets.seats(mid))
                 await self._cancel_if_orphaned(mid, owner, time.monotonic())
+
+    async def _retry_leftovers(self) -> None:
+        """After an outage: delete the keys of matches that ended meanwhile, and leave the groups we could not."""
+        for mid in list(self._pending_release):
+            if mid in self.runners:
+                self._pending_release.discard(mid)
+            elif await self.health.contained("release", self.store.release(mid, self.proc, clear=True)):
+                self._pending_release.discard(mid)
+        if self.link is not None and self.link.has_leftovers:
+            await self.link.retry_leaving(lambda mid: mid in self.relayed or mid in self.runners)
 
     async def _cancel_if_orphaned(self, mid: int, owner: str | None, now: float) -> None:
         """A match nobody owns for ORPHAN_CANCEL_SECONDS while relays wait (no checkpoint to resume) is cancelled."""
-        if owner is not None or not self.takeovers_allowed(now):
+        if owner is not None or not self.health.takeovers_allowed(now):
             self._orphaned_since.pop(mid, None)
             return
         since = self._orphaned_since.setdefault(mid, now)
@@ -711,13 +521,13 @@ class MatchHost:
                 runner.task.cancel()
             renewal = runner.renewal()
             self.runners.pop(mid, None)
-            await self._contained("handover", self.store.renew(self.proc, [renewal]))
-            await self._contained("handover", self.store.release(mid, self.proc, clear=False))
-            await self._stop_listening_as_owner(mid)
-            if self.relay is not None:
-                await self._contained("handover", self._to_relays(mid, messages.Moved(mid)))
-        for conns in list(self.local.values()):
-            for conn in list(conns):
+            await self.health.contained("handover", self.store.renew(self.proc, [renewal]))
+            await self.health.contained("handover", self.store.release(mid, self.proc, clear=False))
+            if self.link is not None:
+                await self.link.stop_owning(mid)
+                await self.health.contained("handover", self.link.to_relays(mid, messages.Moved(mid)))
+        for mid in list(self.sockets.matches()):
+            for conn in list(self.sockets.of(mid)):
                 await conn.close_with(CloseCode.SERVER_RESTART)
         log.info("handed over; exiting")
 

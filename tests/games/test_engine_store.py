@@ -128,11 +128,11 @@ async def test_relayed_messages_queued_together_go_to_their_owner_as_one_envelop
             return await self.inbox.get()
 
     relay = Relay()
-    host = MatchHost(store=MemoryStore(), relay=relay, handover_on_sigterm=False)
+    link = MatchHost(store=MemoryStore(), relay=relay, handover_on_sigterm=False).link
     for seq in (1, 2, 3):
-        host._to_owners.put_nowait(("owner-a", messages.Input(7, 0, seq, {})))
-    host._to_owners.put_nowait(("owner-b", messages.Leave(8, 1)))
-    sender = asyncio.create_task(host._send_to_owners_loop())
+        link._to_owners.put_nowait(("owner-a", messages.Input(7, 0, seq, {})))
+    link._to_owners.put_nowait(("owner-b", messages.Leave(8, 1)))
+    sender = asyncio.create_task(link._send_to_owners_loop())
     await asyncio.sleep(0.05)
     sender.cancel()
     assert [(owner, messages.from_layer(payload)) for owner, payload in relay.sent] == [
@@ -145,8 +145,8 @@ async def test_relayed_messages_queued_together_go_to_their_owner_as_one_envelop
     async def on_input(message):
         handled.append(message.seq)
 
-    host._relay_handlers[messages.Input] = on_input
-    receiver = asyncio.create_task(host._receive_loop())
+    link.handlers[messages.Input] = on_input
+    receiver = asyncio.create_task(link._receive_loop())
     relay.inbox.put_nowait(relay.sent[0][1])
     relay.inbox.put_nowait(messages.to_layer(messages.Input(7, 0, 4, {})))
     await asyncio.sleep(0.05)
@@ -197,8 +197,8 @@ async def test_a_relay_that_missed_the_end_of_its_match_tells_its_sockets_when_i
     host = MatchHost(store=MemoryStore(), relay=Relay(), handover_on_sigterm=False)
     host.proc = "proc-relay"
     socket = Socket()
-    host.relayed[match.pk] = "proc-gone"
-    host.local[match.pk].add(socket)
+    host.link.relayed[match.pk] = "proc-gone"
+    host.sockets.add(socket)
     await host._try_take_over(match.pk)
     for _ in range(100):
         if socket.closed_with is not None:
@@ -225,7 +225,6 @@ async def test_a_running_match_with_no_owner_and_no_checkpoint_is_cancelled_by_i
     await database_sync_to_async(services.match_start)(match_id=match.pk)
     host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
     mid, t0 = match.pk, 1000.0
-    host.relayed[mid] = None
 
     await host._cancel_if_orphaned(mid, None, t0)
     await host._cancel_if_orphaned(mid, "gs.proc.back", t0 + 5)  # an owner showed up: the clock starts again
@@ -252,8 +251,7 @@ async def test_relays_do_not_count_an_orphan_while_redis_is_away_or_just_back(qu
     await database_sync_to_async(services.match_start)(match_id=match.pk)
     host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
     mid, t0 = match.pk, 1000.0
-    host.relayed[mid] = None
-    host.redis_back_at = t0  # Redis just came back: live owners get TAKEOVER_GRACE_SECONDS to take their leases
+    host.health.back_at = t0  # Redis just came back: live owners get TAKEOVER_GRACE_SECONDS to take their leases
     await host._cancel_if_orphaned(mid, None, t0 + 0.5)
     await host._cancel_if_orphaned(mid, None, t0 + host_module.TAKEOVER_GRACE_SECONDS - 0.1)
     assert mid not in host._orphaned_since

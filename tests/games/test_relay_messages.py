@@ -59,33 +59,33 @@ def test_what_does_not_match_its_schema_is_refused_with_a_reason(payload, says):
         messages.from_layer(payload)
 
 
-async def test_the_host_drops_a_refused_payload_with_a_log_line_and_goes_on(caplog):
-    host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
+async def test_the_link_drops_a_refused_payload_with_a_log_line_and_goes_on(caplog):
+    link = MatchHost(store=MemoryStore(), relay=object(), handover_on_sigterm=False).link
     seen = []
 
     async def on_moved(message):
         seen.append(message)
 
-    host._relay_handlers[messages.Moved] = on_moved
+    link.handlers[messages.Moved] = on_moved
     with caplog.at_level(logging.ERROR, logger="games.engine.host"):
-        await host.on_relay_payload(raw([messages.VERSION + 1, [["moved", 3]]]))
-        await host.on_relay_payload(messages.to_layer(messages.Moved(3)))
+        await link.on_payload(raw([messages.VERSION + 1, [["moved", 3]]]))
+        await link.on_payload(messages.to_layer(messages.Moved(3)))
     assert seen == [messages.Moved(3)]
     assert "relay envelope of version 2" in caplog.text
-    assert host._refused_relay_payloads == 1
+    assert link.refused_payloads == 1
 
 
 async def test_a_seat_outside_the_match_from_another_process_is_ignored(quick_games):
     """A schema-valid message can still name a seat the match does not have (a rogue or confused process)."""
     from types import SimpleNamespace
 
-    host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
+    host = MatchHost(store=MemoryStore(), relay=object(), handover_on_sigterm=False)
     queued = []
     host.runners[3] = SimpleNamespace(
         seats=2, game=quick_games["pong-quick"], queue_input=lambda *a: queued.append(a), leave=queued.append
     )
     for message in (messages.Input(3, 5, 1, {"dy": 1}), messages.Leave(3, 9), messages.Here(3, "p", [7], [8])):
-        await host.on_relay_payload(messages.to_layer(message))
+        await host.link.on_payload(messages.to_layer(message))
     assert queued == []
-    await host.on_relay_payload(messages.to_layer(messages.Input(3, 1, 1, {"dy": 1})))
+    await host.link.on_payload(messages.to_layer(messages.Input(3, 1, 1, {"dy": 1})))
     assert [q[:2] for q in queued] == [(1, 1)]

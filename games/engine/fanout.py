@@ -1,0 +1,81 @@
+"""This process's match sockets, by match: the local fan-out of snapshots and ends.
+
+A snapshot is encoded once per format (protocol.Frame) and the same bytes go to every socket of the match here,
+whether this process runs the match (host.publish, from the tick loop) or relays it (the owner's Snapshot message).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from games import selectors
+from games.engine.protocol import Frame
+from gameserver.ws import CloseCode
+
+log = logging.getLogger("games.engine.host")
+
+
+class Connection(Protocol):
+    """What the engine needs of a match socket (games.consumers.MatchConsumer)."""
+
+    match_id: int
+    seat: int | None
+    info: selectors.MatchInfo
+
+    def push(self, frame: Frame) -> bool: ...
+
+    async def send_frame(self, frame: Frame) -> None: ...
+
+    async def close_with(self, code: int) -> None: ...
+
+
+class LocalSockets:
+    def __init__(self) -> None:
+        self.by_match: dict[int, set[Connection]] = {}
+
+    def __contains__(self, mid: int) -> bool:
+        return mid in self.by_match
+
+    def of(self, mid: int) -> set[Connection]:
+        return self.by_match.get(mid, set())
+
+    def matches(self) -> Iterator[int]:
+        return iter(list(self.by_match))
+
+    def add(self, conn: Connection) -> None:
+        self.by_match.setdefault(conn.match_id, set()).add(conn)
+
+    def discard(self, conn: Connection) -> bool:
+        """False when the socket was not here (detached already)."""
+        conns = self.by_match.get(conn.match_id)
+        if conns is None or conn not in conns:
+            return False
+        conns.discard(conn)
+        if not conns:
+            del self.by_match[conn.match_id]
+        return True
+
+    def seats(self, mid: int) -> set[int]:
+        return {c.seat for c in self.of(mid) if c.seat is not None}
+
+    async def fan_out(self, mid: int, frame: Frame) -> None:
+        for conn in list(self.of(mid)):
+            try:
+                if not conn.push(frame):
+                    await conn.send_frame(frame)
+            except Exception:  # one broken socket must not stop the others' snapshots
+                log.exception("match %s: send failed", mid)
+
+    async def end(self, mid: int, end: dict[str, Any]) -> None:
+        """match_end to every socket of the match here, then close 4013."""
+        frame = Frame(end)
+        for conn in list(self.of(mid)):
+            await conn.send_frame(frame)
+            await conn.close_with(CloseCode.MATCH_OVER)
+
+    async def replace(self, mid: int, seat: int, *, keep: Connection | None = None) -> None:
+        """A seat is played from one socket: the others for it here are closed with 4011."""
+        for conn in [c for c in self.of(mid) if c.seat == seat and c is not keep]:
+            await conn.close_with(CloseCode.REPLACED)
