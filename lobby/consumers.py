@@ -12,7 +12,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from games.engine.protocol import MAX_MESSAGE_BYTES
-from gameserver.ws import BaseConsumer, CloseCode, MessageRateLimit
+from gameserver.closecodes import CloseCode
+from gameserver.ws import BaseConsumer, MessageRateLimit
 from lobby import matchmaker, selectors, services
 from lobby.groups import lobby_group, matchmaking_group
 from lobby.models import Lobby, LobbyMember

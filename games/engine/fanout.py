@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from games import selectors
 from games.engine.protocol import Frame
-from gameserver.ws import CloseCode
+from gameserver.closecodes import CloseCode
 
 log = logging.getLogger("games.engine.host")
 

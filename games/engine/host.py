@@ -40,7 +40,7 @@ from games.engine.relay import PRESENCE_TTL_SECONDS, RelayLink
 from games.engine.runner import MatchRunner
 from games.engine.store import LEASE_TTL_MS, MemoryStore, RedisStore
 from games.rules.base import InputError
-from gameserver.ws import CloseCode
+from gameserver.closecodes import CloseCode
 
 __all__ = ["Connection", "MatchHost", "get_host", "local_hosts", "TAKEOVER_GRACE_SECONDS"]
 

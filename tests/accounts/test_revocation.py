@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from gameserver.accounts import services
-from gameserver.ws import CloseCode
+from gameserver.closecodes import CloseCode
 from tests.accounts.test_ws_auth import ORIGIN, communicator, expect_close, session_cookie, token_key
 from tests.conftest import PASSWORD
 

@@ -13,7 +13,8 @@ from django.urls import path
 from rest_framework.authtoken.models import Token
 
 from gameserver.accounts import services
-from gameserver.ws import BaseConsumer, CloseCode, WebSocketAuthStack
+from gameserver.closecodes import CloseCode
+from gameserver.ws import BaseConsumer, WebSocketAuthStack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

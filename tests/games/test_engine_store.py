@@ -164,7 +164,7 @@ async def test_a_relay_that_missed_the_end_of_its_match_tells_its_sockets_when_i
 
     from games import selectors, services
     from games.engine.host import MatchHost
-    from gameserver.ws import CloseCode
+    from gameserver.closecodes import CloseCode
     from tests.games.conftest import create_match
 
     match = await database_sync_to_async(create_match)("pong-quick", [alice, bob])

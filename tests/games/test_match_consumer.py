@@ -14,7 +14,7 @@ from games.engine import protocol
 from games.models import Match
 from games.rules import get_game
 from games.rules.base import play
-from gameserver.ws import CloseCode
+from gameserver.closecodes import CloseCode
 from tests.games.conftest import connect, create_match
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,8 @@ import redis.exceptions
 from django.db import OperationalError
 
 from gameserver import health, throttle
-from gameserver.ws import CloseCode, authenticate_websocket
+from gameserver.closecodes import CloseCode
+from gameserver.ws import authenticate_websocket
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from gameserver.asgi import application
-from gameserver.ws import CloseCode
+from gameserver.closecodes import CloseCode
 from lobby import matchmaker, services
 
 pytestmark = pytest.mark.django_db(transaction=True)
