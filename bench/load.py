@@ -457,6 +457,9 @@ class ServerSample:
     player_sockets: int  # established TCP connections on its listening port
     redis_conns: int  # its TCP connections to Redis' port
     db_conns: int  # PostgreSQL: its TCP connections to 5432; SQLite: open descriptors of the database files
+    # CPU time it used since the previous sample, per second of that interval. With a steady population of bots this
+    # is the work per tick, whatever else the machine runs: the measure of drift that other load cannot fake.
+    cores: float
 
 
 class Sampler:
@@ -480,6 +483,7 @@ class Sampler:
         self.finished: list[dict] = []  # every finished match's stats, with when it was seen and its round
         self.log_errors = 0
         self.t0 = time.monotonic()
+        self._cpu = {pid: (cpu_seconds(pid), self.t0) for pid in pids}
 
     def _read_logs(self) -> list[dict]:
         new = []
@@ -516,11 +520,15 @@ class Sampler:
                     for fd in os.listdir(f"/proc/{pid}/fd"):
                         with contextlib.suppress(OSError):
                             db += os.readlink(f"/proc/{pid}/fd/{fd}").startswith(str(self.data_dir / "db.sqlite3"))
+            cpu, at = cpu_seconds(pid), time.monotonic()
+            cpu_before, at_before = self._cpu[pid]
+            self._cpu[pid] = (cpu, at)
             servers.append(ServerSample(
                 pid=pid, rss_mb=round(rss_mb(pid), 1), fds=fds, threads=_proc_field(pid, "Threads"),
                 player_sockets=sum(1 for local, _, state in mine if local == port and state == "01"),
                 redis_conns=sum(1 for _, remote, _ in mine if remote == self.redis_port),
                 db_conns=db,
+                cores=round((cpu - cpu_before) / max(1e-9, at - at_before), 3),
             ))
         redis_keys = redis_clients = None
         if self.redis is not None:
@@ -544,7 +552,7 @@ class Sampler:
 
 
 SOAK_COLUMNS = [
-    ("t", "t s"), ("load1", "load"), ("rss", "RSS MB"), ("fds", "fds"), ("threads", "threads"),
+    ("t", "t s"), ("load1", "load"), ("cores", "server cores"), ("rss", "RSS MB"), ("fds", "fds"), ("threads", "threads"),
     ("player_sockets", "sockets"), ("redis_conns", "redis conns"), ("db_conns", "db conns"), ("redis_keys", "redis keys"),
     ("finished", "finished"), ("late_per_match", "late/match"), ("skipped_per_match", "skips/match"),
     ("max_lateness_ms", "max late ms"), ("mean_step_ms", "step ms"), ("log_errors", "log errors"),
@@ -554,7 +562,7 @@ SOAK_COLUMNS = [
 def soak_rows(samples: list[dict]) -> list[list[str]]:
     rows = []
     for sample in samples:
-        per = {k: "/".join(str(s[k]) for s in sample["servers"]) for k in ("fds", "threads", "player_sockets", "redis_conns", "db_conns")}
+        per = {k: "/".join(str(s.get(k, "")) for s in sample["servers"]) for k in ("fds", "threads", "player_sockets", "redis_conns", "db_conns", "cores")}
         per["rss"] = "/".join(str(round(s["rss_mb"])) for s in sample["servers"])
         rows.append(["" if (v := {**sample, **per}.get(k)) is None else str(v) for k, _ in SOAK_COLUMNS])
     return rows

@@ -50,4 +50,5 @@ def test_a_short_soak_replaces_finished_matches_and_samples_each_server(tmp_path
     assert len(report["samples"]) >= 3
     for sample in report["samples"]:
         assert len(sample["servers"]) == 2 and all(s["rss_mb"] > 0 and s["fds"] > 0 for s in sample["servers"])
+        assert all(0 < s["cores"] < 2 for s in sample["servers"]), sample["servers"]  # both play matches: CPU used
         assert sample["redis_keys"] is not None
