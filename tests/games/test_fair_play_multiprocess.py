@@ -95,7 +95,10 @@ async def test_an_admin_cancel_ends_a_match_split_across_two_processes_within_a_
     await asyncio.gather(alice.reader, bob.reader)
     delays = {name: arrivals[name] - cancelled_at for name in arrivals}
     print(f"match_end after the cancel: {delays}")
-    assert max(delays.values()) < 0.5
+    # Pushed to both processes, not found later: without the push the match would play on to its end (minutes) and
+    # the cancel would only show when its result was refused. Typically 0.05-0.2 s; the bound leaves room for a
+    # loaded machine (it measured 0.62 s with a soak and four test runs sharing the 2 cores).
+    assert max(delays.values()) < 2.0
     for player in (alice, bob):
         assert player.close_code == 4013
         ends = [m for _, m in player.messages if m["type"] == "match_end"]
