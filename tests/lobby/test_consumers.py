@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from gameserver.asgi import application
@@ -68,14 +70,12 @@ async def test_chat_is_relayed_as_plain_text_and_rate_limited(alice, bob):
     try:
         await receive(alice_ws)
         await receive(bob_ws)
+        sent_at = timezone.now()
         await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "<b>hi</b>\x07"}))
         chat = await receive(bob_ws)
-        assert chat == {
-            "type": "lobby.chat",
-            "user": {"id": alice.pk, "username": "alice"},
-            "text": "<b>hi</b>",
-            "at": chat["at"],
-        }
+        at = datetime.fromisoformat(chat.pop("at"))
+        assert chat == {"type": "lobby.chat", "user": {"id": alice.pk, "username": "alice"}, "text": "<b>hi</b>"}
+        assert sent_at <= at <= timezone.now()
         assert (await receive(alice_ws))["text"] == "<b>hi</b>"
         await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "x" * 501}))
         assert (await receive(alice_ws))["error"] == "message_too_long"
