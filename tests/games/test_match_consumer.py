@@ -292,11 +292,13 @@ async def test_match_without_enough_players_is_cancelled_after_the_join_timeout(
 
 async def test_leaving_gives_the_seat_up_at_once(engine_host, pong_match, alice, bob):
     a, b = await join_both(pong_match, alice, bob)
-    await b.until(is_running)
+    running = await b.until(is_running)
     await a.send({"type": "leave"})
     end = await b.until(lambda m: m["type"] == "match_end", timeout=3)
     assert end["reason"] == "forfeit"
     assert [r["placing"] for r in end["results"]] == [2, 1]
+    # At once, not after the 0.5 s (15 ticks) grace that a dropped connection gets.
+    assert end["ticks"] - running["tick"] <= 12, (running["tick"], end["ticks"])
 
 
 async def test_rate_violations_are_forgiven_after_the_window(engine_host, pong_match, alice, monkeypatch):
