@@ -66,6 +66,9 @@ async def test_input_is_acknowledged_in_a_later_snapshot(engine_host, pong_match
     await a.send({"type": "input", "seq": 1, "input": {"dy": 1}})
     snapshot = await a.until(lambda m: m["type"] == "snapshot" and m["acks"][0] == 1)
     assert snapshot["acks"][1] == 0
+    # Acknowledged means applied: the paddle moves down (y grows) from the centre at 300 while bob's stays put.
+    later = await a.until(lambda m: m["type"] == "snapshot" and m["tick"] >= snapshot["tick"] + 2)
+    assert later["state"]["paddles"][0] > 300.0 and later["state"]["paddles"][1] == 300.0
     await a.close()
     await b.close()
 
