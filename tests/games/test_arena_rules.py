@@ -543,8 +543,7 @@ def test_snapshot_is_compact_json_with_quantised_floats():
     assert snap["tick"] == 1 and snap["time_left"] == round(119.95, 1)
     player = snap["players"][0]
     assert set(player) == {"seat", "x", "y", "aim", "score", "alive"}
-    assert player["x"] == round(state.players[0].x, 1)
-    assert player["aim"] == 1.23
+    assert (player["x"], player["y"], player["aim"]) == (123.5, 654.3, 1.23)  # it stood still and fired
     (bullet,) = snap["bullets"]
     assert bullet == [round(state.bullets[0].x, 1), round(state.bullets[0].y, 1)]
 
@@ -603,11 +602,13 @@ def test_checkpoint_round_trip_mid_match_continues_identically():
 
 
 def test_play_applies_each_ticks_inputs_before_that_step():
-    log = {0: [(0, {"dx": 1.0, "dy": 0.0})], 3: [(0, {"dx": 0.0, "dy": 0.0})]}
-    state = play(GAME, 2, 7, log, 10)
     start = new_state(2, seed=7).players[0]
-    assert state.tick == 10
-    assert state.players[0].x == pytest.approx(start.x + 3 * arena.SPEED * DT)
+    # An input keyed by tick 0 already moves the player in the first step: one step, one step's travel.
+    once = play(GAME, 2, 7, {0: [(0, {"dx": 1.0, "dy": 0.0})]}, 1)
+    assert once.players[0].x == pytest.approx(start.x + arena.SPEED * DT)
+    # Keyed by tick 2 it moves the player in the third step and no earlier.
+    late = play(GAME, 2, 7, {2: [(0, {"dx": 1.0, "dy": 0.0})]}, 3)
+    assert (late.tick, late.players[0].x) == (3, pytest.approx(start.x + arena.SPEED * DT))
 
 
 def test_play_applies_removals_and_stops_when_the_match_ends():

@@ -78,12 +78,15 @@ def test_admin_refuses_a_wrong_player_count(admin_client, alice):
 def test_admin_rematch_and_cancel(admin_client, alice, bob):
     from games.services import match_create
 
-    match = match_create(game="pong", users=[alice, bob])
+    match = match_create(game="pong", users=[bob, alice])
     admin_client.post("/admin/games/match/", {"action": "rematch", "_selected_action": [match.pk]})
-    assert Match.objects.count() == 2
+    rematch = Match.objects.exclude(pk=match.pk).get()
+    assert (rematch.game, rematch.source, rematch.status) == ("pong", "admin", "waiting")
+    assert list(rematch.players.order_by("seat").values_list("seat", "user__username")) == [(0, "bob"), (1, "alice")]
     admin_client.post("/admin/games/match/", {"action": "cancel", "_selected_action": [match.pk]})
     match.refresh_from_db()
-    assert match.status == "cancelled"
+    assert (match.status, match.end_reason) == ("cancelled", "cancelled_by_admin")
+    assert Match.objects.get(pk=rematch.pk).status == "waiting"  # only the selected match
 
 
 def test_match_list_rejects_an_unknown_status_filter(api_as, alice):

@@ -4,18 +4,27 @@ The real outage, with real processes, is tests/games/test_postgres_faults.py."""
 from __future__ import annotations
 
 import pytest
-import redis.exceptions
 from django.db import OperationalError
 
-from gameserver import health, throttle
+from gameserver import health
 from gameserver.closecodes import CloseCode
-from gameserver.ws import authenticate_websocket
 
 pytestmark = pytest.mark.django_db
 
+NOBODY_LISTENS = "redis://127.0.0.1:1/0"
 
-def _redis_down(*args, **kwargs):
-    raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+@pytest.fixture
+def redis_away(settings):
+    """The cache on a Redis that refuses connections: what tickets, throttles and readiness meet in an outage."""
+    settings.REDIS_URL = NOBODY_LISTENS
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "gameserver.rediscache.SharedPoolRedisCache",
+            "LOCATION": NOBODY_LISTENS,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 
 
 def test_live_and_ready_answer_200_when_everything_answers(client):
@@ -25,19 +34,19 @@ def test_live_and_ready_answer_200_when_everything_answers(client):
     assert response.json()["checks"]["database"] == "ok"
 
 
-def test_ready_is_503_with_retry_after_while_the_database_is_unreachable(client, monkeypatch):
+def test_ready_is_503_with_retry_after_while_the_database_is_unreachable(client, monkeypatch, settings):
+    settings.REDIS_URL = ""  # no Redis to ask: its check says so, and only the database decides
     monkeypatch.setattr(health, "connection", type("Down", (), {"cursor": lambda self: (_ for _ in ()).throw(OperationalError("down"))})())
     response = client.get("/health/ready")
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
-    assert response.json() == {"status": "unavailable", "checks": {"database": "unreachable", "redis": response.json()["checks"]["redis"], "draining": False}}
+    assert response.json() == {"status": "unavailable", "checks": {"database": "unreachable", "redis": "not_configured", "draining": False}}
 
 
-def test_ready_is_503_while_redis_is_unreachable(client, monkeypatch, settings):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    monkeypatch.setattr(health, "_redis_check", lambda: "unreachable")
+def test_ready_is_503_while_redis_is_unreachable(client, redis_away):
     response = client.get("/health/ready")
-    assert response.status_code == 503 and response.json()["checks"]["redis"] == "unreachable"
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["checks"] == {"database": "ok", "redis": "unreachable", "draining": False}
 
 
 def test_ready_is_503_while_the_process_hands_over(client, monkeypatch):
@@ -56,34 +65,34 @@ def test_an_api_read_with_the_database_away_is_503_service_unavailable(api_as, a
     assert response.json()["error"] == "service_unavailable" and response.json()["retry_after"] == 5
 
 
-def test_login_with_the_cache_away_is_503_not_500(api, alice, monkeypatch):
-    monkeypatch.setattr(throttle.cache, "add", _redis_down)
+def test_login_with_the_cache_away_is_503_not_500(api, alice, redis_away):
     response = api.post("/api/auth/login/", {"username": "alice", "password": "x"}, format="json")
     assert response.status_code == 503
+    assert response["Retry-After"] == "5"
     assert response.json()["error"] == "service_unavailable"
 
 
-def test_a_ticket_with_the_cache_away_is_503(api_as, alice, monkeypatch):
-    from gameserver.accounts import services
-
-    monkeypatch.setattr(services.cache, "set", _redis_down)
-    monkeypatch.setattr(services.cache, "add", _redis_down)
+def test_a_ticket_with_the_cache_away_is_503(api_as, alice, redis_away):
     response = api_as(alice).post("/api/auth/ws-ticket/")
     assert response.status_code == 503, response.content
+    assert response.json()["error"] == "service_unavailable"
 
 
-def test_the_login_page_with_the_cache_away_is_503_text(client, alice, monkeypatch):
-    monkeypatch.setattr(throttle.cache, "add", _redis_down)
+def test_the_login_page_with_the_cache_away_is_503_text(client, alice, redis_away):
     response = client.post("/login/", {"username": "alice", "password": "x"})
     assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response["Content-Type"].startswith("text/plain")
 
 
-async def test_a_websocket_handshake_with_the_cache_away_is_refused_with_4503(monkeypatch):
-    from gameserver.accounts import services
+@pytest.mark.django_db(transaction=True)
+async def test_a_websocket_handshake_with_the_cache_away_is_refused_with_4503(redis_away):
+    from channels.testing import WebsocketCommunicator
 
-    monkeypatch.setattr(services.cache, "get", _redis_down)
-    monkeypatch.setattr(services.cache, "delete", _redis_down)
-    monkeypatch.setattr(services.cache, "get_many", _redis_down)
-    user, group, error = await authenticate_websocket({"query_string": b"ticket=abc", "headers": []})
-    assert (user.is_authenticated, group, error) == (False, None, "service_unavailable")
-    assert CloseCode.TRY_AGAIN_LATER == 4503
+    from gameserver.asgi import application
+
+    comm = WebsocketCommunicator(application, "/ws/matchmaking/?ticket=abc", headers=[(b"origin", b"http://localhost")])
+    connected, _ = await comm.connect()
+    assert connected  # accepted so that the client can read the code
+    closed = await comm.receive_output(timeout=3)
+    assert (closed["type"], closed["code"]) == ("websocket.close", CloseCode.TRY_AGAIN_LATER)
+    await comm.disconnect()

@@ -63,8 +63,7 @@ def test_embedded_defaults_need_nothing_set(tmp_path):
     assert (tmp_path / "secret_key").exists()
 
 
-def test_debug_is_off_by_default():
-    from django.conf import settings
-
-    if "DEBUG" not in os.environ:
-        assert settings.DEBUG is False
+def test_debug_is_off_by_default(tmp_path):
+    result = manage("shell", "-c", "from django.conf import settings; print('DEBUG is', settings.DEBUG)", DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG is False" in result.stdout.splitlines()

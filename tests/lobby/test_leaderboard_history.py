@@ -6,6 +6,8 @@ import pytest
 
 from games.rules.base import MatchResult
 from games.services import match_create, match_finish
+from lobby.models import Rating
+from lobby.ratings import DEFAULT_SKILL
 from tests.lobby.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -62,8 +64,12 @@ def test_match_ratings_lists_every_players_change(api_as, alice, bob):
     match = play([alice, bob], [1, 2], game="pong")
     body = api_as(alice).get(f"/api/matches/{match.pk}/ratings/").json()
     by_name = {entry["username"]: entry["rating"] for entry in body}
+    assert set(by_name) == {"alice", "bob"}
     assert by_name["alice"]["delta"] > 0 > by_name["bob"]["delta"]
-    assert by_name["alice"]["after"] == pytest.approx(by_name["alice"]["before"] + by_name["alice"]["delta"], abs=0.01)
+    for user in (alice, bob):
+        # Both were newcomers; afterwards the change ends at the rating the leaderboard shows.
+        assert by_name[user.username]["before"] == pytest.approx(DEFAULT_SKILL.ordinal, abs=1e-3)
+        assert by_name[user.username]["after"] == pytest.approx(Rating.objects.get(user=user, game="pong").ordinal, abs=1e-3)
 
 
 def test_match_ratings_is_empty_before_the_result(api_as, alice, bob):

@@ -8,7 +8,7 @@ import pytest
 
 from games.models import Match, MatchPlayer
 from lobby import matchmaker, services
-from lobby.matchmaker import FILL_WAIT_SECONDS, Queued, form_groups
+from lobby.matchmaker import Queued, form_groups
 from lobby.models import Rating, Ticket, TicketMember
 
 
@@ -25,10 +25,10 @@ def test_close_ratings_pair_up_for_a_two_player_game():
 
 
 def test_far_ratings_wait_until_the_window_widens():
-    tickets = [q(1, 20), q(2, 32)]
-    assert form_groups(tickets, min_players=2, max_players=2) == []
-    waited = [q(1, 20, waited=30), q(2, 32)]
-    assert len(form_groups(waited, min_players=2, max_players=2)) == 1
+    # docs/lobby.md: a window of 3 mu points plus 0.5 per second waited; a gap of 12 needs 18 s of waiting.
+    assert form_groups([q(1, 20), q(2, 32)], min_players=2, max_players=2) == []
+    assert form_groups([q(1, 20, waited=17), q(2, 32)], min_players=2, max_players=2) == []
+    assert len(form_groups([q(1, 20, waited=18), q(2, 32)], min_players=2, max_players=2)) == 1
 
 
 def test_arena_fills_to_its_maximum_when_the_queue_allows():
@@ -37,9 +37,11 @@ def test_arena_fills_to_its_maximum_when_the_queue_allows():
 
 
 def test_arena_starts_short_handed_only_after_the_fill_wait():
+    # docs/lobby.md: short-handed once the group's oldest ticket has waited 20 s.
     few = [q(i, 25) for i in range(3)]
     assert form_groups(few, min_players=2, max_players=8) == []
-    waited = [q(0, 25, waited=FILL_WAIT_SECONDS), q(1, 25), q(2, 25)]
+    assert form_groups([q(0, 25, waited=19.9), q(1, 25), q(2, 25)], min_players=2, max_players=8) == []
+    waited = [q(0, 25, waited=20), q(1, 25), q(2, 25)]
     assert [len(g) for g in form_groups(waited, min_players=2, max_players=8)] == [3]
 
 
@@ -154,4 +156,5 @@ def test_run_matchmaker_once_command(make_user, capsys):
 
 
 def test_window_widens_with_wait_up_to_a_cap():
-    assert matchmaker.window(0) < matchmaker.window(10) < matchmaker.window(1000) == matchmaker.WINDOW_MAX
+    # docs/lobby.md: 3 mu points, plus 0.5 per second waited, up to 25.
+    assert [matchmaker.window(waited) for waited in (0, 10, 44, 1000)] == [3.0, 8.0, 25.0, 25.0]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
+from django.core.cache import cache
+from django.utils import timezone
 
 from lobby import matchmaker
+from lobby.models import Ticket
 from tests.lobby.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -22,9 +27,22 @@ def test_ticket_is_searching_with_wait_and_estimate(api_as, alice):
     ticket = queue(api_as(alice))
     assert ticket["status"] == "searching"
     assert ticket["party"] == [{"id": alice.pk, "username": "alice"}]
-    assert ticket["waited_seconds"] >= 0 and ticket["estimated_wait_seconds"] > 0
+    assert 0.0 <= ticket["waited_seconds"] < 1.0
+    assert ticket["estimated_wait_seconds"] == 30.0  # docs/lobby.md: 30 s before any ticket of the game was matched
+    lifetime = datetime.fromisoformat(ticket["expires_at"]) - datetime.fromisoformat(ticket["created_at"])
+    assert abs(lifetime - timedelta(minutes=10)) < timedelta(seconds=1)  # tickets expire after 10 minutes
     assert ticket["match"] is None
     assert api_as(alice).get(f"{TICKETS}{ticket['id']}/").json()["status"] == "searching"
+
+
+def test_the_wait_estimate_is_the_median_wait_of_matched_tickets(api_as, make_user):
+    now = timezone.now()
+    for waited in (10, 12, 14, 60):
+        ticket = queue(api_as(make_user(f"waited{waited}")))
+        Ticket.objects.filter(pk=ticket["id"]).update(created_at=now - timedelta(seconds=waited))
+    assert matchmaker.run_one_step(now=now).matched_tickets == 4
+    cache.clear()  # the estimate is cached for a few seconds; this test does not wait for it
+    assert queue(api_as(make_user("newcomer")))["estimated_wait_seconds"] == 13.0  # the median; the mean is 24
 
 
 def test_second_active_ticket_is_refused(api_as, alice):
