@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal
 
 logger = logging.getLogger(__name__)
 
@@ -77,48 +78,55 @@ class Piece:
     owner: str
     name: str
     why: str
-    kind: str = "attribute"
+    kind: Literal["attribute", "method", "subclass", "same"] = "attribute"
     params: tuple[str, ...] = ()
 
     def label(self) -> str:
-        return f"{self.owner.replace(':', '.')}.{self.name}" if self.kind != "subclass" else self.owner.replace(":", ".")
+        return _dotted(self.owner) if self.kind == "subclass" else f"{_dotted(self.owner)}.{self.name}"
 
     def problem(self) -> str | None:
         """None when the installed package has this piece as relied on; else what is wrong, in a few words."""
         try:
-            owner = resolve(self.owner)
+            return _PROBLEM_OF_KIND[self.kind](self, resolve(self.owner))
         except LookupError as exc:
             return str(exc)
-        if self.kind == "subclass":
-            try:
-                base = resolve(self.name)
-            except LookupError as exc:
-                return str(exc)
-            if not (isinstance(owner, type) and isinstance(base, type) and issubclass(owner, base)):
-                return f"{self.label()} no longer extends {self.name.replace(':', '.')}"
-            return None
-        if self.kind == "same":
-            try:
-                expected = resolve(self.params[0])
-            except LookupError as exc:
-                return str(exc)
-            if getattr(owner, self.name, None) is not expected:
-                return f"{self.label()} is no longer {self.params[0].replace(':', '.')}"
-            return None
-        present = has_attribute(owner, self.name) if isinstance(owner, type) else hasattr(owner, self.name)
-        if not present:
-            return f"{self.label()} is missing"
-        if self.kind == "method":
-            member = getattr(owner, self.name)
-            if not callable(member):
-                return f"{self.label()} is no longer callable"
-            try:
-                params = tuple(inspect.signature(member).parameters)
-            except (TypeError, ValueError):
-                return f"{self.label()} has no signature to check"
-            if params != self.params:
-                return f"{self.label()} takes ({', '.join(params)}), not ({', '.join(self.params)})"
-        return None
+
+
+def _dotted(target: str) -> str:
+    return target.replace(":", ".")
+
+
+def _attribute_problem(piece: Piece, owner: object) -> str | None:
+    present = has_attribute(owner, piece.name) if isinstance(owner, type) else hasattr(owner, piece.name)
+    return None if present else f"{piece.label()} is missing"
+
+
+def _method_problem(piece: Piece, owner: object) -> str | None:
+    if (missing := _attribute_problem(piece, owner)) is not None:
+        return missing
+    member = getattr(owner, piece.name)
+    if not callable(member):
+        return f"{piece.label()} is no longer callable"
+    try:
+        params = tuple(inspect.signature(member).parameters)
+    except (TypeError, ValueError):
+        return f"{piece.label()} has no signature to check"
+    return None if params == piece.params else f"{piece.label()} takes ({', '.join(params)}), not ({', '.join(piece.params)})"
+
+
+def _subclass_problem(piece: Piece, owner: object) -> str | None:
+    base = resolve(piece.name)
+    extends = isinstance(owner, type) and isinstance(base, type) and issubclass(owner, base)
+    return None if extends else f"{piece.label()} no longer extends {_dotted(piece.name)}"
+
+
+def _same_problem(piece: Piece, owner: object) -> str | None:
+    same = getattr(owner, piece.name, None) is resolve(piece.params[0])
+    return None if same else f"{piece.label()} is no longer {_dotted(piece.params[0])}"
+
+
+_PROBLEM_OF_KIND = {"attribute": _attribute_problem, "method": _method_problem, "subclass": _subclass_problem,
+                    "same": _same_problem}
 
 
 def problems(pieces: Iterable[Piece], verified: dict[str, str]) -> list[str]:

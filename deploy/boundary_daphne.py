@@ -80,7 +80,8 @@ PIECES: tuple[Piece, ...] = (
     Piece("twisted", "twisted.protocols.tls", "TLSMemoryBIOProtocol",
           "a socket over daphne's own TLS endpoint, which stays on Twisted (_TwistedTransport)"),
     # --- Twisted and daphne HTTP: the request limits (deploy/daphne_http.py) ---
-    Piece("twisted", "twisted.web.http", "_GenericHTTPChannelProtocol", "wrapping an HTTPChannel as HTTPFactory does"),
+    Piece("twisted", "twisted.web.http", "_GenericHTTPChannelProtocol", "wrapping an HTTPChannel as HTTPFactory does",
+          "method", ("original",)),
     Piece("twisted", _CHANNEL, "__init__", "LimitedHTTPChannel's construction", "method", ("self",)),
     Piece("twisted", _CHANNEL, "lineReceived", "counting the head's lines and bytes (431)", "method",
           ("self", "line")),

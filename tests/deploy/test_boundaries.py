@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -128,7 +129,7 @@ def test_a_version_other_than_the_verified_one_is_logged_when_nothing_moved(monk
 def start_with_site_customization(tmp_path, code: str, argv: list[str]) -> subprocess.CompletedProcess:
     """Run a server with `code` run at interpreter start-up (sitecustomize), as an upgraded package would be."""
     (tmp_path / "sitecustomize.py").write_text(textwrap.dedent(code))
-    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "DATA_DIR": str(tmp_path)}
     return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
