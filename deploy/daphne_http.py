@@ -15,14 +15,9 @@ and close the connection: the response is written, our side is shut, and what th
 thrown away (at most LINGER_BYTES, for at most LINGER_SECONDS) so that the client reads the answer rather than a reset.
 Malformed heads keep Twisted's answer: a bare 400 and the connection closed.
 
-What this relies on, beyond Twisted's and daphne's public API (tests/deploy/test_daphne_http.py checks each one and
-names the one an upgrade broke):
-- daphne.http_protocol.HTTPFactory.buildProtocol sets `requestFactory` on what it builds; WebRequest is the request;
-- twisted.web.http._GenericHTTPChannelProtocol(channel) is how Twisted's HTTPFactory wraps the HTTPChannel it builds;
-- HTTPChannel calls Request.gotLength(length) (None when chunked) from allHeadersReceived before it reads the
-  `Expect: 100-continue` header, Request.handleContentChunk(data) for each piece of body, and its own
-  allContentReceived() once the body is complete (which starts the request);
-- HTTPChannel is a LineReceiver: lineReceived() for each line of the head, lineLengthExceeded() past MAX_LENGTH.
+What this relies on beyond Twisted's and daphne's public API (the methods it overrides, the attributes it reads, and
+Twisted's private _GenericHTTPChannelProtocol) is declared in deploy/boundary_daphne.py, checked when the server
+starts; tests/deploy/test_daphne_http.py feeds a connection bytes and checks that the answers come at the right moment.
 """
 
 from __future__ import annotations
@@ -33,6 +28,8 @@ from io import BytesIO
 from daphne.http_protocol import HTTPFactory, WebRequest
 from django.conf import settings
 from twisted.web import http
+
+from deploy.boundary_daphne import wrap_http_channel
 
 # After a refusal: how much of the rest of the request is read and dropped, and for how long, before the connection
 # is cut. Enough for the client to finish writing a moderately over-size body and read the answer; a client that
@@ -164,7 +161,7 @@ class LimitedHTTPFactory(HTTPFactory):
 
     def protocol(self):
         # Twisted's HTTPFactory.protocol wraps a new HTTPChannel the same way (it negotiates HTTP/2 in the wrapper).
-        return http._GenericHTTPChannelProtocol(LimitedHTTPChannel(self.max_body_bytes))
+        return wrap_http_channel(LimitedHTTPChannel(self.max_body_bytes))
 
     def buildProtocol(self, addr):  # noqa: N802 - Twisted's name
         protocol = super().buildProtocol(addr)

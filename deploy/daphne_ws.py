@@ -6,6 +6,10 @@ and matchmaking sockets) has its frames parsed and written by DirectSocket once 
 autobahn through the ASGI queue, under DirectSocket's per-socket bounds (docs/security.md). Over daphne's own TLS
 endpoint (`-e ssl:...`) a direct socket stays on Twisted, whose TLS layer encrypts (_TwistedTransport). scripts/run
 and the Procfile use this; plain `daphne` still works, without the fast path. docs/benchmarks.md has the numbers.
+
+What this relies on in daphne, autobahn and Twisted beyond their public API is declared in deploy/boundary_daphne.py,
+the only code that touches their private state. It is checked before daphne starts: when an upgrade moved a piece, the
+launcher refuses to start with a message naming the package, its version and the piece (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -22,15 +26,25 @@ if __name__ == "__main__" and os.environ.get("GAMESERVER_UVLOOP", "1") != "0":
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
+if __name__ == "__main__":
+    # Before daphne's modules are imported: a missing one is reported like any other missing piece.
+    from deploy.boundary import BoundaryError
+    from deploy.boundary_daphne import check
+
+    try:
+        check()
+    except BoundaryError as refusal:
+        sys.exit(str(refusal))
+
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import error, tcp
+from twisted.internet import error
 from twisted.internet.interfaces import IPushProducer
-from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python import failure
 from zope.interface import implementer
 
+from deploy import boundary_daphne as daphne_internals
 from deploy.daphne_http import limited_http_factory
 from deploy.tuning import tune_runtime
 from gameserver.directws import CLOSE_TIMEOUT_SECONDS, EXTENSION, AsyncioTransport, DirectSocket
@@ -108,16 +122,10 @@ class _TwistedTransport:
         pass  # the connection is gone: connectionLost tells DirectSocket
 
 
-def _is_plain_tcp(transport) -> bool:
-    """A TCP (or Unix) connection with no TLS: its socket can be handed to asyncio as it is. Not a duck-typed test:
-    TLSMemoryBIOProtocol forwards unknown attributes (`socket`, `TLS`) to the TCP connection under it."""
-    return isinstance(transport, tcp.Server) and not transport.TLS
-
-
 def _can_go_direct(transport) -> bool:
     """Whether a socket on this transport may be offered direct mode: plain TCP (handed to asyncio) or Twisted's TLS
     (stays on Twisted behind _TwistedTransport). Any other transport keeps the ASGI path, which works everywhere."""
-    return _is_plain_tcp(transport) or isinstance(transport, TLSMemoryBIOProtocol)
+    return daphne_internals.is_plain_tcp(transport) or daphne_internals.is_twisted_tls(transport)
 
 
 class _AsyncioConnection(asyncio.Protocol):
@@ -178,7 +186,7 @@ class DirectWebSocketProtocol(WebSocketProtocol):
     handed_off = False  # the socket has moved from Twisted to _AsyncioConnection
 
     def onConnect(self, request):  # noqa: N802 - Twisted's name
-        server = self.factory.server_class
+        server = daphne_internals.daphne_server(self)
         self.direct = DirectSocket(
             _TwistedTransport(self.transport), ping_interval=server.ping_interval, ping_timeout=server.ping_timeout
         )
@@ -186,17 +194,17 @@ class DirectWebSocketProtocol(WebSocketProtocol):
 
     def onOpen(self):  # noqa: N802 - Twisted's name
         super().onOpen()
-        if self.direct is None or self.is_closed.called or not self.transport.connected or self.transport.disconnecting:
+        if self.direct is None or daphne_internals.handshake_abandoned(self):
             # autobahn gave up on a slow handshake (its timeout) before the application accepted: it stays autobahn's.
             return
         if not self.direct.opened():
             return
         self.direct_mode = True
         # From here on autobahn sees no more bytes. It may hold some that came with the handshake.
-        leftover, self.data = self.data, b""
+        leftover = daphne_internals.take_unparsed_bytes(self)
         self._hand_off_socket()
         if leftover:
-            self.direct.feed(bytes(leftover))
+            self.direct.feed(leftover)
 
     def _hand_off_socket(self) -> None:
         """Give the socket to the asyncio event loop that Twisted runs on. Twisted calls Python for every read and
@@ -204,25 +212,20 @@ class DirectWebSocketProtocol(WebSocketProtocol):
         each write); an asyncio transport does that work in C under uvloop. This was the largest cost per player left
         once autobahn and the ASGI queue were out of the path (docs/benchmarks.md)."""
         old = self.transport
-        if not _is_plain_tcp(old):
+        if not daphne_internals.is_plain_tcp(old):
             # TLS: Twisted encrypts what we write, so the socket stays with it (create_application offered direct mode
             # only to transports _can_go_direct accepts).
             try:
-                self.direct.transport.follow_buffer(self.is_closed)
+                self.direct.transport.follow_buffer(daphne_internals.closed_deferred(self))
             except Exception:
                 # Without it a client that stops reading would make us queue for ever (autobahn would swallow this).
                 logger.exception("cannot follow a TLS transport's buffer: closing the WebSocket")
                 self.direct.transport.abort()
             return
-        # Bytes Twisted has not sent yet (the tail of the 101 response, usually all of it) go first on the new one.
-        unsent = bytes(old.dataBuffer[old.offset :]) + b"".join(old._tempDataBuffer)
-        old.dataBuffer, old.offset, old._tempDataBuffer, old._tempDataLen = b"", 0, [], 0
-        sock = old.socket.dup()
-        # Twisted forgets its descriptor without shutting the connection down (shutdown() would end it for our copy
-        # too); connectionLost below ignores the call this makes while handed_off is set.
+        # Twisted lets go of the socket and calls connectionLost, which ignores it while handed_off is set. Bytes it
+        # has not sent yet (the tail of the 101 response, usually all of it) go first on the new transport.
         self.handed_off = True
-        old._shouldShutdown = False
-        old.connectionLost(failure.Failure(error.ConnectionDone()))
+        sock, unsent = daphne_internals.detach_socket(old)
         connection = _AsyncioConnection(self)
         self.direct.transport = connection
         if unsent:
@@ -250,9 +253,9 @@ class DirectWebSocketProtocol(WebSocketProtocol):
 
     def consumeData(self):  # noqa: N802 - Twisted's name
         if self.direct_mode:
-            leftover, self.data = self.data, b""
+            leftover = daphne_internals.take_unparsed_bytes(self)
             if leftover:
-                self.direct.feed(bytes(leftover))
+                self.direct.feed(leftover)
             return
         super().consumeData()
 
@@ -270,7 +273,7 @@ class DirectWebSocketProtocol(WebSocketProtocol):
 
     def check_timeouts(self):
         if self.direct_mode:
-            if 0 <= self.server.websocket_timeout < self.duration():
+            if daphne_internals.timed_out(self):
                 self.direct.close(1000)
             self.direct.check_keepalive()
             return
@@ -284,9 +287,7 @@ class DirectWebSocketProtocol(WebSocketProtocol):
             direct.connection_lost()
             # autobahn reports its own view of the close to daphne's onClose (the application's
             # websocket.disconnect): give it ours.
-            self.wasClean = direct.clean
-            self.remoteCloseCode = direct.close_code
-            self.remoteCloseReason = None
+            daphne_internals.report_close(self, clean=direct.clean, code=direct.close_code)
         super().connectionLost(reason)
 
 
@@ -319,7 +320,8 @@ class DirectServer(Server):
         self._ws_factory = factory
 
     def create_application(self, protocol, scope):
-        if isinstance(protocol, DirectWebSocketProtocol) and protocol.direct is not None and _can_go_direct(protocol.transport):
+        if (isinstance(protocol, DirectWebSocketProtocol) and protocol.direct is not None
+                and _can_go_direct(protocol.transport)):
             scope["extensions"] = {**scope.get("extensions", {}), EXTENSION: {"socket": protocol.direct}}
         return super().create_application(protocol, scope)
 
@@ -331,10 +333,11 @@ class DirectCommandLineInterface(CommandLineInterface):
         # daphne's --proxy-headers takes the client's address from the LEFTMOST X-Forwarded-For entry, which the client
         # writes itself: anyone could then escape the per-address login and sign-up limits. The address comes from
         # TRUSTED_PROXY_COUNT instead (gameserver/clientaddr.py), which would have no say once daphne had rewritten it.
-        if self.parser.parse_args(args).proxy_headers:
-            self.parser.error(
+        if daphne_internals.asks_for_proxy_headers(self, args):
+            daphne_internals.refuse_option(
+                self,
                 "--proxy-headers trusts the X-Forwarded-For address a client writes; leave it out and set "
-                "TRUSTED_PROXY_COUNT to the number of proxies in front of the server (docs/security.md)"
+                "TRUSTED_PROXY_COUNT to the number of proxies in front of the server (docs/security.md)",
             )
         super().run(args)
 

@@ -12,19 +12,26 @@ written by DirectSocket once uvicorn has sent the 101 response, instead of by th
 queue, under the same per-socket bounds as under daphne (docs/security.md). The transport already is asyncio's
 (uvloop's), so nothing is handed off: the bytes just stop going to the parser. A socket whose application does not
 attach keeps uvicorn's behaviour. uvicorn's --ws-ping-interval/--ws-ping-timeout apply to those only; direct sockets use
-DirectSocket's own keepalive. uvicorn is pinned in requirements.txt, and this class reaches into the parent's state
-(see the methods below); tests/deploy/test_uvicorn.py runs matches, lobbies and protocol errors over it.
+DirectSocket's own keepalive. What this relies on in uvicorn and websockets beyond their public API is declared in
+deploy/boundary_uvicorn.py, the only code that touches their state, and checked when uvicorn imports this class: an
+upgrade that moved any of it stops uvicorn with a message naming the package, its version and the missing piece.
+tests/deploy/test_uvicorn.py runs matches, lobbies and protocol errors over it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-
+from deploy import boundary_uvicorn as uvicorn_internals
 from deploy.tuning import tune_runtime
 from gameserver.directws import EXTENSION, AsyncioTransport, DirectSocket
+
+# Before the parent class is imported: a module uvicorn moved is reported like any other missing piece.
+uvicorn_internals.check()
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol  # noqa: E402
 
 HIGH_WATER = 16
 # How often a direct socket's keepalive is checked; DirectSocket decides when to ping and when to give up.
@@ -42,8 +49,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         tune_runtime()  # at the first WebSocket: uvicorn has loaded the application by then (deploy/tuning.py)
         # handle_connect() builds the scope and makes this task; adding the extension here rather than after
         # handle_connect() returns is right even under an eager task factory.
-        self.direct = DirectSocket(AsyncioTransport(self.transport))
-        self.scope["extensions"][EXTENSION] = {"socket": self.direct}
+        self.direct = DirectSocket(AsyncioTransport(uvicorn_internals.transport(self)))
+        uvicorn_internals.offer_extension(self, EXTENSION, {"socket": self.direct})
         await super().run_asgi()
 
     async def send(self, message: Any) -> None:
@@ -52,17 +59,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # match host closes every socket of a match in one loop, which must not stop at one that just went away.
             self.direct.send_asgi(message)
             return
-        was_complete = self.handshake_complete
+        was_complete = uvicorn_internals.handshake_complete(self)
         await super().send(message)
-        # The parent sets handshake_complete when it has written the 101 response (not when the client went away
-        # meanwhile, nor for a refusal, which also sets close_sent). Nothing is awaited between that write and
-        # here, so the parser has seen no byte sent after the handshake.
+        # Nothing is awaited between the parent's write of the 101 response and here, so the parser has seen no byte
+        # sent after the handshake.
         if (
             message["type"] == "websocket.accept"
             and not was_complete
-            and self.handshake_complete
-            and not self.close_sent
-            and not self.disconnected
+            and uvicorn_internals.accepted_and_open(self)
             and self.direct is not None
             and self.direct.opened()
         ):
@@ -72,22 +76,18 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.direct_mode = True
         # The parent started its keepalive with the 101 response: its pongs would never reach the parser, and after
         # ping_timeout it would fail the connection with 1011.
-        self.stop_keepalive()
-        if self.read_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
-        self.keepalive_timer = self.loop.call_later(KEEPALIVE_CHECK_SECONDS, self._check_keepalive)
+        uvicorn_internals.stop_keepalive(self)
+        uvicorn_internals.resume_reading(self)
+        self.keepalive_timer = asyncio.get_running_loop().call_later(KEEPALIVE_CHECK_SECONDS, self._check_keepalive)
         # A client must wait for the 101 before sending frames (RFC 6455 4.1), so this is empty but for one that
         # did not: whatever of its bytes the parser has not consumed yet goes to DirectSocket.
-        leftover = self.conn.reader.buffer
+        leftover = uvicorn_internals.take_unparsed_bytes(self)
         if leftover:
-            data = bytes(leftover)
-            leftover.clear()
-            self.direct.feed(data)
+            self.direct.feed(leftover)
 
     def _check_keepalive(self) -> None:
         self.direct.check_keepalive()
-        self.keepalive_timer = self.loop.call_later(KEEPALIVE_CHECK_SECONDS, self._check_keepalive)
+        self.keepalive_timer = asyncio.get_running_loop().call_later(KEEPALIVE_CHECK_SECONDS, self._check_keepalive)
 
     # --- the parent's entry points, routed to DirectSocket once direct -----------------------------------------------
 
@@ -106,15 +106,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if self.keepalive_timer is not None:
             self.keepalive_timer.cancel()
             self.keepalive_timer = None
-        # The parent's bookkeeping (connections, disconnected, its timers) still applies, but it would queue a
-        # websocket.disconnect with a code of its own (1005: it saw no close frame): let it queue that one where the
-        # application does not look, and give the application DirectSocket's.
-        queue, self.queue = self.queue, asyncio.Queue()
-        try:
-            super().connection_lost(exc)
-        finally:
-            self.queue = queue
-        queue.put_nowait({"type": "websocket.disconnect", "code": direct.close_code})
+        uvicorn_internals.lose_connection_reporting(self, partial(super().connection_lost, exc), direct.close_code)
 
     def shutdown(self) -> None:
         if not self.direct_mode:
@@ -137,15 +129,4 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     # --- the read high-water mark (sockets that are not direct) -----------------------------------------------------
 
     def send_receive_event_to_app(self) -> None:
-        if self.read_paused:
-            super().send_receive_event_to_app()
-            return
-        # The parent pauses reading after queueing unless it is paused already: say it is, for this one message.
-        self.read_paused = True
-        try:
-            super().send_receive_event_to_app()
-        finally:
-            self.read_paused = False
-        if self.queue.qsize() >= HIGH_WATER and not self.transport.is_closing():
-            self.read_paused = True
-            self.transport.pause_reading()
+        uvicorn_internals.queue_message_pausing_at(self, super().send_receive_event_to_app, HIGH_WATER)

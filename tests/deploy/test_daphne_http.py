@@ -1,36 +1,17 @@
-"""deploy/daphne_http.py against Twisted itself (no server process): what it relies on of Twisted and daphne is there,
-and a connection fed bytes answers 413/414/431 at the right moment. A failure here after an upgrade of Twisted or
-daphne names what moved; tests/security/test_http_attacks.py attacks a real server."""
+"""deploy/daphne_http.py against Twisted itself (no server process): a connection fed bytes answers 413/414/431 at the
+right moment, which also checks the order in which Twisted calls what it overrides. That each piece it relies on is
+there is checked by deploy/boundary_daphne.py (tests/deploy/test_boundaries.py); tests/security/test_http_attacks.py
+attacks a real server."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.web import http
 
 from deploy.daphne_http import LINGER_BYTES, LINGER_SECONDS, LimitedHTTPChannel, LimitedHTTPFactory, LimitedWebRequest
-
-
-def test_what_daphne_http_relies_on_is_still_there():
-    missing = []
-    if not callable(getattr(http, "_GenericHTTPChannelProtocol", None)):
-        missing.append("twisted.web.http._GenericHTTPChannelProtocol (how HTTPFactory wraps an HTTPChannel)")
-    for name in ("gotLength", "handleContentChunk"):
-        if not callable(getattr(http.Request, name, None)):
-            missing.append(f"twisted.web.http.Request.{name} (called by HTTPChannel for the body)")
-    for name in ("lineReceived", "lineLengthExceeded", "allContentReceived", "allHeadersReceived"):
-        if not callable(getattr(http.HTTPChannel, name, None)):
-            missing.append(f"twisted.web.http.HTTPChannel.{name}")
-    for name in ("MAX_LENGTH", "totalHeadersSize", "maxHeaders"):
-        if not isinstance(getattr(http.HTTPChannel, name, None), int):
-            missing.append(f"twisted.web.http.HTTPChannel.{name} (the head's limits)")
-    if not issubclass(WebRequest, http.Request) or not issubclass(HTTPFactory, http.HTTPFactory):
-        missing.append("daphne.http_protocol.WebRequest/HTTPFactory no longer extend Twisted's Request/HTTPFactory")
-    assert not missing, "deploy/daphne_http.py relies on what an upgrade changed: " + "; ".join(missing)
 
 
 class FakeServer:

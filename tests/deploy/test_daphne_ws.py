@@ -14,25 +14,14 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.games.test_multiprocess import Player
-from tests.procs import Cluster, drop_database, embedded_env
 from tests.wsraw import RawClient
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
 
 
 @pytest.fixture
-def server(tmp_path):
-    env = embedded_env(tmp_path)  # in-process channel layer
-    cluster = Cluster(env=env, tmp_path=tmp_path)
-    cluster.manage("migrate", "--noinput")
-    port = cluster.start()
-    try:
-        yield cluster, port
-    finally:
-        cluster.stop_all()
-        drop_database(env["DATABASE_URL"])
-
-
+def server(servers):
+    return servers.daphne()  # in-process channel layer
 
 
 async def test_a_match_plays_over_direct_sockets(server):

@@ -33,12 +33,13 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from websockets.asyncio.client import connect
 from zope.interface import implementer
 
-from deploy.daphne_ws import _can_go_direct, _is_plain_tcp, _TwistedTransport
+from deploy.boundary_daphne import is_plain_tcp
+from deploy.daphne_ws import _can_go_direct, _TwistedTransport
 from deploy.nginx import render, standalone
 from gameserver.directws import HIGH_WATER_BYTES, MAX_BUFFERED_BYTES, OP_TEXT, DirectSocket, encode_frame
 from tests.deploy.test_uvicorn import TOO_BIG_REASON
 from tests.games.test_multiprocess import Player
-from tests.procs import Cluster, drop_database, embedded_env, free_port, wait_for_port
+from tests.procs import free_port, wait_for_port
 from tests.wsraw import RawClient
 
 PASSWORD = "correct horse battery staple"
@@ -121,7 +122,7 @@ def _tls_connection(ca, server_cert):
 def test_a_tls_transport_is_not_taken_for_plain_tcp(ca, server_cert):
     server, _, _ = _tls_connection(ca, server_cert)
     # The wrapper forwards unknown attributes to the connection under it: duck typing would see a plain socket.
-    assert not _is_plain_tcp(server)
+    assert not is_plain_tcp(server)
     assert _can_go_direct(server), "Twisted's TLS transport is no longer TLSMemoryBIOProtocol: review _can_go_direct"
     assert not _can_go_direct(StringTransport()), "an unknown transport must keep the ASGI path"
 
@@ -236,20 +237,11 @@ class WssPlayer(Player):
 
 
 @pytest.fixture(scope="module")
-def tls_server(tls_files, tmp_path_factory):
+def tls_server(tls_files, module_servers):
     """One `python -m deploy.daphne_ws -e ssl:...` process for the module, on the embedded defaults (no Redis)."""
-    tmp_path = tmp_path_factory.mktemp("daphne_tls")
     # The slow reader below fills the server's buffers with pongs, as fast as it can: neither the frame rate limit nor
     # the pongs-per-read bound may cut in first (it tests the transport, not the ping policy).
-    env = embedded_env(tmp_path, WS_MAX_FRAMES="100000000", WS_PONGS_PER_READ="100000")
-    cluster = Cluster(env=env, tmp_path=tmp_path)
-    cluster.manage("migrate", "--noinput")
-    port = cluster.start(tls=tls_files)
-    try:
-        yield cluster, port
-    finally:
-        cluster.stop_all()
-        drop_database(env["DATABASE_URL"])
+    return module_servers.daphne(tls=tls_files, WS_MAX_FRAMES="100000000", WS_PONGS_PER_READ="100000")
 
 
 @pytest.mark.multiprocess
@@ -455,27 +447,21 @@ async def test_a_match_plays_over_wss_through_nginx_terminating_tls(cluster, tls
 @pytest.mark.multiprocess
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-async def test_a_match_plays_over_wss_on_uvicorn_with_its_own_tls(tls_files, client_tls, tmp_path):
-    from tests.deploy.test_uvicorn import start_uvicorn
-
+async def test_a_match_plays_over_wss_on_uvicorn_with_its_own_tls(tls_files, client_tls, servers):
     chain, key = tls_files
-    cluster, port = start_uvicorn(tmp_path, "--ssl-certfile", str(chain), "--ssl-keyfile", str(key))
-    try:
-        match, tokens = new_pong_match(port, client_tls)
-        alice, bob = (WssPlayer(port, match["id"], token, client_tls) for token in tokens)
-        await alice.connect()
-        await bob.connect()
-        await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
-        await alice.ws.send(json.dumps({"type": "input", "seq": 5, "input": {"dy": 1}}))
-        await bob.wait_for(lambda m: m["type"] == "snapshot" and m["acks"][0] == 5, timeout=5)
-        await alice.ws.close()
-        await bob.ws.close()
-        # The direct path: refused from the frame header alone, with DirectSocket's reason.
-        raw = RawClient()
-        await raw.connect(port, f"/ws/matches/{match['id']}/", tokens[0], tls=client_tls)
-        raw.send_frame(0x1, b"", declared=5000)
-        assert await raw.read_close() == (4009, TOO_BIG_REASON)
-        assert "Traceback" not in cluster.log_of(port), cluster.log_of(port)
-    finally:
-        cluster.stop_all()
-        drop_database(cluster.env["DATABASE_URL"])
+    cluster, port = servers.uvicorn("--ssl-certfile", str(chain), "--ssl-keyfile", str(key))
+    match, tokens = new_pong_match(port, client_tls)
+    alice, bob = (WssPlayer(port, match["id"], token, client_tls) for token in tokens)
+    await alice.connect()
+    await bob.connect()
+    await alice.wait_for(lambda m: m["type"] == "snapshot" and m["phase"] == "running", timeout=15)
+    await alice.ws.send(json.dumps({"type": "input", "seq": 5, "input": {"dy": 1}}))
+    await bob.wait_for(lambda m: m["type"] == "snapshot" and m["acks"][0] == 5, timeout=5)
+    await alice.ws.close()
+    await bob.ws.close()
+    # The direct path: refused from the frame header alone, with DirectSocket's reason.
+    raw = RawClient()
+    await raw.connect(port, f"/ws/matches/{match['id']}/", tokens[0], tls=client_tls)
+    raw.send_frame(0x1, b"", declared=5000)
+    assert await raw.read_close() == (4009, TOO_BIG_REASON)
+    assert "Traceback" not in cluster.log_of(port), cluster.log_of(port)

@@ -10,68 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.games.test_multiprocess import Player
-from tests.procs import ROOT, Cluster, database_url_for, drop_database, free_port, wait_for_port
 from tests.wsraw import RawClient
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
 
-# The command docs/scale-out.md gives, on a loopback port.
-UVICORN = ["-m", "uvicorn", "--ws", "deploy.uvicorn_ws:WebSocketProtocol", "--ws-per-message-deflate", "false", "--ws-max-size", "65536",
-           "--lifespan", "off", "--no-access-log", "gameserver.asgi:application"]
-
 TOO_BIG_REASON = "messages are limited to 4096 bytes"  # DirectSocket's; the ASGI path closes with no reason
 
 
-def start_uvicorn(tmp_path, *args: str, **extra_env: str) -> tuple[Cluster, int]:
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": database_url_for(tmp_path), "DATA_DIR": str(tmp_path), "CHANNEL_PREFIX": prefix,
-           "ENGINE_PREFIX": prefix, "THROTTLE_REGISTER": "1000/minute", "LOG_LEVEL": "INFO", "DB_CONN_MAX_AGE": "0", **extra_env}
-    cluster = Cluster(env=env, tmp_path=tmp_path)
-    cluster.manage("migrate", "--noinput")
-    port = free_port()
-    log = open(tmp_path / f"daphne-{port}.log", "ab")  # Cluster.log_of reads this name
-    proc = subprocess.Popen([sys.executable, *UVICORN, *args, "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    cluster.procs[port] = proc
-    wait_for_port(port, proc)
-    return cluster, port
+@pytest.fixture
+def uvicorn_port(servers):
+    cluster, port = servers.uvicorn()
+    yield cluster, port
+    # A crash in the protocol class (connection_lost, a second disconnect) shows up only in the server's log.
+    assert "Traceback" not in cluster.log_of(port), cluster.log_of(port)
 
 
 @pytest.fixture
-def uvicorn_port(tmp_path):
-    cluster, port = start_uvicorn(tmp_path)
-    try:
-        yield cluster, port
-        # A crash in the protocol class (connection_lost, a second disconnect) shows up only in the server's log.
-        assert "Traceback" not in cluster.log_of(port), cluster.log_of(port)
-    finally:
-        cluster.stop_all()
-        drop_database(cluster.env["DATABASE_URL"])
-
-
-@pytest.fixture
-def quick_ping_port(tmp_path):
+def quick_ping_port(servers):
     """uvicorn pinging every second and giving up on a silent peer after another second."""
-    cluster, port = start_uvicorn(tmp_path, "--ws-ping-interval", "1", "--ws-ping-timeout", "1")
-    try:
-        yield cluster, port
-    finally:
-        cluster.stop_all()
-        drop_database(cluster.env["DATABASE_URL"])
-
-
+    return servers.uvicorn("--ws-ping-interval", "1", "--ws-ping-timeout", "1")
 
 
 async def running_match(cluster, port) -> tuple[Player, Player]:
@@ -190,21 +155,17 @@ async def test_lobby_and_matchmaking_sockets_work_on_direct_sockets(uvicorn_port
         assert state == {"type": "matchmaking.state", "ticket": None}
 
 
-async def test_a_stopping_server_closes_direct_sockets_with_1012_and_exits(tmp_path):
+async def test_a_stopping_server_closes_direct_sockets_with_1012_and_exits(servers):
     # Without the engine's handover (which closes with 4010 first) uvicorn's own shutdown reaches the sockets.
-    cluster, port = start_uvicorn(tmp_path, ENGINE_HANDOVER_ON_SIGTERM="0")
-    try:
-        alice, bob = await running_match(cluster, port)
-        cluster.kill(port, signal.SIGTERM)
-        await asyncio.wait_for(asyncio.gather(alice.reader, bob.reader), 10)
-        assert alice.close_code == bob.close_code == 1012
-        # uvicorn raises the signal again once it has shut down cleanly.
-        assert await asyncio.to_thread(cluster.procs[port].wait, 15) == -signal.SIGTERM
-        log = cluster.log_of(port)
-        assert "Finished server process" in log and "Traceback" not in log, log
-    finally:
-        cluster.stop_all()
-        drop_database(cluster.env["DATABASE_URL"])
+    cluster, port = servers.uvicorn(ENGINE_HANDOVER_ON_SIGTERM="0")
+    alice, bob = await running_match(cluster, port)
+    cluster.kill(port, signal.SIGTERM)
+    await asyncio.wait_for(asyncio.gather(alice.reader, bob.reader), 10)
+    assert alice.close_code == bob.close_code == 1012
+    # uvicorn raises the signal again once it has shut down cleanly.
+    assert await asyncio.to_thread(cluster.procs[port].wait, 15) == -signal.SIGTERM
+    log = cluster.log_of(port)
+    assert "Finished server process" in log and "Traceback" not in log, log
 
 
 async def test_uvicorn_pings_only_the_sockets_it_parses(quick_ping_port):
