@@ -21,8 +21,8 @@ from typing import Any
 
 REPLACE, LIST, DELETE = 0, 1, 2
 DELETE_MARK = [DELETE]
-# A list patch that changes more than this share of the items is sent as the new list instead: shorter, and as
-# cheap to apply.
+# A list patch that gives more than this share of the items whole (numbers, say, or [0, value]) is sent as the new
+# list instead: shorter, and as cheap to apply. Items patched in part (a moving player's x and y) always stay patches.
 LIST_REWRITE_SHARE = 0.5
 
 
@@ -39,54 +39,81 @@ UNCHANGED = _Unchanged()
 
 def _whole(value: Any) -> Any:
     """A value as a patch that needs no base."""
-    return [REPLACE, value] if isinstance(value, (dict, list, tuple)) else value
+    return [REPLACE, value] if type(value) in _CONTAINERS else value
 
 
-def _same_scalar(a: Any, b: Any) -> bool:
-    # 1 == 1.0 == True in Python, but they are different on the wire.
-    return a == b and type(a) is type(b)
+# Exact types, not isinstance: True == 1 == 1.0 in Python, but they are different on the wire. Checked inline in the
+# loops below because diff runs once per tick per match over every field of the snapshot (a call per scalar doubled
+# its cost).
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_CONTAINERS = frozenset({dict, list, tuple})
 
 
 def diff(prev: Any, cur: Any) -> Any:
     """The patch turning `prev` into `cur`, or UNCHANGED when they are equal."""
-    if isinstance(cur, dict):
-        if not isinstance(prev, dict):
-            return [REPLACE, cur]
-        changes = {}
-        for key, value in cur.items():
-            if key in prev:
-                patch = diff(prev[key], value)
-                if patch is not UNCHANGED:
-                    changes[key] = patch
-            else:
-                changes[key] = _whole(value)
+    if prev is cur:
+        return UNCHANGED
+    kind = type(cur)
+    if kind is dict:
+        return _diff_dict(prev, cur) if type(prev) is dict else [REPLACE, cur]
+    if kind is list or kind is tuple:  # tuples travel as arrays too
+        return _diff_list(prev, cur) if type(prev) in (list, tuple) else [REPLACE, cur]
+    if kind is type(prev) and prev == cur:
+        return UNCHANGED
+    return cur if kind in _SCALARS else [REPLACE, cur]
+
+
+def _diff_dict(prev: dict, cur: dict) -> Any:
+    changes = {}
+    found = 0
+    for key, value in cur.items():
+        if key not in prev:
+            changes[key] = _whole(value)
+            continue
+        found += 1
+        old = prev[key]
+        kind = type(value)
+        if kind in _SCALARS and kind is type(old):
+            if value != old:
+                changes[key] = value
+            continue
+        patch = diff(old, value)
+        if patch is not UNCHANGED:
+            changes[key] = patch
+    if found < len(prev):
         for key in prev:
             if key not in cur:
                 changes[key] = DELETE_MARK
-        return changes if changes else UNCHANGED
-    if isinstance(cur, (list, tuple)):  # tuples travel as arrays too
-        if not isinstance(prev, (list, tuple)):
-            return [REPLACE, cur]
-        return _diff_list(prev, cur)
-    if isinstance(prev, (dict, list, tuple)) or not _same_scalar(prev, cur):
-        return cur
-    return UNCHANGED
+    return changes if changes else UNCHANGED
 
 
 def _diff_list(prev: list | tuple, cur: list | tuple) -> Any:
+    if prev == cur:  # in C, and the common case (who is connected); then the types, which == does not tell apart
+        types = list(map(type, cur))
+        if types == list(map(type, prev)) and _SCALARS.issuperset(types):
+            return UNCHANGED
     ops: list[Any] = []
+    partial = False  # some item is patched in part (an object patch or a list patch)
     common = min(len(prev), len(cur))
     for i in range(common):
-        patch = diff(prev[i], cur[i])
+        value, old = cur[i], prev[i]
+        kind = type(value)
+        if kind in _SCALARS and kind is type(old):
+            if value != old:
+                ops.append(i)
+                ops.append(value)
+            continue
+        patch = diff(old, value)
         if patch is not UNCHANGED:
             ops.append(i)
             ops.append(patch)
+            partial = partial or type(patch) is dict or (type(patch) is list and patch[0] == LIST)
     for i in range(common, len(cur)):
         ops.append(i)
         ops.append(_whole(cur[i]))
     if not ops and len(prev) == len(cur):
         return UNCHANGED
-    if len(ops) // 2 > LIST_REWRITE_SHARE * len(cur):
+    if not partial and len(ops) // 2 > LIST_REWRITE_SHARE * len(cur):
         return [REPLACE, cur]
     return [LIST, len(cur), *ops]
 
