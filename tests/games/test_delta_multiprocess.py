@@ -118,7 +118,7 @@ async def test_a_relayed_v2_player_follows_the_stream_through_a_relay_gap_and_a_
     cluster, redis_server = own_cluster
     port_a, port_b = cluster.start(), cluster.start()
     tokens = {name: cluster.register(port_a, name) for name in ("alice", "bob", "carol")}
-    match = cluster.new_match(port_a, "pong", ["alice", "bob"], tokens)
+    match = cluster.new_match(port_a, "arena", ["alice", "bob"], tokens)  # 120 s: idle players never end it early
     alice = Socket(port_a, match["id"], tokens["alice"], "gs.v2.json")
     await alice.open()
     await alice.wait_for(lambda: alice.states)  # alice's process owns the match before the others come
