@@ -233,6 +233,9 @@ class Result:
     # Loopback bytes during the window (both directions, TCP/IP headers included, each byte counted once: lo's
     # received bytes) per snapshot delivered. Everything on lo counts: with --redis, the relay and store traffic too.
     wire_bytes_per_player_tick: float
+    # The same from the bots' own connections (TCP_INFO payload bytes, plus LOOPBACK_PACKET_OVERHEAD per segment):
+    # what the loopback count would be without any other traffic on the machine (other tests, Redis, databases).
+    socket_bytes_per_player_tick: float
     keyframes: int  # v2: stream keyframes the bots got (one each at the start, then one per gap)
     gaps: int  # v2: deltas that did not fit (each made its bot ask for a keyframe)
     window_s: float
@@ -243,6 +246,11 @@ class Result:
     connect_errors: list[str]
     error_codes: dict[str, int]
     close_codes_of_dropped: dict[str, int]
+
+
+# What the loopback interface counts per TCP segment besides its payload: an Ethernet header (14), IPv4 (20) and TCP
+# with the timestamp option Linux sends by default (32).
+LOOPBACK_PACKET_OVERHEAD = 14 + 20 + 32
 
 
 def loopback_bytes() -> int:
@@ -397,6 +405,9 @@ def run(args: argparse.Namespace) -> Result:
         other_cores=round(other, 3),
         cpu_us_per_player_tick=round(server_cores * 1e6 / max(1e-9, sum(rates)), 1) if rates else 0.0,
         wire_bytes_per_player_tick=round((after[5] - before[5]) / max(1, sum(s.snapshots for s in connected)), 1),
+        socket_bytes_per_player_tick=round(
+            sum(s.tcp_payload_bytes + LOOPBACK_PACKET_OVERHEAD * s.tcp_segments for s in connected)
+            / max(1, sum(s.snapshots for s in connected)), 1),
         keyframes=sum(s.keyframes for s in connected),
         gaps=sum(s.gaps for s in connected),
         window_s=args.window,
@@ -748,7 +759,7 @@ COLUMNS = [
     ("inputs_per_bot_s", "in/bot/s"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
     ("server_cores", "server cores"), ("server_rss_mb", "RSS MB"), ("redis_cores", "redis cores"),
     ("driver_cores", "driver cores"), ("other_cores", "other cores"), ("cpu_us_per_player_tick", "us/player-tick"),
-    ("wire_bytes_per_player_tick", "B/player-tick"),
+    ("wire_bytes_per_player_tick", "lo B/player-tick"), ("socket_bytes_per_player_tick", "socket B/player-tick"),
 ]
 
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import socket
 import struct
 import time
 from array import array
@@ -50,6 +51,32 @@ class BotStats:
     errors: int = 0  # {"type": "error"} messages received at any time
     error_codes: dict = field(default_factory=dict)  # their "error" field -> count
     latencies: array = field(default_factory=lambda: array("d"))  # ms, for inputs sent inside the window
+    # This bot's TCP connection during the window, from the kernel (TCP_INFO): payload bytes both ways, and segments
+    # both ways (pure ACKs included), for a wire count that other traffic on the loopback cannot inflate.
+    tcp_payload_bytes: int = 0
+    tcp_segments: int = 0
+
+
+# struct tcp_info (linux/tcp.h): offsets of tcpi_bytes_received (u64), tcpi_segs_out and tcpi_segs_in (u32),
+# tcpi_bytes_sent (u64, Linux 4.19+).
+TCP_INFO_SIZE = 232
+_BYTES_RECEIVED, _SEGS, _BYTES_SENT = 128, 136, 200
+
+
+def tcp_counters(transport) -> tuple[int, int] | None:
+    """(payload bytes sent + received, segments out + in) of a bot's connection so far; None when it is gone."""
+    if transport is None or transport.is_closing():
+        return None
+    try:
+        info = transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
+    except OSError:
+        return None
+    if len(info) < _BYTES_SENT + 8:
+        return None
+    received = struct.unpack_from("Q", info, _BYTES_RECEIVED)[0]
+    segs_out, segs_in = struct.unpack_from("II", info, _SEGS)
+    sent = struct.unpack_from("Q", info, _BYTES_SENT)[0]
+    return sent + received, segs_out + segs_in
 
 
 def _frame(payload: bytes, opcode: int) -> bytes:
@@ -290,7 +317,14 @@ async def run_bots(
                 bot.transport.close()
 
     await asyncio.gather(*(open_one(i, *target) for i, target in enumerate(targets)))
+    await asyncio.sleep(max(0.0, window.start - loop.time()))
+    at_start = [tcp_counters(bot.transport) for bot in bots]
     await asyncio.sleep(max(0.0, window.end - loop.time()))
+    for bot, before in zip(bots, at_start, strict=True):
+        after = tcp_counters(bot.transport)
+        if before is not None and after is not None:
+            bot.stats.tcp_payload_bytes = after[0] - before[0]
+            bot.stats.tcp_segments = after[1] - before[1]
     for bot in bots:
         bot.close()
     await asyncio.wait([asyncio.ensure_future(b.done) for b in bots if b.transport], timeout=3)

@@ -47,7 +47,8 @@ def test_bots_speaking_protocol_2_follow_the_delta_stream_and_wire_bytes_are_rep
     # Acks come through deltas: a bot that did not apply them would never see its inputs acknowledged.
     assert record["samples"] > 0 and record["snapshots_per_bot_s"] > 10
     assert record["keyframes"] >= 8 and record["gaps"] == 0
-    assert 50 < record["wire_bytes_per_player_tick"] < 2000
+    # The bots' own connections are part of what the loopback carried (other traffic on the machine only adds).
+    assert 50 < record["socket_bytes_per_player_tick"] <= record["wire_bytes_per_player_tick"] * 1.05
 
 
 @pytest.mark.redis
