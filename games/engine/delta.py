@@ -35,6 +35,7 @@ class _Unchanged:
 
 
 UNCHANGED = _Unchanged()
+_MISSING = _Unchanged()
 
 
 def _whole(value: Any) -> Any:
@@ -66,14 +67,17 @@ def diff(prev: Any, cur: Any) -> Any:
 def _diff_dict(prev: dict, cur: dict) -> Any:
     changes = {}
     found = 0
+    get = prev.get
     for key, value in cur.items():
-        if key not in prev:
+        old = get(key, _MISSING)
+        if old is _MISSING:
             changes[key] = _whole(value)
             continue
         found += 1
-        old = prev[key]
+        if value is old:  # True, None, small ints, the same string: most unchanged fields
+            continue
         kind = type(value)
-        if kind in _SCALARS and kind is type(old):
+        if kind is type(old) and kind in _SCALARS:
             if value != old:
                 changes[key] = value
             continue
@@ -97,8 +101,10 @@ def _diff_list(prev: list | tuple, cur: list | tuple) -> Any:
     common = min(len(prev), len(cur))
     for i in range(common):
         value, old = cur[i], prev[i]
+        if value is old:
+            continue
         kind = type(value)
-        if kind in _SCALARS and kind is type(old):
+        if kind is type(old) and kind in _SCALARS:
             if value != old:
                 ops.append(i)
                 ops.append(value)
