@@ -221,8 +221,9 @@ class MatchConsumer(BaseConsumer):
         direct = self.direct
         if direct is None:
             return self.closed
+        # A snapshot skipped for a slow client leaves snapshot_n behind: the next delta does not fit, a keyframe goes.
         if not self.closed and direct.send_wire(frame.wire(self.binary), frame.droppable) and frame.stream_n is not None:
-            self.snapshot_n = frame.stream_n  # skipped (a slow client): the next delta would not fit, a keyframe will
+            self.snapshot_n = frame.stream_n
         return True
 
     async def send_frame(self, frame: Frame) -> None:

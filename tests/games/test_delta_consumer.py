@@ -11,7 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from games.engine import delta
+from games.engine import delta, protocol
 from games.engine.protocol import MAX_RATE_VIOLATIONS, RATE_BURST
 from games.engine.snapshots import snapshot_body
 from gameserver.directws import EXTENSION, HIGH_WATER_BYTES, OP_TEXT, DirectSocket
@@ -25,6 +25,20 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 async def pong_match(quick_games, alice, bob):
     return await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+
+
+@pytest.mark.parametrize(
+    ("offered", "chosen"),
+    [
+        ([], ("", 1, False)),
+        (["gs.v2.json", "gs.v1.json"], ("gs.v2.json", 2, False)),
+        (["gs.v1.json", "gs.v2.json"], ("gs.v1.json", 1, False)),  # the client's order of preference
+        (["gs.v9.json", "gs.v2.msgpack"], ("gs.v2.msgpack", 2, True)),
+        (["gs.v9.json"], None),
+    ],
+)
+def test_subprotocol_negotiation(offered, chosen):
+    assert protocol.choose_subprotocol(offered) == chosen
 
 
 class StreamReader:
