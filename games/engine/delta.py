@@ -1,6 +1,6 @@
 """Delta codec for snapshots: diff(prev, cur) -> patch and apply(prev, patch) -> cur over JSON-like values.
 
-Pure and transport-free. The patch format is on the wire (docs/protocol.md, "Deltas"), so static/js/gsclient.js
+Pure and transport-free. The patch format is on the wire (docs/protocol.md, "Version 2: deltas"), so static/js/gsclient.js
 implements apply() too; keep the two in step. A patch is one of:
 
 - a scalar (number, string, bool, null): the new value;
