@@ -7,7 +7,8 @@
 It makes its own throwaway database (or uses --database-url), bulk-creates users, tokens and matches of --players
 seats, starts --servers processes on free loopback ports, and connects the bots from --bot-procs processes over a
 ramp. Each bot sends an input every tick and times input seq k -> the first snapshot whose acks[seat] is k. During
-the window it samples /proc for the servers' CPU and RSS (and Redis' and the bots' own), then stops everything it
+the window it samples /proc for the servers' CPU and RSS (and Redis' and the bots' own) and the bytes carried by the
+loopback interface (wire bytes per player-tick, as ../shared/peers/bench.py counts them), then stops everything it
 started, by pid, prints a table and appends one JSON line to --out. `--attach URL --pid P` measures a server that is
 already running instead (the database of this shell's DATABASE_URL/DATA_DIR must be that server's).
 docs/benchmarks.md ("Match capacity") has results and the exact commands.
@@ -207,6 +208,7 @@ class Result:
     servers: int
     routing: str
     encoding: str
+    protocol: int  # 2: snapshots as deltas
     bots: int
     players: int
     connected: int
@@ -228,6 +230,16 @@ class Result:
     driver_cores: float
     other_cores: float
     cpu_us_per_player_tick: float  # server CPU per snapshot delivered: capacity that contention cannot hide
+    # Loopback bytes during the window (both directions, TCP/IP headers included, each byte counted once: lo's
+    # received bytes) per snapshot delivered. Everything on lo counts: with --redis, the relay and store traffic too.
+    wire_bytes_per_player_tick: float
+    # The same from the bots' own connections (TCP_INFO payload bytes, plus LOOPBACK_PACKET_OVERHEAD per segment):
+    # what the loopback count would be without any other traffic on the machine (other tests, Redis, databases).
+    socket_bytes_per_player_tick: float
+    tcp_payload_per_player_tick: float  # its parts: WebSocket bytes both ways, and TCP segments both ways (ACKs too)
+    tcp_segments_per_player_tick: float
+    keyframes: int  # v2: stream keyframes the bots got (one each at the start, then one per gap)
+    gaps: int  # v2: deltas that did not fit (each made its bot ask for a keyframe)
     window_s: float
     ramp_s: float
     nice: int
@@ -236,6 +248,23 @@ class Result:
     connect_errors: list[str]
     error_codes: dict[str, int]
     close_codes_of_dropped: dict[str, int]
+
+
+# What the loopback interface counts per TCP segment besides its payload: IPv4 (20) and TCP with the timestamp option
+# Linux sends by default (32). Not the Ethernet header: loopback_xmit() takes it off (eth_type_trans) before it counts.
+# Checked: 5 x 20,000 segments of a ping-pong on this machine counted 57.6-58.7 bytes each beyond their payload on lo,
+# the rest being other traffic of the box in the same half second.
+LOOPBACK_PACKET_OVERHEAD = 20 + 32
+
+
+def loopback_bytes() -> int:
+    """Bytes through the loopback interface so far (each byte sent on lo is received on lo once)."""
+    with open("/proc/net/dev") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[0])
+    return 0
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -308,7 +337,7 @@ def run(args: argparse.Namespace) -> Result:
         for k in range(procs_n):
             receiver, sender = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=bot_process, args=(targets[k::procs_n], args.encoding == "msgpack", ramp, window,
-                                                         args.fire, args.seed + k, args.nice, sender), daemon=True)
+                                                         args.fire, args.seed + k, args.nice, sender, args.protocol), daemon=True)
             proc.start()
             sender.close()
             bot_procs.append(proc)
@@ -324,10 +353,10 @@ def run(args: argparse.Namespace) -> Result:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
         before = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
-                  cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic())
+                  cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic(), loopback_bytes())
         time.sleep(max(0.0, window.end - time.monotonic()))
         after = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
-                 cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic())
+                 cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic(), loopback_bytes())
         rss = sum(rss_mb(p) for p in server_pids)
 
         stats = []
@@ -357,6 +386,7 @@ def run(args: argparse.Namespace) -> Result:
         servers=len(server_pids),
         routing=args.routing,
         encoding=args.encoding,
+        protocol=args.protocol,
         bots=args.bots,
         players=args.players,
         connected=len(connected),
@@ -378,6 +408,14 @@ def run(args: argparse.Namespace) -> Result:
         driver_cores=round(driver_cores, 3),
         other_cores=round(other, 3),
         cpu_us_per_player_tick=round(server_cores * 1e6 / max(1e-9, sum(rates)), 1) if rates else 0.0,
+        wire_bytes_per_player_tick=round((after[5] - before[5]) / max(1, sum(s.snapshots for s in connected)), 1),
+        socket_bytes_per_player_tick=round(
+            sum(s.tcp_payload_bytes + LOOPBACK_PACKET_OVERHEAD * s.tcp_segments for s in connected)
+            / max(1, sum(s.snapshots for s in connected)), 1),
+        tcp_payload_per_player_tick=round(sum(s.tcp_payload_bytes for s in connected) / max(1, sum(s.snapshots for s in connected)), 1),
+        tcp_segments_per_player_tick=round(sum(s.tcp_segments for s in connected) / max(1, sum(s.snapshots for s in connected)), 2),
+        keyframes=sum(s.keyframes for s in connected),
+        gaps=sum(s.gaps for s in connected),
         window_s=args.window,
         ramp_s=ramp_s,
         nice=args.nice,
@@ -722,11 +760,12 @@ def soak(args: argparse.Namespace) -> dict:
 
 
 COLUMNS = [
-    ("label", "setup"), ("bots", "N"), ("connected", "ok"), ("connect_failed", "failed"), ("dropped", "dropped"),
+    ("label", "setup"), ("protocol", "v"), ("encoding", "enc"), ("bots", "N"), ("connected", "ok"), ("connect_failed", "failed"), ("dropped", "dropped"),
     ("errors", "errors"), ("snapshots_per_bot_s", "snap/bot/s"), ("snapshots_per_bot_s_p1", "slowest 1%"),
     ("inputs_per_bot_s", "in/bot/s"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
     ("server_cores", "server cores"), ("server_rss_mb", "RSS MB"), ("redis_cores", "redis cores"),
     ("driver_cores", "driver cores"), ("other_cores", "other cores"), ("cpu_us_per_player_tick", "us/player-tick"),
+    ("wire_bytes_per_player_tick", "lo B/player-tick"), ("socket_bytes_per_player_tick", "socket B/player-tick"),
 ]
 
 
@@ -754,6 +793,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="match: all of a match's players on one server (what nginx's hash on the path does); "
                              "spread: seats round-robin over the servers (relays on every match)")
     parser.add_argument("--encoding", choices=["json", "msgpack"], default="json")
+    parser.add_argument("--protocol", type=int, choices=[1, 2], default=1,
+                        help="match protocol version: 2 sends snapshots as deltas (capacity runs; the soak speaks 1)")
     parser.add_argument("--fire", action="store_true", help="fire every 10th input (bullets, hits, events)")
     parser.add_argument("--bot-procs", type=int, default=2)
     parser.add_argument("--window", type=float, default=20.0)

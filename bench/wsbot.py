@@ -3,7 +3,9 @@
 A bench driver shares the two cores with the server it measures, so it has to be cheap: no task per bot, no frame
 objects, no JSON parsing of snapshots (the ack is sliced out of the text), inputs pre-formatted. Client frames use
 an all-zero mask (RFC 6455 requires a mask, not a random one, from the server's point of view), so masking is free.
-It speaks docs/protocol.md: Origin header, `Authorization: Token`, subprotocol gs.v1.json or gs.v1.msgpack.
+It speaks docs/protocol.md: Origin header, `Authorization: Token`, subprotocol gs.v<1|2>.<json|msgpack>. With v2 it
+follows the delta stream as far as its own ack needs (the acks array of keyframes, with each delta's patch of it
+applied) and asks for a keyframe on a gap, as a real client must.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import json
 import math
 import os
 import random
+import socket
 import struct
 import time
 from array import array
 from dataclasses import dataclass, field
 
 import msgpack
+import orjson
+
+from games.engine import delta
 
 TICK_PERIOD = 0.05
 
@@ -40,9 +46,37 @@ class BotStats:
     close_code: int | None = None
     snapshots: int = 0  # received inside the window
     inputs: int = 0  # sent inside the window
+    keyframes: int = 0  # v2: stream keyframes received at any time (the first one, and one after each gap)
+    gaps: int = 0  # v2: deltas that did not fit what the bot held (each answered by a keyframe request)
     errors: int = 0  # {"type": "error"} messages received at any time
     error_codes: dict = field(default_factory=dict)  # their "error" field -> count
     latencies: array = field(default_factory=lambda: array("d"))  # ms, for inputs sent inside the window
+    # This bot's TCP connection during the window, from the kernel (TCP_INFO): payload bytes both ways, and segments
+    # both ways (pure ACKs included), for a wire count that other traffic on the loopback cannot inflate.
+    tcp_payload_bytes: int = 0
+    tcp_segments: int = 0
+
+
+# struct tcp_info (linux/tcp.h): offsets of tcpi_bytes_received (u64), tcpi_segs_out and tcpi_segs_in (u32),
+# tcpi_bytes_sent (u64, Linux 4.19+).
+TCP_INFO_SIZE = 232
+_BYTES_RECEIVED, _SEGS, _BYTES_SENT = 128, 136, 200
+
+
+def tcp_counters(transport) -> tuple[int, int] | None:
+    """(payload bytes sent + received, segments out + in) of a bot's connection so far; None when it is gone."""
+    if transport is None or transport.is_closing():
+        return None
+    try:
+        info = transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
+    except OSError:
+        return None
+    if len(info) < _BYTES_SENT + 8:
+        return None
+    received = struct.unpack_from("Q", info, _BYTES_RECEIVED)[0]
+    segs_out, segs_in = struct.unpack_from("II", info, _SEGS)
+    sent = struct.unpack_from("Q", info, _BYTES_SENT)[0]
+    return sent + received, segs_out + segs_in
 
 
 def _frame(payload: bytes, opcode: int) -> bytes:
@@ -59,8 +93,11 @@ def _frame(payload: bytes, opcode: int) -> bytes:
 class Bot(asyncio.Protocol):
     """One player: handshake, then an input every tick at a random phase, and the ack of every snapshot."""
 
-    def __init__(self, *, host: str, path: str, token: str, binary: bool, window: Window, fire: bool, rng: random.Random):
-        self.host, self.path, self.token, self.binary = host, path, token, binary
+    def __init__(self, *, host: str, path: str, token: str, binary: bool, window: Window, fire: bool, rng: random.Random,
+                 version: int = 1):
+        self.host, self.path, self.token, self.binary, self.version = host, path, token, binary, version
+        self.stream_n: int | None = None  # v2: the delta stream's number, and the acks array as of it
+        self.acks: list = []
         self.window = window
         self.fire = fire
         self.rng = rng
@@ -82,7 +119,7 @@ class Bot(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
-        subprotocol = "gs.v1.msgpack" if self.binary else "gs.v1.json"
+        subprotocol = f"gs.v{self.version}.{'msgpack' if self.binary else 'json'}"
         request = (
             f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1\r\n"
@@ -152,7 +189,15 @@ class Bot(asyncio.Protocol):
 
     def on_message(self, payload: bytes) -> None:
         now = time.monotonic()
-        if self.binary:
+        if self.version >= 2:
+            message = msgpack.unpackb(payload) if self.binary else orjson.loads(payload)
+            kind = message.get("type")
+            ack = self.follow_stream(message) if kind in ("snapshot", "delta") else None
+            if kind == "delta":
+                kind = "snapshot"  # counted as one: a player-tick either way
+            elif kind == "welcome":
+                self.seat = message.get("seat")
+        elif self.binary:
             message = msgpack.unpackb(payload)
             kind = message.get("type")
             ack = message["acks"][self.seat] if kind == "snapshot" and self.seat is not None else None
@@ -185,6 +230,31 @@ class Bot(asyncio.Protocol):
             self.stats.errors += 1
             code = (msgpack.unpackb(payload) if self.binary else json.loads(payload)).get("error", "?")
             self.stats.error_codes[code] = self.stats.error_codes.get(code, 0) + 1
+
+    def follow_stream(self, message: dict) -> int | None:
+        """v2: our ack after this keyframe or delta (None when a delta did not fit: a keyframe is asked for)."""
+        if message["type"] == "snapshot":
+            if "n" in message:  # the join snapshot has none: it is not part of the stream
+                self.stream_n = message["n"]
+                self.stats.keyframes += 1
+            self.acks = message["acks"]
+        elif message["base"] != self.stream_n:
+            if self.stream_n is not None:  # one request per gap: the keyframe comes within a tick
+                self.stats.gaps += 1
+                self.stream_n = None
+                self.send_message({"type": "keyframe"})
+            return None
+        else:
+            self.stream_n = message["n"]
+            patch = message["patch"].get("acks")
+            if patch is not None:
+                self.acks = delta.apply(self.acks, patch)
+        return self.acks[self.seat] if self.seat is not None else None
+
+    def send_message(self, message: dict) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            data = msgpack.packb(message) if self.binary else orjson.dumps(message)
+            self.transport.write(_frame(data, 0x2 if self.binary else 0x1))
 
     # --- inputs out -----------------------------------------------------------------------------------------------
 
@@ -223,7 +293,8 @@ class Bot(asyncio.Protocol):
 
 
 async def run_bots(
-    targets: list[tuple[str, int, int, str]], *, binary: bool, ramp: tuple[float, float], window: Window, fire: bool, seed: int
+    targets: list[tuple[str, int, int, str]], *, binary: bool, ramp: tuple[float, float], window: Window, fire: bool, seed: int,
+    version: int = 1,
 ) -> list[BotStats]:
     """targets: (host, port, match_id, token) per bot. Connects them evenly over ramp=(start, end), keeps them
     playing until window.end, closes them all and returns their stats."""
@@ -235,7 +306,7 @@ async def run_bots(
     async def open_one(i: int, host: str, port: int, match_id: int, token: str) -> None:
         await asyncio.sleep(max(0.0, ramp[0] + i * step - loop.time()))
         bot = Bot(host=f"{host}:{port}", path=f"/ws/matches/{match_id}/", token=token, binary=binary, window=window,
-                  fire=fire, rng=random.Random(rng.random()))
+                  fire=fire, rng=random.Random(rng.random()), version=version)
         bots.append(bot)
         try:
             await asyncio.wait_for(loop.create_connection(lambda: bot, host, port), 10)
@@ -246,14 +317,21 @@ async def run_bots(
                 bot.transport.close()
 
     await asyncio.gather(*(open_one(i, *target) for i, target in enumerate(targets)))
+    await asyncio.sleep(max(0.0, window.start - loop.time()))
+    at_start = [tcp_counters(bot.transport) for bot in bots]
     await asyncio.sleep(max(0.0, window.end - loop.time()))
+    for bot, before in zip(bots, at_start, strict=True):
+        after = tcp_counters(bot.transport)
+        if before is not None and after is not None:
+            bot.stats.tcp_payload_bytes = after[0] - before[0]
+            bot.stats.tcp_segments = after[1] - before[1]
     for bot in bots:
         bot.close()
     await asyncio.wait([asyncio.ensure_future(b.done) for b in bots if b.transport], timeout=3)
     return [bot.stats for bot in bots]
 
 
-def bot_process(targets, binary, ramp, window, fire, seed, nice, conn) -> None:
+def bot_process(targets, binary, ramp, window, fire, seed, nice, conn, version=1) -> None:
     """Entry point of one bot process (multiprocessing, spawn): runs its bots and sends back their stats."""
     if nice:
         os.nice(nice)
@@ -263,7 +341,7 @@ def bot_process(targets, binary, ramp, window, fire, seed, nice, conn) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    stats = asyncio.run(run_bots(targets, binary=binary, ramp=ramp, window=window, fire=fire, seed=seed))
+    stats = asyncio.run(run_bots(targets, binary=binary, ramp=ramp, window=window, fire=fire, seed=seed, version=version))
     conn.send(stats)
     conn.close()
 

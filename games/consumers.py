@@ -29,6 +29,11 @@ class MatchConsumer(BaseConsumer):
     seat: int | None = None
     info: selectors.MatchInfo
     binary = False
+    version = 1
+    # Protocol v2: snapshots go out as deltas (games/engine/snapshots.py); snapshot_n is the stream number of the last
+    # one this socket was sent, None until it has one (then it gets a keyframe).
+    deltas = False
+    snapshot_n: int | None = None
     attached = False
     serving = False  # accepted as a player or spectator: client messages are handled
     closed = False
@@ -36,15 +41,19 @@ class MatchConsumer(BaseConsumer):
     # --- socket handlers -------------------------------------------------------------------------------------
 
     def choose_subprotocol(self) -> str | None:
-        chosen, _ = protocol.choose_subprotocol(self.scope.get("subprotocols", ()))
-        return chosen or None
+        chosen = protocol.choose_subprotocol(self.scope.get("subprotocols", ()))
+        if chosen is None or not chosen.name:
+            return None
+        return chosen.name
 
     async def connect(self) -> None:
         self.match_id = self.scope["url_route"]["kwargs"]["match_id"]
-        chosen, self.binary = protocol.choose_subprotocol(self.scope.get("subprotocols", ()))
+        chosen = protocol.choose_subprotocol(self.scope.get("subprotocols", ()))
         if chosen is None:
             await self._refuse(CloseCode.PROTOCOL_VERSION)
             return
+        self.binary, self.version = chosen.binary, chosen.version
+        self.deltas = chosen.version >= protocol.DELTA_VERSION
         try:
             info = await database_sync_to_async(selectors.match_info)(match_id=self.match_id)
         except SERVICE_ERRORS:
@@ -69,7 +78,7 @@ class MatchConsumer(BaseConsumer):
             return
         self.attach_direct(self, max_message_bytes=protocol.MAX_MESSAGE_BYTES)
         self.outbox: deque[Frame | int] = deque()
-        await self.accept(chosen or None)
+        await self.accept(chosen.name or None)
         if self.direct is not None and not self.direct.is_open:
             # The server completes the handshake inside accept(): the client went away meanwhile.
             self.closed = True
@@ -163,6 +172,8 @@ class MatchConsumer(BaseConsumer):
                 self._pong(message)
             elif kind == "leave":
                 self._leave()
+            elif kind == "keyframe" and self.deltas:
+                self._keyframe()
             else:
                 raise ClientMessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
         except ClientMessageError as exc:
@@ -189,6 +200,12 @@ class MatchConsumer(BaseConsumer):
             raise ClientMessageError("not_a_player", "Spectators have no seat to leave.")
         self.host.leave(self)
 
+    def _keyframe(self) -> None:
+        """The client lost track of the delta stream: its next snapshot is a keyframe. However many requests come,
+        that costs at most one keyframe per tick (shared with every other socket that needs one), and each request
+        is a message under the rate limit."""
+        self.snapshot_n = None
+
     def _pong(self, message: dict[str, Any]) -> None:
         sent = message.get("t")
         reply: dict[str, Any] = {"type": "pong", "server_time": round(time.time() * 1000)}
@@ -204,8 +221,9 @@ class MatchConsumer(BaseConsumer):
         direct = self.direct
         if direct is None:
             return self.closed
-        if not self.closed:
-            direct.send_wire(frame.wire(self.binary), frame.droppable)
+        # A snapshot skipped for a slow client leaves snapshot_n behind: the next delta does not fit, a keyframe goes.
+        if not self.closed and direct.send_wire(frame.wire(self.binary), frame.droppable) and frame.stream_n is not None:
+            self.snapshot_n = frame.stream_n
         return True
 
     async def send_frame(self, frame: Frame) -> None:
@@ -215,6 +233,9 @@ class MatchConsumer(BaseConsumer):
             await self.base_send(frame.send_event(self.binary))
         except Exception:  # the peer vanished between two ticks; its disconnect event is on its way
             self.closed = True
+            return
+        if frame.stream_n is not None:
+            self.snapshot_n = frame.stream_n
 
     async def close_with(self, code: int) -> None:
         if not self.closed:
@@ -239,7 +260,7 @@ class MatchConsumer(BaseConsumer):
         settings = self.game.settings
         return {
             "type": "welcome",
-            "v": protocol.PROTOCOL_VERSION,
+            "v": self.version,
             "match": self.match_id,
             "game": settings.slug,
             "role": "player" if self.seat is not None else "spectator",

@@ -2,6 +2,7 @@
 
 A snapshot is encoded once per format (protocol.Frame) and the same bytes go to every socket of the match here,
 whether this process runs the match (host.publish, from the tick loop) or relays it (the owner's Snapshot message).
+Protocol v2 sockets get the match's shared delta or keyframe instead (snapshots.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 
 from games import selectors
 from games.engine.protocol import Frame
+from games.engine.snapshots import SnapshotStreams
 from gameserver.closecodes import CloseCode
 
 log = logging.getLogger("games.engine.host")
@@ -23,6 +25,8 @@ class Connection(Protocol):
     match_id: int
     seat: int | None
     info: selectors.MatchInfo
+    deltas: bool  # protocol v2: snapshots as deltas from the match's SnapshotStream
+    snapshot_n: int | None  # the stream number of the last one this socket was sent
 
     def push(self, frame: Frame) -> bool: ...
 
@@ -34,6 +38,7 @@ class Connection(Protocol):
 class LocalSockets:
     def __init__(self) -> None:
         self.by_match: dict[int, set[Connection]] = {}
+        self.streams = SnapshotStreams()
 
     def __contains__(self, mid: int) -> bool:
         return mid in self.by_match
@@ -55,16 +60,22 @@ class LocalSockets:
         conns.discard(conn)
         if not conns:
             del self.by_match[conn.match_id]
+            self.streams.discard(conn.match_id)
         return True
 
     def seats(self, mid: int) -> set[int]:
         return {c.seat for c in self.of(mid) if c.seat is not None}
 
     async def fan_out(self, mid: int, frame: Frame) -> None:
-        for conn in list(self.of(mid)):
+        """The same frame to every v1 socket; to every v2 socket the stream's shared delta, or its shared keyframe
+        when the last snapshot the socket was sent is not the delta's base."""
+        conns = list(self.of(mid))
+        stream = self.streams.advance(mid, frame, conns)
+        for conn in conns:
+            out = stream.frame_for(conn.snapshot_n) if stream is not None and conn.deltas else frame
             try:
-                if not conn.push(frame):
-                    await conn.send_frame(frame)
+                if not conn.push(out):
+                    await conn.send_frame(out)
             except Exception:  # one broken socket must not stop the others' snapshots
                 log.exception("match %s: send failed", mid)
 

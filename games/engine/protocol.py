@@ -1,4 +1,5 @@
-"""Wire protocol v1 of ws/matches/<id>/: subprotocols, limits, decoding client messages, encoding server ones.
+"""Wire protocol of ws/matches/<id>/ (versions 1 and 2): subprotocols, limits, decoding client messages, encoding
+server ones. Version 2 sends snapshots as deltas (snapshots.py builds them, delta.py is the patch format).
 
 docs/protocol.md is the reference for clients; keep the two in step.
 """
@@ -7,17 +8,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import orjson
 
 from gameserver.directws import OP_BINARY, OP_TEXT, encode_frame
 
-PROTOCOL_VERSION = 1
-SUBPROTOCOL_JSON = "gs.v1.json"
-SUBPROTOCOL_MSGPACK = "gs.v1.msgpack"
-SUPPORTED_SUBPROTOCOLS = (SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK)
+
+class Subprotocol(NamedTuple):
+    name: str  # "" when the client offered none (v1 JSON, and no subprotocol in the handshake's answer)
+    version: int
+    binary: bool  # msgpack in binary frames; else JSON in text frames
+
+
+SUBPROTOCOLS = {
+    "gs.v1.json": Subprotocol("gs.v1.json", 1, False),
+    "gs.v1.msgpack": Subprotocol("gs.v1.msgpack", 1, True),
+    "gs.v2.json": Subprotocol("gs.v2.json", 2, False),
+    "gs.v2.msgpack": Subprotocol("gs.v2.msgpack", 2, True),
+}
+NO_OFFER = Subprotocol("", 1, False)
+# The first version whose snapshots are deltas (type "delta" against the socket's previous snapshot).
+DELTA_VERSION = 2
 
 MAX_MESSAGE_BYTES = 4096
 MAX_SEQ = 2**31 - 1
@@ -40,16 +53,15 @@ class ClientMessageError(Exception):
         self.seq = seq
 
 
-def choose_subprotocol(offered: Iterable[str]) -> tuple[str | None, bool]:
-    """(subprotocol to accept, binary?). No offer means v1 JSON; an offer of only unknown ones is refused (None, False)
-    and the caller closes with 4002."""
+def choose_subprotocol(offered: Iterable[str]) -> Subprotocol | None:
+    """The first offer we speak, in the client's order of preference (a client offering gs.v2.json then gs.v1.json
+    gets v2 from this server and v1 from an older one). No offer means v1 JSON; an offer of only unknown ones is
+    refused (None) and the caller closes with 4002."""
     offered = list(offered)
     for name in offered:
-        if name in SUPPORTED_SUBPROTOCOLS:
-            return name, name == SUBPROTOCOL_MSGPACK
-    if offered:
-        return None, False
-    return "", False
+        if name in SUBPROTOCOLS:
+            return SUBPROTOCOLS[name]
+    return None if offered else NO_OFFER
 
 
 def decode(text: str | None, data: bytes | None) -> dict[str, Any]:
@@ -93,13 +105,17 @@ class Frame:
     """One server message, encoded at most once per format however many sockets it goes to.
 
     `droppable`: a newer message supersedes this one (a snapshot without events), so a socket whose client is not
-    reading may skip it rather than queue it (gameserver/directws.py)."""
+    reading may skip it rather than queue it (gameserver/directws.py). `stream_n`: the number of a v2 snapshot or delta
+    in its match's stream (snapshots.py); a socket that was sent it remembers it, so that the next delta fits."""
 
-    __slots__ = ("message", "droppable", "_json", "_binary", "_text_event", "_binary_event", "_text_wire", "_binary_wire")
+    __slots__ = (
+        "message", "droppable", "stream_n", "_json", "_binary", "_text_event", "_binary_event", "_text_wire", "_binary_wire",
+    )
 
-    def __init__(self, message: dict[str, Any], *, droppable: bool = False):
+    def __init__(self, message: dict[str, Any], *, droppable: bool = False, stream_n: int | None = None):
         self.message = message
         self.droppable = droppable
+        self.stream_n = stream_n
         self._json: bytes | None = None
         self._binary: bytes | None = None
         self._text_event: dict[str, Any] | None = None
@@ -129,7 +145,6 @@ class Frame:
         if self._text_event is None:
             self._text_event = {"type": "websocket.send", "text": self.text()}
         return self._text_event
-
 
     def wire(self, binary: bool) -> bytes:
         """The whole WebSocket frame, for sockets in direct mode: framed once, the same bytes for every socket."""

@@ -213,9 +213,10 @@ class MatchRunner:
             "full": True,
             "tick": self.steps,
             "phase": self.phase,
-            "acks": self.acks,
+            # Copies: the message outlives the tick (a v2 stream diffs the next snapshot against it; snapshots.py).
+            "acks": self.acks[:],
             "connected": [self.is_connected(seat, now) for seat in range(self.seats)],
-            "removed": self.removed,
+            "removed": self.removed[:],
             "state": self.game.snapshot(self.state),
         }
         if self.phase == COUNTDOWN:

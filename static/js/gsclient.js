@@ -1,8 +1,63 @@
-// Browser client for the game server: REST calls, the match WebSocket (protocol v1, docs/protocol.md) with automatic
-// reconnect, and a reconnecting JSON socket for lobbies and matchmaking. Plain ES module, no dependencies;
-// docs/client.md shows how a third-party front end uses it.
+// Browser client for the game server: REST calls, the match WebSocket (protocol v2 with deltas, or v1 from an older
+// server; docs/protocol.md) with automatic reconnect, and a reconnecting JSON socket for lobbies and matchmaking.
+// Plain ES module, no dependencies; docs/client.md shows how a third-party front end uses it.
 
-export const SUBPROTOCOL = "gs.v1.json";
+// Offered in this order: a server that knows v2 picks it, an older one picks v1 (full snapshots every tick).
+export const SUBPROTOCOLS = ["gs.v2.json", "gs.v1.json"];
+// A lost delta (a gap) asks the server for a keyframe at most this often while none has come.
+const KEYFRAME_REQUEST_EVERY_MS = 1000;
+// Fields of a snapshot that deltas do not patch (games/engine/snapshots.py, MESSAGE_ONLY).
+const MESSAGE_ONLY = new Set(["type", "events", "n"]);
+
+/** A snapshot without its per-message fields: what deltas patch. */
+export function snapshotBody(message) {
+  const body = {};
+  for (const [key, value] of Object.entries(message)) if (!MESSAGE_ONLY.has(key)) body[key] = value;
+  return body;
+}
+
+/**
+ * `prev` with a delta's `patch` applied (docs/protocol.md, "Deltas"; games/engine/delta.py is the server's side).
+ * Returns a new value and leaves `prev` alone; throws on a patch that does not fit `prev` (ask for a keyframe).
+ */
+export function applyPatch(prev, patch) {
+  if (Array.isArray(patch)) {
+    if (patch[0] === 0 && patch.length === 2) return patch[1];
+    if (patch[0] === 1 && patch.length >= 2 && patch.length % 2 === 0) return applyListPatch(prev, patch);
+    throw new Error(`gsclient: unknown patch ${JSON.stringify(patch[0])}`);
+  }
+  if (patch !== null && typeof patch === "object") {
+    if (prev === null || typeof prev !== "object" || Array.isArray(prev)) throw new Error("gsclient: object patch on a non-object");
+    const out = { ...prev };
+    for (const [key, change] of Object.entries(patch)) {
+      if (Array.isArray(change) && change.length === 1 && change[0] === 2) delete out[key];
+      else out[key] = key in prev ? applyPatch(prev[key], change) : wholeValue(change);
+    }
+    return out;
+  }
+  return patch;
+}
+
+function wholeValue(patch) {
+  if (Array.isArray(patch) && patch[0] === 0 && patch.length === 2) return patch[1];
+  if (patch !== null && typeof patch === "object") throw new Error("gsclient: a new item must be a whole value");
+  return patch;
+}
+
+function applyListPatch(prev, patch) {
+  if (!Array.isArray(prev)) throw new Error("gsclient: list patch on a non-list");
+  const length = patch[1];
+  if (!Number.isInteger(length) || length < 0) throw new Error("gsclient: list patch without a length");
+  const out = prev.slice(0, length);
+  const old = out.length;
+  while (out.length < length) out.push(null);
+  for (let at = 2; at < patch.length; at += 2) {
+    const i = patch[at];
+    if (!Number.isInteger(i) || i < 0 || i >= length) throw new Error("gsclient: list index out of range");
+    out[i] = i < old ? applyPatch(out[i], patch[at + 1]) : wholeValue(patch[at + 1]);
+  }
+  return out;
+}
 
 // Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes").
 const FINAL_CLOSE_CODES = new Map([
@@ -172,6 +227,11 @@ export class MatchClient extends Emitter {
     this.rtt = null;
     this.seq = 0;
     this.synced = false;
+    // Protocol v2: the delta stream's number and state as this socket last had them (null: wait for a keyframe).
+    this.streamN = null;
+    this.streamBody = null;
+    this.keyframeAskedAt = -Infinity;
+    this.stats = { keyframes: 0, deltas: 0, gaps: 0 };
     this.attempt = 0;
     this.reconnects = 0;
     this.ws = null;
@@ -179,6 +239,9 @@ export class MatchClient extends Emitter {
     this.lastMessageAt = 0;
     this.stopped = false;
   }
+
+  /** The protocol version the server chose for this socket (2: deltas; 1: full snapshots, an older server). */
+  get version() { return this.welcome ? this.welcome.v : null; }
 
   get role() { return this.welcome ? this.welcome.role : null; }
   get seat() { return this.welcome ? this.welcome.seat : null; }
@@ -242,9 +305,11 @@ export class MatchClient extends Emitter {
       return;
     }
     if (this.stopped) return;
-    const ws = new WebSocket(url, [SUBPROTOCOL]);
+    const ws = new WebSocket(url, SUBPROTOCOLS);
     this.ws = ws;
     this.synced = false;
+    this.streamN = null;
+    this.streamBody = null;
     ws.onmessage = (message) => this._receive(message);
     ws.onclose = (event) => this._closed(ws, event.code, event.reason);
     ws.onopen = () => {
@@ -271,7 +336,11 @@ export class MatchClient extends Emitter {
         this.emit("welcome", message);
         break;
       case "snapshot":
+        if (message.n !== undefined) this._keyframe(message);
         this._snapshot(message);
+        break;
+      case "delta":
+        this._delta(message);
         break;
       case "match_end":
         this.matchEnd = message;
@@ -289,6 +358,45 @@ export class MatchClient extends Emitter {
         break;
       default:
         break; // newer server messages are ignored, as the protocol asks
+    }
+  }
+
+  _keyframe(message) {
+    this.streamN = message.n;
+    this.streamBody = snapshotBody(message);
+    this.stats.keyframes += 1;
+    this.keyframeAskedAt = -Infinity;
+  }
+
+  /** A delta fits only the state it was made from (`base`); anything else is a gap: ask for a keyframe. */
+  _delta(message) {
+    if (this.streamN === null || message.base !== this.streamN) {
+      this._gap();
+      return;
+    }
+    let body;
+    try {
+      body = applyPatch(this.streamBody, message.patch);
+    } catch (error) {
+      console.error(error);
+      this._gap();
+      return;
+    }
+    this.streamN = message.n;
+    this.streamBody = body;
+    this.stats.deltas += 1;
+    const snapshot = { type: "snapshot", ...body };
+    if (message.events) snapshot.events = message.events;
+    this._snapshot(snapshot);
+  }
+
+  _gap() {
+    this.stats.gaps += 1;
+    this.streamN = null;
+    const now = performance.now();
+    if (now - this.keyframeAskedAt >= KEYFRAME_REQUEST_EVERY_MS && this._isOpen()) {
+      this.keyframeAskedAt = now;
+      this._send({ type: "keyframe" });
     }
   }
 

@@ -31,6 +31,26 @@ def test_eight_bots_for_three_seconds_play_at_the_tick_rate_and_are_reported(tmp
     assert record["server_cores"] > 0 and record["server_rss_mb"] > 0
 
 
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_bots_speaking_protocol_2_follow_the_delta_stream_and_wire_bytes_are_reported(tmp_path, encoding):
+    out = tmp_path / "load.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--bots", "8", "--window", "3", "--ramp", "1", "--bot-procs", "1",
+         "--protocol", "2", "--encoding", encoding, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=80,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(out.read_text().splitlines()[-1])
+    assert (record["protocol"], record["encoding"]) == (2, encoding)
+    assert record["connected"] == 8 and record["dropped"] == 0 and record["errors"] == 0, record["error_codes"]
+    # Acks come through deltas: a bot that did not apply them would never see its inputs acknowledged.
+    assert record["samples"] > 0 and record["snapshots_per_bot_s"] > 10
+    assert record["keyframes"] >= 8 and record["gaps"] == 0
+    # The bots' own connections are part of what the loopback carried (other traffic on the machine only adds).
+    assert 50 < record["socket_bytes_per_player_tick"] <= record["wire_bytes_per_player_tick"] * 1.05
+
+
 @pytest.mark.redis
 def test_a_short_soak_replaces_finished_matches_and_samples_each_server(tmp_path, real_redis_url):
     out = tmp_path / "soak.jsonl"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 
+from games.engine import delta
 from tests.browser.conftest import PASSWORD, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.multiprocess, pytest.mark.timeout(120)]
@@ -74,6 +76,9 @@ def test_two_players_are_matched_play_and_see_their_rating_change(new_page, user
     assert alice.evaluate("window.gsMatch.inputs") > 0
     bob.wait_for_function(f"() => window.gsMatch.client.snapshot.state.paddles[{seat_of(alice)}] < 200")
     shot(alice, "match-pong")
+    # Protocol v2: after the first keyframe the page was drawn from deltas, with no gap.
+    stats = bob.evaluate("({v: window.gsMatch.client.version, ...window.gsMatch.client.stats})")
+    assert stats["v"] == 2 and stats["deltas"] > 30 and stats["gaps"] == 0, stats
 
     alice.click("#leave")
     for page, title, sign in ((alice, "You lost", "−"), (bob, "You won!", "+")):
@@ -234,3 +239,57 @@ def test_a_browser_without_websocket_gets_a_clear_message(new_page, username):
     page.goto("/")
     page.wait_for_selector("#play-error:has-text('cannot open WebSocket connections')", state="visible")
     assert page.locator("#play").is_disabled()
+
+
+def random_value(rng: random.Random, depth: int = 0):
+    kind = rng.randrange(7 if depth < 3 else 4)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.choice([0, 1, -3, 2.5, 412.3, 1e-7])
+    if kind == 2:
+        return rng.choice(["", "a", "running"])
+    if kind == 3:
+        return rng.randrange(100)
+    if kind in (4, 5):
+        return [random_value(rng, depth + 1) for _ in range(rng.randrange(5))]
+    return {rng.choice("abxy"): random_value(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+def test_client_library_applies_the_servers_deltas_and_asks_for_a_keyframe_on_a_gap(new_page):
+    """gsclient.js' applyPatch rebuilds what games/engine/delta.py diffed, and a delta on a base the client does not
+    hold makes it ask for a keyframe instead of drawing a wrong state."""
+    rng = random.Random(12)
+    cases = []
+    for _ in range(300):
+        prev, cur = random_value(rng), random_value(rng)
+        if rng.random() < 0.5 and isinstance(prev, (dict, list)):
+            cur = delta.apply(prev, delta.diff(prev, random_value(rng))) if isinstance(prev, dict) else prev[:-1] + [7]
+        patch = delta.diff(prev, cur)
+        if patch is not delta.UNCHANGED:
+            cases.append({"prev": prev, "patch": patch, "cur": cur})
+    page = new_page()
+    page.goto("/login/")
+    result = page.evaluate(
+        """async (cases) => {
+            const { applyPatch, MatchClient } = await import('/static/js/gsclient.js');
+            const rebuilt = cases.map((c) => applyPatch(c.prev, c.patch));
+            const client = new MatchClient({ matchId: 1, reconnect: false });
+            const sent = [];
+            client.ws = { readyState: WebSocket.OPEN, send: (m) => sent.push(JSON.parse(m)) };
+            const feed = (m) => client._receive({ data: JSON.stringify(m) });
+            feed({ type: "snapshot", n: 5, full: true, tick: 9, acks: [1, 2], state: { x: 1 } });
+            feed({ type: "delta", n: 6, base: 5, patch: { tick: 10, acks: [1, 2, 1, 4] } });
+            const applied = client.snapshot;
+            feed({ type: "delta", n: 8, base: 7, patch: { tick: 12 } });  // 7 never came
+            const afterGap = client.snapshot;
+            feed({ type: "delta", n: 9, base: 8, patch: { tick: 13 } });  // nothing to apply it to
+            return { rebuilt, applied, afterGap, sent, stats: client.stats };
+        }""",
+        cases,
+    )
+    assert result["rebuilt"] == [c["cur"] for c in cases]
+    assert result["applied"] == {"type": "snapshot", "full": True, "tick": 10, "acks": [1, 4], "state": {"x": 1}}
+    assert result["afterGap"] == result["applied"]
+    assert result["sent"] == [{"type": "keyframe"}]  # once, not once per delta of the gap
+    assert result["stats"] == {"keyframes": 1, "deltas": 1, "gaps": 2}

@@ -1,0 +1,175 @@
+"""Delta codec for snapshots: diff(prev, cur) -> patch and apply(prev, patch) -> cur over JSON-like values.
+
+Pure and transport-free. The patch format is on the wire (docs/protocol.md, "Version 2: deltas"), so static/js/gsclient.js
+implements apply() too; keep the two in step. A patch is one of:
+
+- a scalar (number, string, bool, null): the new value;
+- an object: changes to a dict, by key; each value is itself a patch, or DELETE_MARK ([2]) for a removed key;
+- an array, tagged by its first element:
+  [0, value]                        the new value as is (a dict or a list, or anything replacing another type),
+  [1, length, i, patch, i, patch, ...]  changes to a list: cut or padded to `length`, then each listed index patched
+                                    (indices at or past the old length get a whole value: a scalar or [0, value]),
+  [2]                               (only inside an object) the key is gone.
+
+Objects are always patches and arrays always tagged, so a new dict or list travels as [0, value]: rare (a joining
+player), while the common case, a few numbers changing deep inside, stays small.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REPLACE, LIST, DELETE = 0, 1, 2
+DELETE_MARK = [DELETE]
+# A list patch that gives more than this share of the items whole (numbers, say, or [0, value]) is sent as the new
+# list instead: shorter, and as cheap to apply. Items patched in part (a moving player's x and y) always stay patches.
+LIST_REWRITE_SHARE = 0.5
+
+
+class PatchError(ValueError):
+    """A patch that does not fit the value it is applied to (a wrong base: the caller needs a keyframe)."""
+
+
+class _Unchanged:
+    __slots__ = ()
+
+
+UNCHANGED = _Unchanged()
+_MISSING = _Unchanged()
+
+
+def _whole(value: Any) -> Any:
+    """A value as a patch that needs no base."""
+    return [REPLACE, value] if type(value) in _CONTAINERS else value
+
+
+# Exact types, not isinstance: True == 1 == 1.0 in Python, but they are different on the wire. Checked inline in the
+# loops below because diff runs once per tick per match over every field of the snapshot (a call per scalar doubled
+# its cost).
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_CONTAINERS = frozenset({dict, list, tuple})
+
+
+def diff(prev: Any, cur: Any) -> Any:
+    """The patch turning `prev` into `cur`, or UNCHANGED when they are equal."""
+    if prev is cur:
+        return UNCHANGED
+    kind = type(cur)
+    if kind is dict:
+        return _diff_dict(prev, cur) if type(prev) is dict else [REPLACE, cur]
+    if kind is list or kind is tuple:  # tuples travel as arrays too
+        return _diff_list(prev, cur) if type(prev) in (list, tuple) else [REPLACE, cur]
+    if kind is type(prev) and prev == cur:
+        return UNCHANGED
+    return cur if kind in _SCALARS else [REPLACE, cur]
+
+
+def _diff_dict(prev: dict, cur: dict) -> Any:
+    changes = {}
+    found = 0
+    get = prev.get
+    for key, value in cur.items():
+        old = get(key, _MISSING)
+        if old is _MISSING:
+            changes[key] = _whole(value)
+            continue
+        found += 1
+        if value is old:  # True, None, small ints, the same string: most unchanged fields
+            continue
+        kind = type(value)
+        if kind is type(old) and kind in _SCALARS:
+            if value != old:
+                changes[key] = value
+            continue
+        patch = diff(old, value)
+        if patch is not UNCHANGED:
+            changes[key] = patch
+    if found < len(prev):
+        for key in prev:
+            if key not in cur:
+                changes[key] = DELETE_MARK
+    return changes if changes else UNCHANGED
+
+
+def _diff_list(prev: list | tuple, cur: list | tuple) -> Any:
+    if prev == cur:  # in C, and the common case (who is connected); then the types, which == does not tell apart
+        types = list(map(type, cur))
+        if types == list(map(type, prev)) and _SCALARS.issuperset(types):
+            return UNCHANGED
+    ops: list[Any] = []
+    partial = False  # some item is patched in part (an object patch or a list patch)
+    common = min(len(prev), len(cur))
+    for i in range(common):
+        value, old = cur[i], prev[i]
+        if value is old:
+            continue
+        kind = type(value)
+        if kind is type(old) and kind in _SCALARS:
+            if value != old:
+                ops.append(i)
+                ops.append(value)
+            continue
+        patch = diff(old, value)
+        if patch is not UNCHANGED:
+            ops.append(i)
+            ops.append(patch)
+            partial = partial or type(patch) is dict or (type(patch) is list and patch[0] == LIST)
+    for i in range(common, len(cur)):
+        ops.append(i)
+        ops.append(_whole(cur[i]))
+    if not ops and len(prev) == len(cur):
+        return UNCHANGED
+    if not partial and len(ops) // 2 > LIST_REWRITE_SHARE * len(cur):
+        return [REPLACE, cur]
+    return [LIST, len(cur), *ops]
+
+
+def apply(prev: Any, patch: Any) -> Any:
+    """`prev` with `patch` applied, as a new value (`prev` is not modified; unchanged parts are shared)."""
+    if isinstance(patch, dict):
+        if not isinstance(prev, dict):
+            raise PatchError("an object patch needs a dict to apply to")
+        out = dict(prev)
+        for key, change in patch.items():
+            if isinstance(change, list) and len(change) == 1 and change[0] == DELETE:
+                out.pop(key, None)
+            elif key in out:
+                out[key] = apply(out[key], change)
+            else:
+                out[key] = _from_nothing(change)
+        return out
+    if isinstance(patch, list):
+        if not patch:
+            raise PatchError("an empty array is not a patch")
+        tag = patch[0]
+        if tag == REPLACE and len(patch) == 2:
+            return patch[1]
+        if tag == LIST and len(patch) >= 2 and len(patch) % 2 == 0:
+            return _apply_list(prev, patch)
+        raise PatchError(f"unknown array patch {tag!r}")
+    return patch
+
+
+def _from_nothing(patch: Any) -> Any:
+    if isinstance(patch, dict):
+        raise PatchError("an object patch needs a dict to apply to")
+    if isinstance(patch, list) and not (len(patch) == 2 and patch[0] == REPLACE):
+        raise PatchError("a new item must be a whole value")
+    return apply(None, patch)
+
+
+def _apply_list(prev: Any, patch: list) -> list:
+    if not isinstance(prev, (list, tuple)):
+        raise PatchError("a list patch needs a list to apply to")
+    length = patch[1]
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise PatchError("a list patch needs a length")
+    out = list(prev[:length])
+    old = len(out)
+    out.extend([None] * (length - old))
+    for at in range(2, len(patch), 2):
+        i, change = patch[at], patch[at + 1]
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < length:
+            raise PatchError(f"list index {i!r} out of range")
+        out[i] = apply(out[i], change) if i < old else _from_nothing(change)
+    return out
