@@ -41,18 +41,20 @@ from games.engine import control
 from games.engine.control import control_group, relay_group
 from games.engine.protocol import Frame
 from games.engine.runner import MatchRunner
-from games.engine.store import LEASE_TTL_MS, MemoryStore, RedisStore
+from games.engine.store import LEASE_SAFE_SECONDS, LEASE_TTL_MS, MemoryStore, RedisStore
 from games.rules.base import InputError
 from gameserver.ws import CloseCode
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_SECONDS = 0.5
+# Renewals (for matches not ticking: waiting, saving their result), relays' heartbeats and takeover attempts. Four
+# rounds per lease TTL; a relay notices a dead owner's expired lease within a round (docs/architecture.md).
+MAINTENANCE_SECONDS = 0.25
+# With the journal a checkpoint only bounds what a successor replays: one a second. Without it (ENGINE_JOURNAL off)
+# the checkpoint is all a successor has: every round.
+CHECKPOINT_EVERY_ROUNDS = 4
 PRESENCE_TTL_SECONDS = 2.0
 HANDOVER_TIMEOUT_SECONDS = 3.0
-# Fencing: a lease renewed by a round that started at t is certainly ours until t + TTL (Redis starts the TTL later
-# than t). The margin covers clock rate differences and the time to send a tick once the check passed.
-LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
 # While renewals fail because Redis cannot be reached, nobody else can take a lease either: an owner keeps ticking
 # its local players as long as its last failed attempt is this recent (a stalled process's is not).
 OUTAGE_TICK_SECONDS = 4.0
@@ -65,7 +67,7 @@ ORPHAN_CANCEL_SECONDS = 10.0
 # A relay publish waits at most this long (a Redis that does not answer must not hold the tick loop).
 RELAY_SEND_TIMEOUT_SECONDS = 0.5
 # Every this many maintenance rounds, cancel matches past their deadline (services.match_cancel_overdue).
-SWEEP_EVERY_ROUNDS = 10
+SWEEP_EVERY_ROUNDS = 20
 
 
 class Connection(Protocol):
@@ -274,7 +276,10 @@ class MatchHost:
         if self.relay is not None:
             await self._contained("join control group", self.relay.group_add(control_group(mid), self.proc))
         runner.task = self.spawn(self._run(runner))
-        log.info("match %s: running here (%s)", mid, "from checkpoint" if checkpoint else "new")
+        if checkpoint is None:
+            log.info("match %s: running here (new)", mid)
+        else:
+            log.info("match %s: running here (from checkpoint), tick %s after %s journal records", mid, runner.steps, len(checkpoint.journal))
         return runner
 
     async def _run(self, runner: MatchRunner) -> None:
@@ -567,7 +572,8 @@ class MatchHost:
         if self._rounds % SWEEP_EVERY_ROUNDS == 0:
             self.spawn(self._sweep_overdue())  # beside the renewals: a slow database must not delay them
         runners = list(self.runners.values())
-        renewals = [runner.renewal() for runner in runners]
+        checkpoint = self.store.journal is None or self._rounds % CHECKPOINT_EVERY_ROUNDS == 0
+        renewals = [runner.renewal(checkpoint=checkpoint) for runner in runners]
         round_started = time.monotonic()
         try:
             results = await self.store.renew(self.proc, renewals) if renewals else []
@@ -599,7 +605,7 @@ class MatchHost:
                 if acquired:
                     runner.lease_confirmed(retaken_at + LEASE_SAFE_SECONDS)
                     if not has_checkpoint:
-                        runner.log_flushed = 0  # the log went with it: write all of it again
+                        runner.stored_state_lost()  # the log went with it: write all of it again
                     log.warning("match %s: lease was gone (Redis restart, or renewals late); taken again", runner.match_id)
                 else:
                     await self._lose(runner)
@@ -687,7 +693,9 @@ def get_host() -> MatchHost:
     if host is None:
         redis_url = settings.REDIS_URL
         host = MatchHost(
-            store=RedisStore(redis_url, prefix=settings.ENGINE_PREFIX) if redis_url else MemoryStore(keep_checkpoints=False),
+            store=RedisStore(settings.ENGINE_REDIS_URLS, prefix=settings.ENGINE_PREFIX, journal=settings.ENGINE_JOURNAL)
+            if redis_url
+            else MemoryStore(keep_checkpoints=False),
             relay=get_channel_layer("relay") if redis_url else None,
             handover_on_sigterm=settings.ENGINE_HANDOVER_ON_SIGTERM,
         )

@@ -1,40 +1,84 @@
-"""Where match ownership and checkpoints live: Redis when REDIS_URL is set (shared by every process), else memory.
+"""Where match ownership, checkpoints and journals live: Redis when REDIS_URL is set (shared by every process), else
+memory.
 
 A lease names the process that runs a match's tick loop. The owner renews it and writes a checkpoint in one fenced
 step: a process that lost its lease (stalled, or presumed dead) can no longer overwrite its successor's checkpoint.
-The input log is appended in that same step, so a checkpoint and the log up to it always agree.
+The input log is appended in that same step, so a checkpoint and the log up to it always agree, and the journal
+(journal.py: what each tick applied since) is trimmed up to the checkpoint's tick. Journal appends are fenced the
+same way and extend the lease, so a ticking match renews its lease every tick for free.
+
+Keys shard by match id across ENGINE_REDIS_URLS (one Redis node each): a match's lease, checkpoint, log and journal
+live on one node, so each fenced step stays one script on one node.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from redis.exceptions import NoScriptError
 
-LEASE_TTL_MS = 2000
+from games.engine.journal import JournalWriter, Written, record_number
+
+# Renewed every tick by the journal (and every maintenance round): short, so that a dead owner's matches are taken
+# over quickly (docs/architecture.md, "Leases, checkpoints, failover", has the trade-off).
+LEASE_TTL_MS = 1000
+# Fencing: a lease renewed by a call sent at t is certainly ours until t + TTL (Redis starts the TTL later than t).
+# The margin covers clock rate differences and the time to send a tick once the check passed.
+LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
 CHECKPOINT_TTL_S = 3600
+# Records per script call: Lua's unpack() has a stack limit, and a long outage can leave thousands queued.
+MAX_RECORDS_PER_CALL = 500
 
+# KEYS: lease, checkpoint, log, journal. ARGV: owner, ttl ms, checkpoint ('' for a renewal only), key ttl s,
+# journal record number the checkpoint includes, then the new log entries.
 _RENEW = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
-  if #ARGV > 4 then
-    redis.call('RPUSH', KEYS[3], unpack(ARGV, 5))
+  if #ARGV > 5 then
+    redis.call('RPUSH', KEYS[3], unpack(ARGV, 6))
   end
   redis.call('EXPIRE', KEYS[3], ARGV[4])
+  local upto = tonumber(ARGV[5])
+  while true do
+    local head = redis.call('LINDEX', KEYS[4], 0)
+    if not head or tonumber(string.match(head, '^%[(%d+)')) > upto then break end
+    redis.call('LPOP', KEYS[4])
+  end
 end
 return 1
 """
+
+# KEYS: lease, journal. ARGV: owner, ttl ms, key ttl s, then the records. 1: written; 0: someone else holds the
+# lease; -1: nobody does (see journal.Written).
+_JOURNAL = """
+local holder = redis.call('GET', KEYS[1])
+if holder ~= ARGV[1] then
+  if holder then return 0 end
+  return -1
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if #ARGV > 3 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+"""
+
+_JOURNAL_SHA = hashlib.sha1(_JOURNAL.encode()).hexdigest()
 
 # A lease that expired meanwhile (the match ended while Redis was away) still lets its last owner clear the keys.
 _RELEASE = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 if holder then redis.call('DEL', KEYS[1]) end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) end
 return 1
 """
 
@@ -58,13 +102,18 @@ def export_log(entries: list[LogEntry]) -> list[list[Any]]:
 
 @dataclass(slots=True)
 class Checkpoint:
-    data: dict[str, Any]
+    """What a successor resumes from: the checkpoint (None when the match's owner died before writing one, while
+    its journal already had records from the first tick), the input log up to it, and the journal records after it."""
+
+    data: dict[str, Any] | None
     log: list[list[Any]]
+    journal: list[bytes] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Renewal:
-    """One owned match's share of a renewal round: its checkpoint and the log entries since the last one."""
+    """One owned match's share of a renewal round: its lease, and maybe its checkpoint and the log entries since the
+    last one (the checkpoint's "jn", the journal records it includes, trims the journal up to there)."""
 
     match_id: int
     checkpoint: dict[str, Any] | None = None
@@ -75,7 +124,10 @@ class MemoryStore:
     """One process, nothing shared: leases always succeed for the only process there is.
 
     With nobody to take a match over, checkpoints would never be read: the host's store keeps none
-    (keep_checkpoints=False) and runners skip building them; tests keep them to check the protocol."""
+    (keep_checkpoints=False) and runners skip building them; tests keep them to check the protocol. Nor is there a
+    journal: no successor could replay it."""
+
+    journal = None
 
     def __init__(self, *, keep_checkpoints: bool = True) -> None:
         self.keeps_checkpoints = keep_checkpoints
@@ -139,78 +191,172 @@ class MemoryStore:
 
 
 class RedisStore:
+    """Leases, checkpoints, logs and journals on one Redis node or several: a match's keys live on the node its id
+    picks (`urls[match_id % len(urls)]`), so every fenced step is one script on one node, and a round's calls go out
+    as one pipeline per node, all nodes at once. Changing the list of nodes moves matches: do it between deploys."""
+
     keeps_checkpoints = True
 
-    def __init__(self, url: str, prefix: str = "gs") -> None:
+    def __init__(self, urls: str | list[str], prefix: str = "gs", *, journal: bool = True) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        if not urls:
+            raise ValueError("RedisStore needs at least one Redis URL")
+        self._nodes = [redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) for url in urls]
         self._prefix = prefix
-        self._renew = self._redis.register_script(_RENEW)
-        self._release = self._redis.register_script(_RELEASE)
+        self._renew = self._nodes[0].register_script(_RENEW)
+        self._release = self._nodes[0].register_script(_RELEASE)
+        self.journal = JournalWriter(self.append_journal) if journal else None
+
+    def _node(self, match_id: int):
+        return self._nodes[match_id % len(self._nodes)]
 
     def _keys(self, match_id: int) -> list[str]:
         p = self._prefix
-        return [f"{p}:lease:{match_id}", f"{p}:ckpt:{match_id}", f"{p}:log:{match_id}"]
+        return [f"{p}:lease:{match_id}", f"{p}:ckpt:{match_id}", f"{p}:log:{match_id}", f"{p}:jrnl:{match_id}"]
+
+    async def _per_node(self, items: list, match_id_of, queue) -> list:
+        """Runs `queue(pipe, item)` for each item in one pipeline per node, the nodes concurrently; results in the
+        items' order, as many per item as `queue` queued commands."""
+        by_node: dict[int, list[int]] = {}
+        for index, item in enumerate(items):
+            by_node.setdefault(match_id_of(item) % len(self._nodes), []).append(index)
+
+        async def run(node: int, indexes: list[int]) -> list[tuple[int, list]]:
+            async with self._nodes[node].pipeline(transaction=False) as pipe:
+                counts = []
+                for index in indexes:
+                    before = len(pipe.command_stack)
+                    await queue(pipe, items[index])
+                    counts.append(len(pipe.command_stack) - before)
+                replies = await pipe.execute()
+            out, at = [], 0
+            for index, count in zip(indexes, counts, strict=True):
+                out.append((index, replies[at : at + count]))
+                at += count
+            return out
+
+        results: list = [None] * len(items)
+        for chunk in await asyncio.gather(*(run(node, indexes) for node, indexes in by_node.items())):
+            for index, replies in chunk:
+                results[index] = replies
+        return results
 
     async def acquire(self, match_id: int, owner: str) -> bool:
-        lease = self._keys(match_id)[0]
-        if await self._redis.set(lease, owner, nx=True, px=LEASE_TTL_MS):
+        node, lease = self._node(match_id), self._keys(match_id)[0]
+        if await node.set(lease, owner, nx=True, px=LEASE_TTL_MS):
             return True
         # Re-acquiring our own lease (a renewal raced with a restart of the loop) is fine.
-        return (await self._redis.get(lease)) == owner.encode()
+        return (await node.get(lease)) == owner.encode()
 
     async def owner_of(self, match_id: int) -> str | None:
-        value = await self._redis.get(self._keys(match_id)[0])
+        value = await self._node(match_id).get(self._keys(match_id)[0])
         return value.decode() if value else None
 
     async def renew(self, owner: str, renewals: list[Renewal]) -> list[bool]:
         if not renewals:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for item in renewals:
-                args: list[Any] = [owner, LEASE_TTL_MS, "", CHECKPOINT_TTL_S]
-                if item.checkpoint is not None:
-                    args[2] = orjson.dumps(item.checkpoint)
-                    # The raw input is JSON text already: written as is, not decoded and encoded again.
-                    args.extend(
-                        f"[{step},{seat},{'null' if raw is None else raw}]" for step, seat, raw in item.new_log_entries
-                    )
-                await self._renew(keys=self._keys(item.match_id), args=args, client=pipe)
-            return [bool(result) for result in await pipe.execute()]
+
+        async def queue(pipe, item: Renewal) -> None:
+            args: list[Any] = [owner, LEASE_TTL_MS, "", CHECKPOINT_TTL_S, 0]
+            if item.checkpoint is not None:
+                args[2] = orjson.dumps(item.checkpoint)
+                args[4] = item.checkpoint.get("jn", 0)
+                # The raw input is JSON text already: written as is, not decoded and encoded again.
+                args.extend(
+                    f"[{step},{seat},{'null' if raw is None else raw}]" for step, seat, raw in item.new_log_entries
+                )
+            await self._renew(keys=self._keys(item.match_id), args=args, client=pipe)
+
+        replies = await self._per_node(renewals, lambda item: item.match_id, queue)
+        return [bool(reply[0]) for reply in replies]
+
+    async def append_journal(self, owner: str, items: list[tuple[int, list[bytes]]]) -> list[Written]:
+        """Appends each match's records to its journal if the lease is still `owner`'s, extending the lease: one
+        pipeline per node. A node that does not answer fails only its own matches (Written.UNREACHABLE)."""
+        by_node: dict[int, list[int]] = {}
+        for index, (match_id, _) in enumerate(items):
+            by_node.setdefault(match_id % len(self._nodes), []).append(index)
+
+        async def run(node: int, indexes: list[int]) -> list[tuple[int, Written]]:
+            try:
+                try:
+                    replies, calls = await self._journal_pipeline(self._nodes[node], owner, [items[i] for i in indexes])
+                except NoScriptError:  # a restarted Redis forgot the script
+                    await self._nodes[node].script_load(_JOURNAL)
+                    replies, calls = await self._journal_pipeline(self._nodes[node], owner, [items[i] for i in indexes])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                return [(index, Written.UNREACHABLE) for index in indexes]
+            out, at = [], 0
+            for index, count in zip(indexes, calls, strict=True):
+                out.append((index, Written(min(int(r) for r in replies[at : at + count]))))
+                at += count
+            return out
+
+        results: list[Written] = [Written.UNREACHABLE] * len(items)
+        for chunk in await asyncio.gather(*(run(node, indexes) for node, indexes in by_node.items())):
+            for index, written in chunk:
+                results[index] = written
+        return results
+
+    async def _journal_pipeline(self, node, owner: str, items: list[tuple[int, list[bytes]]]) -> tuple[list, list[int]]:
+        """EVALSHA straight into the pipeline: a registered Script would add a SCRIPT EXISTS round trip per flush."""
+        calls = []
+        async with node.pipeline(transaction=False) as pipe:
+            for match_id, records in items:
+                lease, _, _, journal = self._keys(match_id)
+                chunks = [records[at : at + MAX_RECORDS_PER_CALL] for at in range(0, len(records), MAX_RECORDS_PER_CALL)] or [[]]
+                for chunk in chunks:
+                    pipe.evalsha(_JOURNAL_SHA, 2, lease, journal, owner, LEASE_TTL_MS, CHECKPOINT_TTL_S, *chunk)
+                calls.append(len(chunks))
+            return await pipe.execute(), calls
 
     async def has_checkpoint(self, match_id: int) -> bool:
-        return bool(await self._redis.exists(self._keys(match_id)[1]))
+        return bool(await self._node(match_id).exists(self._keys(match_id)[1]))
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        await asyncio.gather(*(node.ping() for node in self._nodes))
 
     async def reacquire(self, owner: str, match_ids: list[int]) -> list[tuple[bool, bool]]:
         """Leases that vanished (a Redis restart, or renewals late past the TTL): take each again if it is free or
-        still ours, all in one round trip. Per match: (acquired, its checkpoint is still there)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for match_id in match_ids:
-                lease, ckpt, _ = self._keys(match_id)
-                pipe.set(lease, owner, nx=True, px=LEASE_TTL_MS)
-                pipe.get(lease)
-                pipe.exists(ckpt)
-            results = await pipe.execute()
+        still ours, in one round trip per node. Per match: (acquired, its checkpoint is still there)."""
+
+        async def queue(pipe, match_id: int) -> None:
+            lease, ckpt, _, _ = self._keys(match_id)
+            pipe.set(lease, owner, nx=True, px=LEASE_TTL_MS)
+            pipe.get(lease)
+            pipe.exists(ckpt)
+
         mine = owner.encode()
-        return [
-            (bool(results[k]) or results[k + 1] == mine, bool(results[k + 2])) for k in range(0, len(results), 3)
-        ]
+        replies = await self._per_node(match_ids, lambda match_id: match_id, queue)
+        return [(bool(taken) or holder == mine, bool(has_ckpt)) for taken, holder, has_ckpt in replies]
 
     async def load(self, match_id: int) -> Checkpoint | None:
-        _, ckpt_key, log_key = self._keys(match_id)
-        raw = await self._redis.get(ckpt_key)
+        """The last checkpoint with the log up to it and the journal after it; a match that has a journal from its
+        first tick but no checkpoint yet has data None; with neither, None."""
+        _, ckpt_key, log_key, journal_key = self._keys(match_id)
+        node = self._node(match_id)
+        async with node.pipeline(transaction=True) as pipe:
+            pipe.get(ckpt_key)
+            pipe.lrange(journal_key, 0, -1)
+            raw, journal = await pipe.execute()
         if raw is None:
+            if journal and record_number(journal[0]) == 1:
+                return Checkpoint(data=None, log=[], journal=journal)
             return None
         data = orjson.loads(raw)
-        entries = await self._redis.lrange(log_key, 0, data["log_len"] - 1) if data["log_len"] else []
-        return Checkpoint(data=data, log=[orjson.loads(entry) for entry in entries])
+        entries = await node.lrange(log_key, 0, data["log_len"] - 1) if data["log_len"] else []
+        after = [record for record in journal if record_number(record) > data.get("jn", 0)]
+        return Checkpoint(data=data, log=[orjson.loads(entry) for entry in entries], journal=after)
 
     async def release(self, match_id: int, owner: str, *, clear: bool) -> None:
-        await self._release(keys=self._keys(match_id), args=[owner, "1" if clear else "0"])
+        await self._release(keys=self._keys(match_id), args=[owner, "1" if clear else "0"], client=self._node(match_id))
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self.journal is not None:
+            await self.journal.close()
+        for node in self._nodes:
+            await node.aclose()
