@@ -31,6 +31,9 @@ LEASE_TTL_MS = 1000
 # The margin covers clock rate differences and the time to send a tick once the check passed.
 LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
 CHECKPOINT_TTL_S = 3600
+# A node that has not answered a journal flush within this long fails it (its records are kept for the next one);
+# per node, so that one slow node does not hold back the matches on the others.
+JOURNAL_TIMEOUT_SECONDS = 0.25
 # Records per script call: Lua's unpack() has a stack limit, and a long outage can leave thousands queued.
 MAX_RECORDS_PER_CALL = 500
 
@@ -281,11 +284,12 @@ class RedisStore:
 
         async def run(node: int, indexes: list[int]) -> list[tuple[int, Written]]:
             try:
+                batch = [items[i] for i in indexes]
                 try:
-                    replies, calls = await self._journal_pipeline(self._nodes[node], owner, [items[i] for i in indexes])
+                    replies, calls = await asyncio.wait_for(self._journal_pipeline(self._nodes[node], owner, batch), JOURNAL_TIMEOUT_SECONDS)
                 except NoScriptError:  # a restarted Redis forgot the script
                     await self._nodes[node].script_load(_JOURNAL)
-                    replies, calls = await self._journal_pipeline(self._nodes[node], owner, [items[i] for i in indexes])
+                    replies, calls = await asyncio.wait_for(self._journal_pipeline(self._nodes[node], owner, batch), JOURNAL_TIMEOUT_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -1,4 +1,5 @@
-"""Leases and checkpoints, on the real Redis and in memory: exclusive ownership, fencing, and loss of Redis data."""
+"""Leases, checkpoints and journals, on the real Redis, on two Redis nodes of the test's own (engine keys sharded by
+match id) and in memory: exclusive ownership, fencing, loss of Redis data, a node down."""
 
 from __future__ import annotations
 
@@ -6,15 +7,34 @@ import uuid
 
 import pytest
 
+from games.engine.journal import Written
 from games.engine.store import MemoryStore, RedisStore, Renewal, export_log, log_entry
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """Two redis-servers of this module's own (tests/games/test_redis_faults.py's OwnRedis), empty on restart."""
+    from tests.games.test_redis_faults import OwnRedis
+
+    nodes = []
+    for index in range(2):
+        directory = tmp_path_factory.mktemp(f"redis-node-{index}")
+        node = OwnRedis(directory, persistent=False)
+        node.start()
+        nodes.append(node)
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(params=["memory", "redis", "two-nodes"])
 async def store(request):
     if request.param == "memory":
         store = MemoryStore()
-    else:
+    elif request.param == "redis":
         store = RedisStore(request.getfixturevalue("real_redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+    else:
+        store = RedisStore([node.url for node in request.getfixturevalue("two_nodes")], prefix=f"t{uuid.uuid4().hex[:8]}")
     yield store
     await store.close()
 
@@ -161,3 +181,60 @@ async def test_relayed_messages_queued_together_go_to_their_owner_as_one_batch_i
     await asyncio.sleep(0.05)
     receiver.cancel()
     assert handled == [1, 2, 3, 4]
+
+
+def journal_of(nodes, prefix: str, match_id: int) -> list[bytes]:
+    """The match's journal as stored, read from the node its id picks."""
+    return nodes[match_id % len(nodes)].client().lrange(f"{prefix}:jrnl:{match_id}", 0, -1)
+
+
+async def test_engine_keys_shard_by_match_id_and_a_node_down_fails_only_its_matches(two_nodes):
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore([node.url for node in two_nodes], prefix=prefix)
+    for match_id in (1, 2, 3, 4):
+        assert await store.acquire(match_id, "a")
+    assert await store.renew("a", [Renewal(m, {**checkpoint(0), "jn": 0}) for m in (1, 2, 3, 4)]) == [True] * 4
+    assert await store.append_journal("a", [(m, [b"[1,null,[],[]]"]) for m in (1, 2, 3, 4)]) == [Written.OK] * 4
+    for index, node in enumerate(two_nodes):
+        keys = {key.decode() for key in node.client().scan_iter(f"{prefix}:*")}
+        mine = [m for m in (1, 2, 3, 4) if m % 2 == index]
+        assert keys == {f"{prefix}:{kind}:{m}" for m in mine for kind in ("lease", "ckpt", "jrnl")}
+
+    two_nodes[1].stop()
+    try:
+        written = await store.append_journal("a", [(m, [b"[2,null,[],[]]"]) for m in (1, 2, 3, 4)])
+        assert written == [Written.UNREACHABLE, Written.OK, Written.UNREACHABLE, Written.OK]
+        assert len(journal_of(two_nodes, prefix, 2)) == 2
+    finally:
+        two_nodes[1].start()
+    await store.close()
+
+
+async def test_journal_records_kept_through_an_outage_are_written_in_order_when_redis_is_back(two_nodes):
+    """Node 1 stops (match 1 lives there) while match 2's node stays up; the writer keeps match 1's records and
+    writes them, in order and after the older ones, once the node is back and the lease is taken again."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore([node.url for node in two_nodes], prefix=prefix)
+    for match_id in (1, 2):
+        assert await store.acquire(match_id, "a")
+    flush = store.journal.submit("a", 1, [b"[1,null,[],[]]"])
+    store.journal.submit("a", 2, [b"[1,null,[],[]]"])
+    await flush.done
+    assert flush.results == {1: Written.OK, 2: Written.OK}
+    two_nodes[1].stop()
+    try:
+        for n in (2, 3, 4):
+            flush = store.journal.submit("a", 1, [f"[{n},null,[],[]]".encode()])
+            store.journal.submit("a", 2, [f"[{n},null,[],[]]".encode()])
+            await flush.done
+            assert flush.results == {1: Written.UNREACHABLE, 2: Written.OK}
+        assert store.journal.pending(1) == 3 and store.journal.pending(2) == 0
+    finally:
+        two_nodes[1].start()  # empty: the lease went with it
+    assert await store.reacquire("a", [1]) == [(True, False)]
+    flush = store.journal.submit("a", 1, [b"[5,null,[],[]]"])
+    await flush.done
+    assert flush.results == {1: Written.OK}
+    assert [record[:2] for record in journal_of(two_nodes, prefix, 1)] == [b"[2", b"[3", b"[4", b"[5"]  # [1 was lost with the node's data
+    assert [record[:2] for record in journal_of(two_nodes, prefix, 2)] == [b"[1", b"[2", b"[3", b"[4"]
+    await store.close()
