@@ -21,10 +21,10 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-# A flush that Redis has not answered within this long counts as failed (its records are written with the next one).
-FLUSH_TIMEOUT_SECONDS = 0.25
-# After a failed flush (Redis unreachable) the next attempt waits this long: an outage costs one attempt per pause,
-# not one per tick.
+# A flush not done within this long counts as failed (the store times out each Redis node sooner: store.py).
+FLUSH_TIMEOUT_SECONDS = 1.0
+# After a flush that reached no Redis node at all, the next attempt waits this long: an outage costs one attempt per
+# pause, not one per tick. (One node down among several does not slow the others' matches.)
 RETRY_PAUSE_SECONDS = 0.25
 
 
@@ -131,16 +131,14 @@ class JournalWriter:
             except Exception as exc:
                 log.debug("journal flush failed: %s: %s", type(exc).__name__, exc)
                 outcomes = [Written.UNREACHABLE] * len(items)
-            failed = False
             for (match_id, records), outcome in zip(items, outcomes, strict=True):
                 flush.results[match_id] = outcome
                 if outcome in (Written.UNREACHABLE, Written.VANISHED) and match_id in self._active:
-                    # Ahead of what was queued meanwhile: the journal stays in tick order.
-                    # Not woken for them alone: the match's next tick wakes the writer (no busy retries).
+                    # Ahead of what was queued meanwhile, so the journal stays in tick order. Not woken for them
+                    # alone: the match's next tick wakes the writer (no busy retries).
                     self._next.records[match_id] = records + self._next.records.get(match_id, [])
-                    failed = failed or outcome is Written.UNREACHABLE
             flush.done.set_result(None)
-            if failed:
+            if outcomes and all(outcome is Written.UNREACHABLE for outcome in outcomes):
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
     async def close(self) -> None:
