@@ -34,8 +34,6 @@ CHECKPOINT_TTL_S = 3600
 # A node that has not answered a journal flush within this long fails it (its records are kept for the next one);
 # per node, so that one slow node does not hold back the matches on the others.
 JOURNAL_TIMEOUT_SECONDS = 0.25
-# Records per script call: Lua's unpack() has a stack limit, and a long outage can leave thousands queued.
-MAX_RECORDS_PER_CALL = 500
 
 # KEYS: lease, checkpoint, log, journal. ARGV: owner, ttl ms, checkpoint ('' for a renewal only), key ttl s,
 # journal record number the checkpoint includes, then the new log entries.
@@ -58,22 +56,34 @@ end
 return 1
 """
 
-# KEYS: lease, journal. ARGV: owner, ttl ms, key ttl s, then the records. 1: written; 0: someone else holds the
-# lease; -1: nobody does (see journal.Written).
+# One call per node per flush, for all the process's matches on that node (one command to pack and parse, not one
+# per match). KEYS: each match's lease and journal, in pairs. ARGV: owner, ttl ms, key ttl s, then per match its
+# record count and its records. Returns per match 1: written, lease extended; 0: someone else holds the lease;
+# -1: nobody does (journal.Written). RPUSH takes at most 500 records at a time (Lua's unpack has a stack limit).
 _JOURNAL = """
-local holder = redis.call('GET', KEYS[1])
-if holder ~= ARGV[1] then
-  if holder then return 0 end
-  return -1
+local owner, ttl, keep = ARGV[1], ARGV[2], ARGV[3]
+local results = {}
+local at = 4
+for i = 1, #KEYS, 2 do
+  local count = tonumber(ARGV[at])
+  local holder = redis.call('GET', KEYS[i])
+  local result = 1
+  if holder ~= owner then
+    if holder then result = 0 else result = -1 end
+  else
+    redis.call('PEXPIRE', KEYS[i], ttl)
+    if count > 0 then
+      for from = at + 1, at + count, 500 do
+        redis.call('RPUSH', KEYS[i + 1], unpack(ARGV, from, math.min(from + 499, at + count)))
+      end
+      redis.call('EXPIRE', KEYS[i + 1], keep)
+    end
+  end
+  results[#results + 1] = result
+  at = at + 1 + count
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if #ARGV > 3 then
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-end
-return 1
+return results
 """
-
 _JOURNAL_SHA = hashlib.sha1(_JOURNAL.encode()).hexdigest()
 
 # A lease that expired meanwhile (the match ended while Redis was away) still lets its last owner clear the keys.
@@ -277,46 +287,39 @@ class RedisStore:
 
     async def append_journal(self, owner: str, items: list[tuple[int, list[bytes]]]) -> list[Written]:
         """Appends each match's records to its journal if the lease is still `owner`'s, extending the lease: one
-        pipeline per node. A node that does not answer fails only its own matches (Written.UNREACHABLE)."""
+        script call per node, the nodes at once. A node that does not answer fails only its own matches
+        (Written.UNREACHABLE)."""
         by_node: dict[int, list[int]] = {}
         for index, (match_id, _) in enumerate(items):
             by_node.setdefault(match_id % len(self._nodes), []).append(index)
 
         async def run(node: int, indexes: list[int]) -> list[tuple[int, Written]]:
+            keys: list[str] = []
+            args: list[Any] = [owner, LEASE_TTL_MS, CHECKPOINT_TTL_S]
+            for index in indexes:
+                match_id, records = items[index]
+                lease, _, _, journal = self._keys(match_id)
+                keys += (lease, journal)
+                args.append(len(records))
+                args += records
+            client = self._nodes[node]
             try:
-                batch = [items[i] for i in indexes]
                 try:
-                    replies, calls = await asyncio.wait_for(self._journal_pipeline(self._nodes[node], owner, batch), JOURNAL_TIMEOUT_SECONDS)
+                    replies = await asyncio.wait_for(client.evalsha(_JOURNAL_SHA, len(keys), *keys, *args), JOURNAL_TIMEOUT_SECONDS)
                 except NoScriptError:  # a restarted Redis forgot the script
-                    await self._nodes[node].script_load(_JOURNAL)
-                    replies, calls = await asyncio.wait_for(self._journal_pipeline(self._nodes[node], owner, batch), JOURNAL_TIMEOUT_SECONDS)
+                    await client.script_load(_JOURNAL)
+                    replies = await asyncio.wait_for(client.evalsha(_JOURNAL_SHA, len(keys), *keys, *args), JOURNAL_TIMEOUT_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 return [(index, Written.UNREACHABLE) for index in indexes]
-            out, at = [], 0
-            for index, count in zip(indexes, calls, strict=True):
-                out.append((index, Written(min(int(r) for r in replies[at : at + count]))))
-                at += count
-            return out
+            return [(index, Written(int(reply))) for index, reply in zip(indexes, replies, strict=True)]
 
         results: list[Written] = [Written.UNREACHABLE] * len(items)
         for chunk in await asyncio.gather(*(run(node, indexes) for node, indexes in by_node.items())):
             for index, written in chunk:
                 results[index] = written
         return results
-
-    async def _journal_pipeline(self, node, owner: str, items: list[tuple[int, list[bytes]]]) -> tuple[list, list[int]]:
-        """EVALSHA straight into the pipeline: a registered Script would add a SCRIPT EXISTS round trip per flush."""
-        calls = []
-        async with node.pipeline(transaction=False) as pipe:
-            for match_id, records in items:
-                lease, _, _, journal = self._keys(match_id)
-                chunks = [records[at : at + MAX_RECORDS_PER_CALL] for at in range(0, len(records), MAX_RECORDS_PER_CALL)] or [[]]
-                for chunk in chunks:
-                    pipe.evalsha(_JOURNAL_SHA, 2, lease, journal, owner, LEASE_TTL_MS, CHECKPOINT_TTL_S, *chunk)
-                calls.append(len(chunks))
-            return await pipe.execute(), calls
 
     async def has_checkpoint(self, match_id: int) -> bool:
         return bool(await self._node(match_id).exists(self._keys(match_id)[1]))

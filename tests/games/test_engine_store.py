@@ -238,3 +238,17 @@ async def test_journal_records_kept_through_an_outage_are_written_in_order_when_
     assert [record[:2] for record in journal_of(two_nodes, prefix, 1)] == [b"[2", b"[3", b"[4", b"[5"]  # [1 was lost with the node's data
     assert [record[:2] for record in journal_of(two_nodes, prefix, 2)] == [b"[1", b"[2", b"[3", b"[4"]
     await store.close()
+
+
+async def test_a_long_backlog_is_written_in_one_flush_in_order(two_nodes):
+    """After a long outage a match can have thousands of records queued: all go out, in order (the script pushes them
+    500 at a time), beside another match's few."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore([two_nodes[0].url], prefix=prefix)
+    for match_id in (1, 2):
+        assert await store.acquire(match_id, "a")
+    backlog = [f"[{n},null,[],[]]".encode() for n in range(1, 1201)]
+    assert await store.append_journal("a", [(1, backlog), (2, backlog[:3])]) == [Written.OK, Written.OK]
+    assert journal_of(two_nodes[:1], prefix, 1) == backlog
+    assert journal_of(two_nodes[:1], prefix, 2) == backlog[:3]
+    await store.close()
