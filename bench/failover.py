@@ -9,6 +9,10 @@ the new owner.
 
     .venv/bin/python -m bench.failover --drills 10 --redis redis://127.0.0.1:6379/13
     ENGINE_JOURNAL=0 .venv/bin/python -m bench.failover --drills 5 --redis ...   # checkpoints only, for comparison
+
+`--node-cost` measures instead what one Redis node spends per journal append: the writer's flushes for 250 matches
+(one 4-input record each, as 1,000 arena players make per tick), as fast as one client sends them, against a
+redis-server of its own; the node's CPU (INFO cpu) divided by the appends gives the appends a second one core carries.
 """
 
 from __future__ import annotations
@@ -129,6 +133,53 @@ def summary(results: list[Drill]) -> dict:
     }
 
 
+def sample_record(n: int) -> bytes:
+    inputs = ",".join(f'[{seat},{n},{{"dx":0.7071,"dy":-0.7071,"fire":false,"aim":1.5708}}]' for seat in range(4))
+    return f"[{n},null,[{inputs}],[]]".encode()
+
+
+async def node_cost(url: str, matches: int, seconds: float) -> dict:
+    """Journal flushes of `matches` matches against the Redis at `url` for `seconds`: appends, and the node's CPU."""
+    import redis.asyncio as redis
+
+    from games.engine.store import RedisStore
+
+    prefix = f"nodecost{time.time_ns()}"
+    store = RedisStore(url, prefix=prefix)
+    admin = redis.Redis.from_url(url)
+    for match_id in range(1, matches + 1):
+        assert await store.acquire(match_id, "bench")
+
+    async def cpu() -> float:
+        info = await admin.info("cpu")
+        return info["used_cpu_user"] + info["used_cpu_sys"]
+
+    cpu_before, started, flushes, n = await cpu(), time.monotonic(), 0, 0
+    while time.monotonic() - started < seconds:
+        n += 1
+        record = sample_record(n)
+        written = await store.append_journal("bench", [(match_id, [record]) for match_id in range(1, matches + 1)])
+        assert all(w is written[0] for w in written)
+        flushes += 1
+        if n % 20 == 0:  # what the checkpoint round does once a second: keep the lists short
+            for match_id in range(1, matches + 1):
+                await admin.ltrim(f"{prefix}:jrnl:{match_id}", 20, -1)
+    elapsed, cpu_spent = time.monotonic() - started, await cpu() - cpu_before
+    keys = [key async for key in admin.scan_iter(f"{prefix}:*")]
+    if keys:
+        await admin.delete(*keys)
+    await admin.aclose()
+    await store.close()
+    appends = flushes * matches
+    return {
+        "matches": matches,
+        "flushes_per_s": round(flushes / elapsed, 1),
+        "appends_per_s": round(appends / elapsed),
+        "redis_cpu_us_per_append": round(cpu_spent / appends * 1e6, 2),
+        "appends_per_redis_core_s": round(appends / cpu_spent) if cpu_spent else None,
+    }
+
+
 def main() -> None:
     import os
 
@@ -137,8 +188,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--drills", type=int, default=5)
     parser.add_argument("--redis", required=True, help="REDIS_URL for the servers (keys use a fresh prefix)")
+    parser.add_argument("--node-cost", type=float, default=0.0, metavar="SECONDS",
+                        help="measure a Redis node's CPU per journal append for this long instead (use a Redis of its own)")
+    parser.add_argument("--matches", type=int, default=250, help="with --node-cost")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
+    if args.node_cost:
+        print(json.dumps({"label": args.label, **asyncio.run(node_cost(args.redis, args.matches, args.node_cost))}))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         cluster = make_cluster(Path(tmp), args.redis)
         try:
