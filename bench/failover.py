@@ -154,7 +154,7 @@ async def node_cost(url: str, matches: int, seconds: float) -> dict:
         info = await admin.info("cpu")
         return info["used_cpu_user"] + info["used_cpu_sys"]
 
-    cpu_before, started, flushes, n = await cpu(), time.monotonic(), 0, 0
+    cpu_before, started, client_before, flushes, n = await cpu(), time.monotonic(), time.process_time(), 0, 0
     while time.monotonic() - started < seconds:
         n += 1
         record = sample_record(n)
@@ -164,7 +164,7 @@ async def node_cost(url: str, matches: int, seconds: float) -> dict:
         if n % 20 == 0:  # what the checkpoint round does once a second: keep the lists short
             for match_id in range(1, matches + 1):
                 await admin.ltrim(f"{prefix}:jrnl:{match_id}", 20, -1)
-    elapsed, cpu_spent = time.monotonic() - started, await cpu() - cpu_before
+    elapsed, cpu_spent, client_cpu = time.monotonic() - started, await cpu() - cpu_before, time.process_time() - client_before
     keys = [key async for key in admin.scan_iter(f"{prefix}:*")]
     if keys:
         await admin.delete(*keys)
@@ -177,6 +177,8 @@ async def node_cost(url: str, matches: int, seconds: float) -> dict:
         "appends_per_s": round(appends / elapsed),
         "redis_cpu_us_per_append": round(cpu_spent / appends * 1e6, 2),
         "appends_per_redis_core_s": round(appends / cpu_spent) if cpu_spent else None,
+        "client_cpu_us_per_flush": round(client_cpu / flushes * 1e6, 1),
+        "client_cpu_us_per_append": round(client_cpu / appends * 1e6, 2),
     }
 
 

@@ -4,7 +4,8 @@ A tick's record holds what was decided outside the pure rules (which inputs were
 were removed; when play started): a successor replays the records after the last checkpoint through the same code
 and reaches the dead owner's exact state, so an acknowledged input is never lost and acks never go backwards.
 One writer per process commits the records of all its matches together (group commit): whatever ticks are queued
-when the previous flush completes go out in one pipelined round trip per Redis node.
+when the previous flush completes (and at least MIN_FLUSH_INTERVAL_SECONDS after it started) go out in one script
+call per Redis node.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # A flush not done within this long counts as failed (the store times out each Redis node sooner: store.py).
 FLUSH_TIMEOUT_SECONDS = 1.0
+# Flushes start at most this often: ticks queued meanwhile go out together. A flush has a fixed CPU cost on the
+# owner beside its cost per record (bench.failover --node-cost; docs/benchmarks.md, "Failover drills"), and matches
+# tick at staggered times: without a floor a flush could carry a single match. It delays a snapshot by at most 2 ms.
+MIN_FLUSH_INTERVAL_SECONDS = 0.002
 # After a flush that reached no Redis node at all, the next attempt waits this long: an outage costs one attempt per
 # pause, not one per tick. (One node down among several does not slow the others' matches.)
 RETRY_PAUSE_SECONDS = 0.25
@@ -124,11 +129,12 @@ class JournalWriter:
             flush.started = time.monotonic()
             items = list(flush.records.items())
             try:
-                outcomes = await asyncio.wait_for(self._append(flush.owner, items), FLUSH_TIMEOUT_SECONDS)
+                async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):
+                    outcomes = await self._append(flush.owner, items)
             except asyncio.CancelledError:
                 flush.done.cancel()
                 raise
-            except Exception as exc:
+            except Exception as exc:  # TimeoutError included
                 log.debug("journal flush failed: %s: %s", type(exc).__name__, exc)
                 outcomes = [Written.UNREACHABLE] * len(items)
             for (match_id, records), outcome in zip(items, outcomes, strict=True):
@@ -140,6 +146,8 @@ class JournalWriter:
             flush.done.set_result(None)
             if outcomes and all(outcome is Written.UNREACHABLE for outcome in outcomes):
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            else:
+                await asyncio.sleep(max(0.0, flush.started + MIN_FLUSH_INTERVAL_SECONDS - time.monotonic()))
 
     async def close(self) -> None:
         if self._task is not None:

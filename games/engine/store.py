@@ -304,19 +304,24 @@ class RedisStore:
                 args += records
             client = self._nodes[node]
             try:
-                try:
-                    replies = await asyncio.wait_for(client.evalsha(_JOURNAL_SHA, len(keys), *keys, *args), JOURNAL_TIMEOUT_SECONDS)
-                except NoScriptError:  # a restarted Redis forgot the script
-                    await client.script_load(_JOURNAL)
-                    replies = await asyncio.wait_for(client.evalsha(_JOURNAL_SHA, len(keys), *keys, *args), JOURNAL_TIMEOUT_SECONDS)
+                async with asyncio.timeout(JOURNAL_TIMEOUT_SECONDS):  # no task per call, unlike wait_for
+                    try:
+                        replies = await client.evalsha(_JOURNAL_SHA, len(keys), *keys, *args)
+                    except NoScriptError:  # a restarted Redis forgot the script
+                        await client.script_load(_JOURNAL)
+                        replies = await client.evalsha(_JOURNAL_SHA, len(keys), *keys, *args)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # unreachable, or the timeout
                 return [(index, Written.UNREACHABLE) for index in indexes]
-            return [(index, Written(int(reply))) for index, reply in zip(indexes, replies, strict=True)]
+            return [(index, Written(reply)) for index, reply in zip(indexes, replies, strict=True)]
 
+        if len(by_node) == 1:
+            chunks = [await run(*next(iter(by_node.items())))]
+        else:
+            chunks = await asyncio.gather(*(run(node, indexes) for node, indexes in by_node.items()))
         results: list[Written] = [Written.UNREACHABLE] * len(items)
-        for chunk in await asyncio.gather(*(run(node, indexes) for node, indexes in by_node.items())):
+        for chunk in chunks:
             for index, written in chunk:
                 results[index] = written
         return results
