@@ -28,6 +28,10 @@ FLUSH_TIMEOUT_SECONDS = 1.0
 # owner beside its cost per record (bench.failover --node-cost; docs/benchmarks.md, "Failover drills"), and matches
 # tick at staggered times: without a floor a flush could carry a single match. It delays a snapshot by at most 2 ms.
 MIN_FLUSH_INTERVAL_SECONDS = 0.002
+# Records kept per match while Redis cannot take them (a minute of ticks at 20 Hz). Past it the oldest go: the
+# checkpoint written as soon as Redis is back covers them (MatchRunner.journal_tick), so only an owner that dies in
+# the round between Redis coming back and that checkpoint would replay short (then up to the first missing record).
+MAX_BACKLOG_RECORDS = 1200
 # After a flush that reached no Redis node at all, the next attempt waits this long: an outage costs one attempt per
 # pause, not one per tick. (One node down among several does not slow the others' matches.)
 RETRY_PAUSE_SECONDS = 0.25
@@ -142,7 +146,8 @@ class JournalWriter:
                 if outcome in (Written.UNREACHABLE, Written.VANISHED) and match_id in self._active:
                     # Ahead of what was queued meanwhile, so the journal stays in tick order. Not woken for them
                     # alone: the match's next tick wakes the writer (no busy retries).
-                    self._next.records[match_id] = records + self._next.records.get(match_id, [])
+                    kept = records + self._next.records.get(match_id, [])
+                    self._next.records[match_id] = kept[-MAX_BACKLOG_RECORDS:]
             flush.done.set_result(None)
             if outcomes and all(outcome is Written.UNREACHABLE for outcome in outcomes):
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)

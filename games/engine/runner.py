@@ -338,15 +338,17 @@ class MatchRunner:
         if self.journal is None or record is None:
             return True
         flush = self.journal.submit(self.host.proc, self.match_id, [record.encode()])
-        if self.host.may_tick_without_lease(time.monotonic()):
-            return False  # an outage: don't wait on Redis
-        await flush.done
-        written = flush.results.get(self.match_id)
-        if written is Written.OK:
-            self.lease_confirmed(flush.started + LEASE_SAFE_SECONDS)
-            return True
-        if written is Written.LOST:
-            self.lease_safe_until = 0.0  # fenced until the maintenance round hands the match to its new owner
+        if not self.host.may_tick_without_lease(time.monotonic()):  # in an outage, don't wait on Redis
+            await flush.done
+            written = flush.results.get(self.match_id)
+            if written is Written.OK:
+                self.lease_confirmed(flush.started + LEASE_SAFE_SECONDS)
+                return True
+            if written is Written.LOST:
+                self.lease_safe_until = 0.0  # fenced until the maintenance round hands the match to its new owner
+        # The first round that can write a checkpoint writes one: it covers the records still queued (the writer
+        # keeps a bounded backlog of them) and ends the window in which a successor would have to replay them.
+        self.needs_checkpoint = True
         return False
 
     async def _with_db_retries(self, call, **kwargs):

@@ -252,3 +252,18 @@ async def test_a_long_backlog_is_written_in_one_flush_in_order(two_nodes):
     assert journal_of(two_nodes[:1], prefix, 1) == backlog
     assert journal_of(two_nodes[:1], prefix, 2) == backlog[:3]
     await store.close()
+
+
+async def test_the_backlog_kept_for_an_unreachable_redis_is_bounded_oldest_first():
+    from games.engine.journal import MAX_BACKLOG_RECORDS
+    from tests.procs import free_port
+
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", prefix="nobody")  # nothing listens there
+    records = [f"[{n},null,[],[]]".encode() for n in range(1, MAX_BACKLOG_RECORDS + 101)]
+    flush = store.journal.submit("a", 1, records)
+    await flush.done
+    assert flush.results == {1: Written.UNREACHABLE}
+    assert store.journal.pending(1) == MAX_BACKLOG_RECORDS
+    store.journal.forget(1)  # the match ended here: nothing more is kept for it
+    assert store.journal.pending(1) == 0
+    await store.close()
