@@ -4,6 +4,7 @@ before it is sent, a process that lost its lease can no longer append, and recor
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -161,3 +162,55 @@ async def test_records_written_while_the_lease_was_gone_are_kept_and_written_in_
     await host.store.release(arena_match, "proc-a", clear=True)
     for h in (host, host_b):
         await h.stop()
+
+
+class Socket:
+    """A match socket as the host sees it (host.Connection): records each snapshot it is sent, and when."""
+
+    def __init__(self, match_id: int, seat: int, journal_written: list):
+        self.match_id, self.seat, self.journal_written = match_id, seat, journal_written
+        self.received: list[tuple[str, int]] = []  # (phase, records durable when it was sent)
+
+    def push(self, frame) -> bool:
+        self.received.append((frame.message["phase"], len(self.journal_written)))
+        return True
+
+
+async def test_a_tick_is_sent_only_once_its_journal_record_is_durable(arena_match):
+    """The journal's Redis call is held back: play starts, but no countdown or running snapshot reaches a socket
+    until the records are written; after that every such snapshot follows its record."""
+    from games.engine.journal import JournalWriter, Written
+    from games.engine.store import MemoryStore
+
+    gate, written = asyncio.Event(), []
+
+    async def append(owner, items):
+        await gate.wait()
+        written.extend(record for _, records in items for record in records)
+        return [Written.OK] * len(items)
+
+    store = MemoryStore()
+    store.journal = JournalWriter(append)
+    host = MatchHost(store=store, relay=None, handover_on_sigterm=False)
+    host.proc = "proc-a"
+    info = await database_sync_to_async(selectors.match_info)(match_id=arena_match)
+    runner = MatchRunner(host, info, None)
+    sockets = [Socket(arena_match, seat, written) for seat in range(SEATS)]
+    for socket in sockets:
+        host.local[arena_match].add(socket)
+        runner.seat_presence(socket.seat, local_delta=1)
+    runner.lease_confirmed(time.monotonic() + 60)
+    host.runners[arena_match] = runner
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0.3)
+    assert runner.phase != "waiting"  # play started: its ticks wait for the journal
+    assert all(phase == "waiting" for phase, _ in sockets[0].received)
+    gate.set()
+    await asyncio.sleep(0.3)
+    sent = [(phase, durable) for phase, durable in sockets[0].received if phase != "waiting"]
+    assert len(sent) >= 3
+    # One record per tick from the start on: the i-th of these snapshots left once i records were durable.
+    assert all(durable >= i for i, (_, durable) in enumerate(sent, start=1)), sent
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await host.stop()
