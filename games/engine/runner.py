@@ -47,6 +47,9 @@ class TickStats:
     max_lateness_ms: float = 0.0
     total_step_ms: float = 0.0
     max_step_ms: float = 0.0
+    journaled: int = 0  # ticks that waited for their journal record
+    total_journal_ms: float = 0.0
+    max_journal_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         mean = self.total_step_ms / self.ticks if self.ticks else 0.0
@@ -58,6 +61,8 @@ class TickStats:
             "max_lateness_ms": round(self.max_lateness_ms, 2),
             "mean_step_ms": round(mean, 3),
             "max_step_ms": round(self.max_step_ms, 2),
+            "mean_journal_ms": round(self.total_journal_ms / self.journaled, 3) if self.journaled else 0.0,
+            "max_journal_ms": round(self.max_journal_ms, 2),
         }
 
 
@@ -313,6 +318,10 @@ class MatchRunner:
             waiting_since = time.monotonic()
             durable = await self.journal_tick()
             waited = time.monotonic() - waiting_since  # not the tick's own time (TickStats: the simulation's)
+            if self.journal is not None:
+                self.stats.journaled += 1
+                self.stats.total_journal_ms += waited * 1000
+                self.stats.max_journal_ms = max(self.stats.max_journal_ms, waited * 1000)
             if frame is not None and (durable or self.host.may_tick_without_lease(time.monotonic())):
                 await self.host.publish(self.match_id, frame)
             spent = (time.monotonic() - now - waited) * 1000
