@@ -53,6 +53,8 @@ MAINTENANCE_SECONDS = 0.25
 # With the journal a checkpoint only bounds what a successor replays: one a second. Without it (ENGINE_JOURNAL off)
 # the checkpoint is all a successor has: every round.
 CHECKPOINT_EVERY_ROUNDS = 4
+# Relays' heartbeats (`here`) stay at every 0.5 s: PRESENCE_TTL_SECONDS allows for it, and relayed matches pay for each.
+HEARTBEAT_EVERY_ROUNDS = 2
 PRESENCE_TTL_SECONDS = 2.0
 HANDOVER_TIMEOUT_SECONDS = 3.0
 # While renewals fail because Redis cannot be reached, nobody else can take a lease either: an owner keeps ticking
@@ -613,7 +615,8 @@ class MatchHost:
             await self._try_take_over(mid)
             if mid in self.relayed:
                 self.relayed[mid] = owner = await self.store.owner_of(mid)
-                self._announce(mid)
+                if self._rounds % HEARTBEAT_EVERY_ROUNDS == 0:
+                    self._announce(mid)
                 await self._cancel_if_orphaned(mid, owner, time.monotonic())
 
     async def _cancel_if_orphaned(self, mid: int, owner: str | None, now: float) -> None:

@@ -86,6 +86,14 @@ return results
 """
 _JOURNAL_SHA = hashlib.sha1(_JOURNAL.encode()).hexdigest()
 
+# Takes the lease if it is free; re-acquiring our own (a renewal raced with a restart of the loop) is fine. One round
+# trip: relays try every maintenance round for every match they relay.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
+
 # A lease that expired meanwhile (the match ended while Redis was away) still lets its last owner clear the keys.
 _RELEASE = """
 local holder = redis.call('GET', KEYS[1])
@@ -220,6 +228,7 @@ class RedisStore:
         self._prefix = prefix
         self._renew = self._nodes[0].register_script(_RENEW)
         self._release = self._nodes[0].register_script(_RELEASE)
+        self._acquire = self._nodes[0].register_script(_ACQUIRE)
         self.journal = JournalWriter(self.append_journal) if journal else None
 
     def _node(self, match_id: int):
@@ -257,11 +266,7 @@ class RedisStore:
         return results
 
     async def acquire(self, match_id: int, owner: str) -> bool:
-        node, lease = self._node(match_id), self._keys(match_id)[0]
-        if await node.set(lease, owner, nx=True, px=LEASE_TTL_MS):
-            return True
-        # Re-acquiring our own lease (a renewal raced with a restart of the loop) is fine.
-        return (await node.get(lease)) == owner.encode()
+        return bool(await self._acquire(keys=self._keys(match_id)[:1], args=[owner, LEASE_TTL_MS], client=self._node(match_id)))
 
     async def owner_of(self, match_id: int) -> str | None:
         value = await self._node(match_id).get(self._keys(match_id)[0])
