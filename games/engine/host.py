@@ -573,14 +573,20 @@ class MatchHost:
         self._rounds += 1
         if self._rounds % SWEEP_EVERY_ROUNDS == 0:
             self.spawn(self._sweep_overdue())  # beside the renewals: a slow database must not delay them
-        runners = list(self.runners.values())
         checkpoint = self.store.journal is None or self._rounds % CHECKPOINT_EVERY_ROUNDS == 0
-        renewals = [runner.renewal(checkpoint=checkpoint) for runner in runners]
         round_started = time.monotonic()
+        # A ticking match's journal renews its lease every tick: the round renews only the others (waiting, saving a
+        # result, or whose journal writes failed), and writes checkpoints when due.
+        runners, renewals = [], []
+        for runner in list(self.runners.values()):
+            renewal = runner.renewal(checkpoint=checkpoint)
+            if renewal.checkpoint is not None or runner.journal_renewed_at < round_started - MAINTENANCE_SECONDS:
+                runners.append(runner)
+                renewals.append(renewal)
         try:
             results = await self.store.renew(self.proc, renewals) if renewals else []
             if not renewals:
-                await self.store.ping()  # a process that owns nothing must notice outages too (takeover grace)
+                await self.store.ping()  # owning nothing (or only journaled matches), it must notice outages too
         except Exception as exc:
             self._redis_unreachable(exc, round_started)
             return

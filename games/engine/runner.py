@@ -95,6 +95,7 @@ class MatchRunner:
         self.journal_n = 0
         self.tick_record: TickRecord | None = None  # the last tick's decisions, until run() hands them to the writer
         self.needs_checkpoint = True  # the next maintenance round writes one, whatever its schedule
+        self.journal_renewed_at = float("-inf")  # when the last journal write (which extends the lease) was sent
         data = checkpoint.data if checkpoint is not None else None
         if data is None:
             self.state = self.game.initial_state(seats, seed=info.seed)
@@ -354,6 +355,7 @@ class MatchRunner:
             written = flush.results.get(self.match_id)
             if written is Written.OK:
                 self.lease_confirmed(flush.started + LEASE_SAFE_SECONDS)
+                self.journal_renewed_at = flush.started
                 return True
             if written is Written.LOST:
                 self.lease_safe_until = 0.0  # fenced until the maintenance round hands the match to its new owner
