@@ -60,7 +60,8 @@ class TickRecord:
         # The raw inputs are JSON text already (the input log's): spliced in, not decoded and encoded again.
         inputs = ",".join(f"[{seat},{seq},{raw}]" for seat, seq, raw in self.inputs)
         started = "null" if self.started is None else repr(self.started)
-        return f"[{self.n},{started},[{inputs}],{orjson.dumps(self.removals).decode()}]".encode()
+        removals = ",".join(map(str, self.removals))
+        return f"[{self.n},{started},[{inputs}],[{removals}]]".encode()
 
 
 def decode_record(raw: bytes | str) -> tuple[int, float | None, list[tuple[int, int, Any]], list[int]]:
