@@ -23,7 +23,7 @@ import orjson
 log = logging.getLogger(__name__)
 
 # A flush not done within this long counts as failed (the store times out each Redis node sooner: store.py).
-FLUSH_TIMEOUT_SECONDS = 1.0
+FLUSH_TIMEOUT_SECONDS = 1.5
 # Flushes start at most this often: ticks queued meanwhile go out together. A flush has a fixed CPU cost on the
 # owner beside its cost per record (bench.failover --node-cost; docs/benchmarks.md, "Failover drills"), and matches
 # tick at staggered times: without a floor a flush could carry a single match. It delays a snapshot by at most 2 ms.
@@ -42,8 +42,13 @@ class Written(enum.IntEnum):
 
     OK = 1  # durable, and the lease was extended
     LOST = 0  # another process holds the lease: the records are dropped (our loop is fenced)
-    VANISHED = -1  # nobody holds the lease (Redis restarted empty, or it expired): kept for the next flush
+    RETAKEN = 2  # nobody held the lease (it expired while we lagged): taken again, and the records are durable
+    RETAKEN_EMPTY = 3  # the same, and the checkpoint was gone too (Redis restarted empty): one must be written
     UNREACHABLE = -2  # Redis did not answer: kept for the next flush
+
+    @property
+    def durable(self) -> bool:
+        return self in (Written.OK, Written.RETAKEN, Written.RETAKEN_EMPTY)
 
 
 @dataclass(slots=True)
@@ -144,7 +149,7 @@ class JournalWriter:
                 outcomes = [Written.UNREACHABLE] * len(items)
             for (match_id, records), outcome in zip(items, outcomes, strict=True):
                 flush.results[match_id] = outcome
-                if outcome in (Written.UNREACHABLE, Written.VANISHED) and match_id in self._active:
+                if outcome is Written.UNREACHABLE and match_id in self._active:
                     # Ahead of what was queued meanwhile, so the journal stays in tick order. Not woken for them
                     # alone: the match's next tick wakes the writer (no busy retries).
                     kept = records + self._next.records.get(match_id, [])

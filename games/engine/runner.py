@@ -353,9 +353,13 @@ class MatchRunner:
         if not self.host.may_tick_without_lease(time.monotonic()):  # in an outage, don't wait on Redis
             await flush.done
             written = flush.results.get(self.match_id)
-            if written is Written.OK:
+            if written is not None and written.durable:
                 self.lease_confirmed(flush.started + LEASE_SAFE_SECONDS)
                 self.journal_renewed_at = flush.started
+                if written is not Written.OK:
+                    log.warning("match %s: lease was gone (renewals late, or a Redis restart); taken again", self.match_id)
+                if written is Written.RETAKEN_EMPTY:
+                    self.stored_state_lost()  # Redis lost the match's keys: checkpoint and whole log next round
                 return True
             if written is Written.LOST:
                 self.lease_safe_until = 0.0  # fenced until the maintenance round hands the match to its new owner

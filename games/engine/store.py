@@ -31,9 +31,10 @@ LEASE_TTL_MS = 1000
 # The margin covers clock rate differences and the time to send a tick once the check passed.
 LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
 CHECKPOINT_TTL_S = 3600
-# A node that has not answered a journal flush within this long fails it (its records are kept for the next one);
-# per node, so that one slow node does not hold back the matches on the others.
-JOURNAL_TIMEOUT_SECONDS = 0.25
+# A node that has not answered a journal flush within this long fails it (its records are kept for the next one).
+# Not shorter: a process whose event loop lags (overload, a full collection) reads the answer late, and a timeout
+# then would throw a good write away and break the connection.
+JOURNAL_TIMEOUT_SECONDS = 1.0
 
 # KEYS: lease, checkpoint, log, journal. ARGV: owner, ttl ms, checkpoint ('' for a renewal only), key ttl s,
 # journal record number the checkpoint includes, then the new log entries.
@@ -57,27 +58,33 @@ return 1
 """
 
 # One call per node per flush, for all the process's matches on that node (one command to pack and parse, not one
-# per match). KEYS: each match's lease and journal, in pairs. ARGV: owner, ttl ms, key ttl s, then per match its
-# record count and its records. Returns per match 1: written, lease extended; 0: someone else holds the lease;
-# -1: nobody does (journal.Written). RPUSH takes at most 500 records at a time (Lua's unpack has a stack limit).
+# per match). KEYS: each match's lease, journal and checkpoint, in threes. ARGV: owner, ttl ms, key ttl s, then per
+# match its record count and its records. Returns per match (journal.Written) 1: written, lease extended; 0: someone
+# else holds the lease, nothing written; 2: nobody held it (it expired while the process lagged, or Redis restarted),
+# so it is taken again and the records written (3: and the checkpoint is gone too: Redis lost the match's keys).
+# RPUSH takes at most 500 records at a time (Lua's unpack has a stack limit).
 _JOURNAL = """
 local owner, ttl, keep = ARGV[1], ARGV[2], ARGV[3]
 local results = {}
 local at = 4
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
   local count = tonumber(ARGV[at])
   local holder = redis.call('GET', KEYS[i])
   local result = 1
-  if holder ~= owner then
-    if holder then result = 0 else result = -1 end
-  else
+  if holder == owner then
     redis.call('PEXPIRE', KEYS[i], ttl)
-    if count > 0 then
-      for from = at + 1, at + count, 500 do
-        redis.call('RPUSH', KEYS[i + 1], unpack(ARGV, from, math.min(from + 499, at + count)))
-      end
-      redis.call('EXPIRE', KEYS[i + 1], keep)
+  elseif holder then
+    result = 0
+  else
+    redis.call('SET', KEYS[i], owner, 'PX', ttl)
+    result = 2
+    if redis.call('EXISTS', KEYS[i + 2]) == 0 then result = 3 end
+  end
+  if result ~= 0 and count > 0 then
+    for from = at + 1, at + count, 500 do
+      redis.call('RPUSH', KEYS[i + 1], unpack(ARGV, from, math.min(from + 499, at + count)))
     end
+    redis.call('EXPIRE', KEYS[i + 1], keep)
   end
   results[#results + 1] = result
   at = at + 1 + count
@@ -303,8 +310,8 @@ class RedisStore:
             args: list[Any] = [owner, LEASE_TTL_MS, CHECKPOINT_TTL_S]
             for index in indexes:
                 match_id, records = items[index]
-                lease, _, _, journal = self._keys(match_id)
-                keys += (lease, journal)
+                lease, checkpoint, _, journal = self._keys(match_id)
+                keys += (lease, journal, checkpoint)
                 args.append(len(records))
                 args += records
             client = self._nodes[node]
