@@ -58,22 +58,24 @@ return 1
 """
 
 # One call per node per flush, for all the process's matches on that node (one command to pack and parse, not one
-# per match). KEYS: each match's lease, journal and checkpoint, in threes. ARGV: owner, ttl ms, key ttl s, then per
+# per match). KEYS: each match's lease, journal, checkpoint and release mark, in fours. ARGV: owner, ttl ms, key ttl s, then per
 # match its record count and its records. Returns per match (journal.Written) 1: written, lease extended; 0: someone
-# else holds the lease, nothing written; 2: nobody held it (it expired while the process lagged, or Redis restarted),
-# so it is taken again and the records written (3: and the checkpoint is gone too: Redis lost the match's keys).
+# else holds the lease, nothing written (also when this process released it itself moments ago: a write still in
+# flight when the match ended or was handed over must not take it back); 2: nobody held it (it expired while the
+# process lagged, or Redis restarted), so it is taken again and the records written (3: and the checkpoint is gone
+# too: Redis lost the match's keys).
 # RPUSH takes at most 500 records at a time (Lua's unpack has a stack limit).
 _JOURNAL = """
 local owner, ttl, keep = ARGV[1], ARGV[2], ARGV[3]
 local results = {}
 local at = 4
-for i = 1, #KEYS, 3 do
+for i = 1, #KEYS, 4 do
   local count = tonumber(ARGV[at])
   local holder = redis.call('GET', KEYS[i])
   local result = 1
   if holder == owner then
     redis.call('PEXPIRE', KEYS[i], ttl)
-  elseif holder then
+  elseif holder or redis.call('GET', KEYS[i + 3]) == owner then
     result = 0
   else
     redis.call('SET', KEYS[i], owner, 'PX', ttl)
@@ -101,11 +103,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
 return 0
 """
 
-# A lease that expired meanwhile (the match ended while Redis was away) still lets its last owner clear the keys.
+# A lease that expired meanwhile (the match ended while Redis was away) still lets its last owner clear the keys. The
+# release mark (KEYS[5], for a few seconds) keeps this owner's journal writes still in flight from taking it back.
 _RELEASE = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 if holder then redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[5], ARGV[1], 'PX', 3000)
 if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) end
 return 1
 """
@@ -243,7 +247,8 @@ class RedisStore:
 
     def _keys(self, match_id: int) -> list[str]:
         p = self._prefix
-        return [f"{p}:lease:{match_id}", f"{p}:ckpt:{match_id}", f"{p}:log:{match_id}", f"{p}:jrnl:{match_id}"]
+        return [f"{p}:lease:{match_id}", f"{p}:ckpt:{match_id}", f"{p}:log:{match_id}", f"{p}:jrnl:{match_id}",
+                f"{p}:released:{match_id}"]
 
     async def _per_node(self, items: list, match_id_of, queue) -> list:
         """Runs `queue(pipe, item)` for each item in one pipeline per node, the nodes concurrently; results in the
@@ -310,8 +315,8 @@ class RedisStore:
             args: list[Any] = [owner, LEASE_TTL_MS, CHECKPOINT_TTL_S]
             for index in indexes:
                 match_id, records = items[index]
-                lease, checkpoint, _, journal = self._keys(match_id)
-                keys += (lease, journal, checkpoint)
+                lease, checkpoint, _, journal, released = self._keys(match_id)
+                keys += (lease, journal, checkpoint, released)
                 args.append(len(records))
                 args += records
             client = self._nodes[node]
@@ -349,7 +354,7 @@ class RedisStore:
         still ours, in one round trip per node. Per match: (acquired, its checkpoint is still there)."""
 
         async def queue(pipe, match_id: int) -> None:
-            lease, ckpt, _, _ = self._keys(match_id)
+            lease, ckpt = self._keys(match_id)[:2]
             pipe.set(lease, owner, nx=True, px=LEASE_TTL_MS)
             pipe.get(lease)
             pipe.exists(ckpt)
@@ -361,7 +366,7 @@ class RedisStore:
     async def load(self, match_id: int) -> Checkpoint | None:
         """The last checkpoint with the log up to it and the journal after it; a match that has a journal from its
         first tick but no checkpoint yet has data None; with neither, None."""
-        _, ckpt_key, log_key, journal_key = self._keys(match_id)
+        _, ckpt_key, log_key, journal_key, _ = self._keys(match_id)
         node = self._node(match_id)
         async with node.pipeline(transaction=True) as pipe:
             pipe.get(ckpt_key)

@@ -267,3 +267,19 @@ async def test_the_backlog_kept_for_an_unreachable_redis_is_bounded_oldest_first
     store.journal.forget(1)  # the match ended here: nothing more is kept for it
     assert store.journal.pending(1) == 0
     await store.close()
+
+
+async def test_a_write_still_in_flight_after_the_owner_released_its_lease_does_not_take_it_back(real_redis_url):
+    """A match that ended or was handed over: a journal write of its owner that reaches Redis after the release
+    neither takes the lease back (a successor could not start it for a lease's lifetime) nor recreates keys."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore(real_redis_url, prefix=prefix)
+    assert await store.acquire(1, "a") and await store.acquire(2, "a")
+    await store.release(1, "a", clear=True)
+    await forget_everything(real_redis_url, f"{prefix}:lease")  # lease 2 expired: nobody holds it, no release mark
+    written = await store.append_journal("a", [(1, [b"[9,null,[],[]]"]), (2, [b"[9,null,[],[]]"])])
+    assert written == [Written.LOST, Written.RETAKEN_EMPTY]
+    assert await store.owner_of(1) is None and await store.load(1) is None
+    assert await store.acquire(1, "b")
+    assert await store.owner_of(2) == "a"
+    await store.close()
