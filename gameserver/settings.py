@@ -141,13 +141,24 @@ DATABASES = {"default": _database(env_str("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def _redis_url(url: str) -> str:
+def _redis_url(url: str, name: str = "REDIS_URL") -> str:
     if url and urlparse(url).scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfigured(f"REDIS_URL={url!r} must start with redis://, rediss:// or unix://.")
+        raise ImproperlyConfigured(f"{name}={url!r} must start with redis://, rediss:// or unix://.")
     return url
 
 
 REDIS_URL = _redis_url(env_str("REDIS_URL"))
+# Match engine keys (leases, checkpoints, input logs, journals) and the relay channel layer, sharded by match id
+# (relay channels by name) across these Redis nodes; default: REDIS_URL alone. The cache and the default channel
+# layer stay on REDIS_URL. Changing the list moves matches between nodes: change it between deploys.
+ENGINE_REDIS_URLS = [_redis_url(url, "ENGINE_REDIS_URLS") for url in env_list("ENGINE_REDIS_URLS", [REDIS_URL] if REDIS_URL else [])]
+if ENGINE_REDIS_URLS and not REDIS_URL:
+    raise ImproperlyConfigured("ENGINE_REDIS_URLS needs REDIS_URL (the cache and the default channel layer) too.")
+if REDIS_URL and not ENGINE_REDIS_URLS:
+    raise ImproperlyConfigured("ENGINE_REDIS_URLS must name at least one Redis URL.")
+# Per-tick journal of applied inputs (games/engine/journal.py): a successor resumes without rollback. Off, it resumes
+# from the last checkpoint (rolled back up to a maintenance round); off exists to measure what it costs.
+ENGINE_JOURNAL = env_bool("ENGINE_JOURNAL", True)
 REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_SECONDS", 3, minimum=1)
 # Retry-After of the 503 answered while PostgreSQL or Redis is unreachable (gameserver/api_errors.py).
 SERVICE_UNAVAILABLE_RETRY_AFTER = env_int("SERVICE_UNAVAILABLE_RETRY_AFTER", 5, minimum=1)
@@ -175,7 +186,7 @@ if REDIS_URL:
         # match per tick, no per-channel queues in Redis (games/engine/host.py).
         "relay": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "gs") + ".relay"},
+            "CONFIG": {"hosts": ENGINE_REDIS_URLS, "prefix": env_str("CHANNEL_PREFIX", "gs") + ".relay"},
         },
     }
     CACHES = {

@@ -38,7 +38,7 @@ from games.engine.outage import TAKEOVER_GRACE_SECONDS, RedisHealth
 from games.engine.protocol import Frame
 from games.engine.relay import PRESENCE_TTL_SECONDS, RelayLink
 from games.engine.runner import MatchRunner
-from games.engine.store import LEASE_TTL_MS, MemoryStore, RedisStore
+from games.engine.store import LEASE_SAFE_SECONDS, MemoryStore, RedisStore
 from games.rules.base import InputError
 from gameserver.closecodes import CloseCode
 
@@ -46,16 +46,20 @@ __all__ = ["Connection", "MatchHost", "get_host", "local_hosts", "TAKEOVER_GRACE
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_SECONDS = 0.5
+# Renewals (for matches not ticking: waiting, saving their result), relays' heartbeats and takeover attempts. Four
+# rounds per lease TTL; a relay notices a dead owner's expired lease within a round (docs/architecture.md).
+MAINTENANCE_SECONDS = 0.25
+# With the journal a checkpoint only bounds what a successor replays: one a second. Without it (ENGINE_JOURNAL off)
+# the checkpoint is all a successor has: every round.
+CHECKPOINT_EVERY_ROUNDS = 4
+# Relays' heartbeats (Here) stay at every 0.5 s: PRESENCE_TTL_SECONDS allows for it, and relayed matches pay for each.
+HEARTBEAT_EVERY_ROUNDS = 2
 HANDOVER_TIMEOUT_SECONDS = 3.0
-# Fencing: a lease renewed by a round that started at t is certainly ours until t + TTL (Redis starts the TTL later
-# than t). The margin covers clock rate differences and the time to send a tick once the check passed.
-LEASE_SAFE_SECONDS = LEASE_TTL_MS / 1000 - 0.5
 # A running match with no owner and no checkpoint (its owner died while Redis lost its data) cannot be resumed
 # without starting it again: relays cancel it after this long instead.
 ORPHAN_CANCEL_SECONDS = 10.0
 # Every this many maintenance rounds, cancel matches past their deadline (services.match_cancel_overdue).
-SWEEP_EVERY_ROUNDS = 10
+SWEEP_EVERY_ROUNDS = 20
 
 
 class MatchHost:
@@ -357,7 +361,10 @@ class MatchHost:
                     runner.leave(seat)
             await self.link.start_owning(mid)
         runner.task = self.spawn(self._run(runner))
-        log.info("match %s: running here (%s)", mid, "from checkpoint" if checkpoint else "new")
+        if checkpoint is None:
+            log.info("match %s: running here (new)", mid)
+        else:
+            log.info("match %s: running here (from checkpoint), tick %s after %s journal records", mid, runner.steps, len(checkpoint.journal))
         return runner
 
     async def _run(self, runner: MatchRunner) -> None:
@@ -417,13 +424,20 @@ class MatchHost:
         self._rounds += 1
         if self._rounds % SWEEP_EVERY_ROUNDS == 0:
             self.spawn(self._sweep_overdue())  # beside the renewals: a slow database must not delay them
-        runners = list(self.runners.values())
-        renewals = [runner.renewal() for runner in runners]
+        checkpoint = self.store.journal is None or self._rounds % CHECKPOINT_EVERY_ROUNDS == 0
         round_started = time.monotonic()
+        # A ticking match's journal renews its lease every tick: the round renews only the others (waiting, saving a
+        # result, or whose journal writes failed), and writes checkpoints when due.
+        runners, renewals = [], []
+        for runner in list(self.runners.values()):
+            renewal = runner.renewal(checkpoint=checkpoint)
+            if renewal.checkpoint is not None or runner.journal_renewed_at < round_started - MAINTENANCE_SECONDS:
+                runners.append(runner)
+                renewals.append(renewal)
         try:
             results = await self.store.renew(self.proc, renewals) if renewals else []
             if not renewals:
-                await self.store.ping()  # a process that owns nothing must notice outages too (takeover grace)
+                await self.store.ping()  # owning nothing (or only journaled matches), it must notice outages too
         except Exception as exc:
             self._redis_unreachable(exc, round_started)
             return
@@ -449,7 +463,7 @@ class MatchHost:
                 if acquired:
                     runner.lease_confirmed(retaken_at + LEASE_SAFE_SECONDS)
                     if not has_checkpoint:
-                        runner.log_flushed = 0  # the log went with it: write all of it again
+                        runner.stored_state_lost()  # the log went with it: write all of it again
                     log.warning("match %s: lease was gone (Redis restart, or renewals late); taken again", runner.match_id)
                 else:
                     await self._lose(runner)
@@ -457,7 +471,8 @@ class MatchHost:
             await self._try_take_over(mid)
             if mid in self.relayed:
                 self.link.relayed[mid] = owner = await self.store.owner_of(mid)
-                self.link.announce(mid, self.sockets.seats(mid))
+                if self._rounds % HEARTBEAT_EVERY_ROUNDS == 0:
+                    self.link.announce(mid, self.sockets.seats(mid))
                 await self._cancel_if_orphaned(mid, owner, time.monotonic())
 
     async def _retry_leftovers(self) -> None:
@@ -547,7 +562,9 @@ def get_host() -> MatchHost:
     if host is None:
         redis_url = settings.REDIS_URL
         host = MatchHost(
-            store=RedisStore(redis_url, prefix=settings.ENGINE_PREFIX) if redis_url else MemoryStore(keep_checkpoints=False),
+            store=RedisStore(settings.ENGINE_REDIS_URLS, prefix=settings.ENGINE_PREFIX, journal=settings.ENGINE_JOURNAL)
+            if redis_url
+            else MemoryStore(keep_checkpoints=False),
             relay=get_channel_layer("relay") if redis_url else None,
             handover_on_sigterm=settings.ENGINE_HANDOVER_ON_SIGTERM,
         )

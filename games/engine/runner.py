@@ -1,7 +1,10 @@
 """One match's authoritative simulation: phases, inputs, the fixed-rate tick loop, checkpoints and the result.
 
 The runner lives in the process that holds the match's lease (see host.py). Everything it does to the game happens
-in run_one_step(), which tests call directly; run() only schedules it against the monotonic clock.
+in run_one_step(), which tests call directly; run() only schedules it against the monotonic clock. Each tick first
+decides what depends on the clock and the sockets (which inputs, which removals, whether play starts), then applies
+that decision through the pure rules (_apply); with Redis the decision goes to the journal (journal.py), and the
+tick's snapshot is sent once it is durable, so that a successor replaying the journal reaches the same state.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
 from games import selectors, services
+from games.engine.journal import TickRecord, Written, decode_record
 from games.engine.protocol import Frame
-from games.engine.store import Checkpoint, LogEntry, Renewal, export_log, log_entry
+from games.engine.store import LEASE_SAFE_SECONDS, Checkpoint, LogEntry, Renewal, export_log, log_entry
 from games.rules import get_game
 
 if TYPE_CHECKING:
@@ -43,6 +47,9 @@ class TickStats:
     max_lateness_ms: float = 0.0
     total_step_ms: float = 0.0
     max_step_ms: float = 0.0
+    journaled: int = 0  # ticks that waited for their journal record
+    total_journal_ms: float = 0.0
+    max_journal_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         mean = self.total_step_ms / self.ticks if self.ticks else 0.0
@@ -54,6 +61,8 @@ class TickStats:
             "max_lateness_ms": round(self.max_lateness_ms, 2),
             "mean_step_ms": round(mean, 3),
             "max_step_ms": round(self.max_step_ms, 2),
+            "mean_journal_ms": round(self.total_journal_ms / self.journaled, 3) if self.journaled else 0.0,
+            "max_journal_ms": round(self.max_journal_ms, 2),
         }
 
 
@@ -80,7 +89,15 @@ class MatchRunner:
         self.lease_safe_until = 0.0
         self.finishing = False
         self.task: asyncio.Task | None = None
-        if checkpoint is None:
+        # The process's journal writer (None without Redis, or with ENGINE_JOURNAL off); records of this match go
+        # there, numbered from 1 (journal_n: the last one made), and ticks are sent once theirs is durable.
+        self.journal = host.store.journal
+        self.journal_n = 0
+        self.tick_record: TickRecord | None = None  # the last tick's decisions, until run() hands them to the writer
+        self.needs_checkpoint = True  # the next maintenance round writes one, whatever its schedule
+        self.journal_renewed_at = float("-inf")  # when the last journal write (which extends the lease) was sent
+        data = checkpoint.data if checkpoint is not None else None
+        if data is None:
             self.state = self.game.initial_state(seats, seed=info.seed)
             self.phase = WAITING
             self.countdown_left = 0
@@ -91,22 +108,40 @@ class MatchRunner:
             self.started_wall: float | None = None
             self.ever_connected = [False] * seats
         else:
-            data = checkpoint.data
             self.state = self.game.from_checkpoint(data["state"])
             self.phase = data["phase"]
             self.countdown_left = data["countdown_left"]
             self.steps = data["steps"]
             self.acks = list(data["acks"])
-            self.last_seq = list(data["acks"])
             self.removed = list(data["removed"])
             self.log = [log_entry(step, seat, raw) for step, seat, raw in checkpoint.log]
             self.started_wall = data["started_wall"]
             # Checkpoints written before "connected" was kept: every seat still in the match counts as connected.
             self.ever_connected = list(data.get("connected", [not gone for gone in self.removed]))
+            self.journal_n = data.get("jn", 0)
+        self.log_flushed = len(self.log)
+        if checkpoint is not None:
+            self.replay(checkpoint.journal)
+            self.last_seq = list(self.acks)
             # A takeover is nobody's fault: everyone gets a fresh grace period to reconnect.
             now = time.monotonic()
             self.disconnected_since = [None if gone else now for gone in self.removed]
-        self.log_flushed = len(self.log)
+
+    def replay(self, records: list[bytes]) -> None:
+        """Applies journal records after the checkpoint, in order, through the same code as the ticks that made
+        them. A record already included (a write repeated after a timeout) is skipped; a gap ends the replay."""
+        for raw in records:
+            n, started, inputs, removals = decode_record(raw)
+            if n <= self.journal_n:
+                continue
+            if n != self.journal_n + 1:
+                log.warning("match %s: journal gap after record %s (next is %s); replay stops", self.match_id, self.journal_n, n)
+                break
+            applied = [(seat, seq, self.game.parse_input(value), value) for seat, seq, value in inputs]
+            self._apply(TickRecord(n=n, removals=removals, started=started), applied)
+            self.journal_n = n
+        # The players saw these ticks' events already, from the dead owner.
+        self.events = []
 
     # --- connections and inputs (called by the host) ---------------------------------------------------------
 
@@ -144,62 +179,82 @@ class MatchRunner:
     # --- the tick ---------------------------------------------------------------------------------------------
 
     def run_one_step(self, now: float) -> Frame | None:
-        """Advance the match by one tick at monotonic time `now`; returns the snapshot to send, if any."""
+        """Advance the match by one tick at monotonic time `now`; returns the snapshot to send, if any. What the tick
+        decided is left in `tick_record` (None when nothing changed) for the journal."""
         if self.phase == WAITING:
-            self._step_waiting(now)
-        elif self.phase == COUNTDOWN:
-            self._apply_inputs()
-            self._expire_grace(now)
-            self.countdown_left -= 1
-            if self.countdown_left <= 0:
-                self.phase = RUNNING
-        elif self.phase == RUNNING:
-            self._apply_inputs()
-            self._expire_grace(now)
-            if not self.game.is_finished(self.state):
-                self.events.extend(self.game.step(self.state, self.settings.dt))
-                self.steps += 1
-        if self.phase in (COUNTDOWN, RUNNING) and self.game.is_finished(self.state):
-            self.phase = FINISHED
+            started = self._start_if_ready(now)
+            inputs: list[tuple[int, int, Any, Any]] = []
+            removals = started[1] if started else []
+        else:
+            started = None
+            inputs = [item for item in self.pending if not self.removed[item[0]]]
+            self.pending.clear()
+            removals = self._due_removals(now)
+        record = None
+        if self.phase != WAITING or started:
+            self.journal_n += 1
+            record = TickRecord(n=self.journal_n, removals=removals, started=started[0] if started else None)
+            self._apply(record, inputs)
+            if started:
+                self.host.spawn(database_sync_to_async(services.match_start)(match_id=self.match_id))
+        self.tick_record = record
         if self.phase == WAITING and self.stats.ticks % WAITING_SNAPSHOT_EVERY:
             return None
         message = self.snapshot_message(now)
         return Frame(message, droppable="events" not in message)
 
-    def _step_waiting(self, now: float) -> None:
+    def _start_if_ready(self, now: float) -> tuple[float, list[int]] | None:
+        """(wall time, seats removed for not showing up) when play starts at this tick; None while waiting."""
         self.pending.clear()
         present = [self.is_connected(seat, now) for seat in range(self.seats)]
         if not all(present) and now < self.join_deadline:
-            return
-        if not all(present):
-            if sum(present) < self.settings.min_players:
-                return  # run() cancels the match
-            for seat, here in enumerate(present):
-                if not here:
-                    self._remove(seat)
-        self.phase = COUNTDOWN
-        self.countdown_left = max(1, round(self.settings.countdown_seconds * self.settings.tick_rate))
-        self.started_wall = time.time()
-        self.host.spawn(database_sync_to_async(services.match_start)(match_id=self.match_id))
+            return None
+        if not all(present) and sum(present) < self.settings.min_players:
+            return None  # run() cancels the match
+        return time.time(), [seat for seat, here in enumerate(present) if not here]
 
-    def _apply_inputs(self) -> None:
-        for seat, seq, parsed, raw in self.pending:
-            if self.removed[seat]:
-                continue
-            self.game.apply_input(self.state, seat, parsed)
-            self.acks[seat] = seq
-            self.log.append(log_entry(self.steps, seat, raw))
-        self.pending.clear()
-
-    def _expire_grace(self, now: float) -> None:
-        for seat in self.leaving:
-            if not self.removed[seat]:
-                self._remove(seat)
+    def _due_removals(self, now: float) -> list[int]:
+        """Seats to remove at this tick, in order: those who left, then those past their grace period."""
+        due = [seat for seat in dict.fromkeys(self.leaving) if not self.removed[seat]]
         self.leaving.clear()
         grace = self.settings.reconnect_grace_seconds
         for seat, since in enumerate(self.disconnected_since):
-            if since is not None and not self.removed[seat] and now - since > grace:
+            if since is not None and not self.removed[seat] and seat not in due and now - since > grace:
+                due.append(seat)
+        return due
+
+    def _apply(self, record: TickRecord, inputs: list[tuple[int, int, Any, Any]]) -> None:
+        """One tick's decisions through the pure rules: the same on the owner and when a successor replays the
+        journal, so both reach the same state. `inputs`: (seat, seq, parsed, raw) in order; their JSON text goes into
+        the record as the tick applies them."""
+        if self.phase == WAITING:  # play starts (the only record made while waiting)
+            for seat in record.removals:
                 self._remove(seat)
+            self.phase = COUNTDOWN
+            self.countdown_left = max(1, round(self.settings.countdown_seconds * self.settings.tick_rate))
+            self.started_wall = record.started
+        else:
+            self._apply_play(record, inputs)
+        if self.phase in (COUNTDOWN, RUNNING) and self.game.is_finished(self.state):
+            self.phase = FINISHED
+
+    def _apply_play(self, record: TickRecord, inputs: list[tuple[int, int, Any, Any]]) -> None:
+        for seat, seq, parsed, raw in inputs:
+            self.game.apply_input(self.state, seat, parsed)
+            self.acks[seat] = seq
+            entry = log_entry(self.steps, seat, raw)
+            self.log.append(entry)
+            record.inputs.append((seat, seq, entry[2]))
+            self.ever_connected[seat] = True  # it sent an input (on replay: as the dead owner saw it)
+        for seat in record.removals:
+            self._remove(seat)
+        if self.phase == COUNTDOWN:
+            self.countdown_left -= 1
+            if self.countdown_left <= 0:
+                self.phase = RUNNING
+        elif self.phase == RUNNING and not self.game.is_finished(self.state):
+            self.events.extend(self.game.step(self.state, self.settings.dt))
+            self.steps += 1
 
     def _remove(self, seat: int) -> None:
         self.removed[seat] = True
@@ -241,6 +296,13 @@ class MatchRunner:
         return now < self.lease_safe_until or self.host.may_tick_without_lease(now)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            if self.journal is not None:
+                self.journal.forget(self.match_id)
+
+    async def _run(self) -> None:
         period = 1.0 / self.settings.tick_rate
         next_at = time.monotonic()
         while self.phase != FINISHED:
@@ -255,9 +317,16 @@ class MatchRunner:
                 self.stats.late_ticks += 1
             self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
             frame = self.run_one_step(now)
-            if frame is not None:
+            waiting_since = time.monotonic()
+            durable = await self.journal_tick()
+            waited = time.monotonic() - waiting_since  # not the tick's own time (TickStats: the simulation's)
+            if self.journal is not None:
+                self.stats.journaled += 1
+                self.stats.total_journal_ms += waited * 1000
+                self.stats.max_journal_ms = max(self.stats.max_journal_ms, waited * 1000)
+            if frame is not None and (durable or self.host.may_tick_without_lease(time.monotonic())):
                 await self.host.publish(self.match_id, frame)
-            spent = (time.monotonic() - now) * 1000
+            spent = (time.monotonic() - now - waited) * 1000
             self.stats.ticks += 1
             self.stats.total_step_ms += spent
             self.stats.max_step_ms = max(self.stats.max_step_ms, spent)
@@ -272,6 +341,33 @@ class MatchRunner:
                 delay = 0
             await asyncio.sleep(max(0.0, delay))
         await self._finish()
+
+    async def journal_tick(self) -> bool:
+        """Hands this tick's record to the process's journal writer and waits for the flush that carries it: True
+        once it is durable (or nothing needs to be: no journal, or nothing changed). Any failure means the tick is not
+        sent (a successor could not reproduce it), except during a Redis outage (run(): nobody can take the match
+        over then; the records stay queued and are written when Redis is back, docs/architecture.md)."""
+        record, self.tick_record = self.tick_record, None
+        if self.journal is None or record is None:
+            return True
+        flush = self.journal.submit(self.host.proc, self.match_id, [record.encode()])
+        if not self.host.may_tick_without_lease(time.monotonic()):  # in an outage, don't wait on Redis
+            await flush.done
+            written = flush.results.get(self.match_id)
+            if written is not None and written.durable:
+                self.lease_confirmed(flush.started + LEASE_SAFE_SECONDS)
+                self.journal_renewed_at = flush.started
+                if written is not Written.OK:
+                    log.warning("match %s: lease was gone (renewals late, or a Redis restart); taken again", self.match_id)
+                if written is Written.RETAKEN_EMPTY:
+                    self.stored_state_lost()  # Redis lost the match's keys: checkpoint and whole log next round
+                return True
+            if written is Written.LOST:
+                self.lease_safe_until = 0.0  # fenced until the maintenance round hands the match to its new owner
+        # The first round that can write a checkpoint writes one: it covers the records still queued (the writer
+        # keeps a bounded backlog of them) and ends the window in which a successor would have to replay them.
+        self.needs_checkpoint = True
+        return False
 
     async def _with_db_retries(self, call, **kwargs):
         # PostgreSQL away for a moment must not lose a result: keep trying while the lease (and checkpoint) is kept.
@@ -335,9 +431,11 @@ class MatchRunner:
 
     # --- checkpoints -------------------------------------------------------------------------------------------
 
-    def renewal(self) -> Renewal:
-        """This match's part of the host's renewal round: the lease, a checkpoint and the new log entries."""
-        if self.finishing or not self.host.store.keeps_checkpoints:
+    def renewal(self, *, checkpoint: bool = True) -> Renewal:
+        """This match's part of the host's renewal round: the lease, and with `checkpoint` (or when one is owed) a
+        checkpoint and the new log entries. Its "jn" is the last journal record it includes: the journal is trimmed
+        up to there, and a successor replays only what follows."""
+        if self.finishing or not self.host.store.keeps_checkpoints or not (checkpoint or self.needs_checkpoint):
             return Renewal(match_id=self.match_id)
         data = {
             "v": 1,
@@ -350,9 +448,16 @@ class MatchRunner:
             "started_wall": self.started_wall,
             "connected": self.ever_connected,
             "log_len": len(self.log),
+            "jn": self.journal_n,
         }
         return Renewal(match_id=self.match_id, checkpoint=data, new_log_entries=self.log[self.log_flushed :])
 
     def renewed(self, renewal: Renewal) -> None:
         if renewal.checkpoint is not None:
             self.log_flushed = renewal.checkpoint["log_len"]
+            self.needs_checkpoint = False
+
+    def stored_state_lost(self) -> None:
+        """Redis lost the match's keys (restarted empty): the next round writes a checkpoint and the whole log."""
+        self.log_flushed = 0
+        self.needs_checkpoint = True

@@ -1,4 +1,5 @@
-"""Leases and checkpoints, on the real Redis and in memory: exclusive ownership, fencing, and loss of Redis data."""
+"""Leases, checkpoints and journals, on the real Redis, on two Redis nodes of the test's own (engine keys sharded by
+match id) and in memory: exclusive ownership, fencing, loss of Redis data, a node down."""
 
 from __future__ import annotations
 
@@ -6,17 +7,46 @@ import uuid
 
 import pytest
 
+from games.engine.journal import Written
 from games.engine.store import MemoryStore, RedisStore, Renewal, export_log, log_entry
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """Two redis-servers of this module's own (tests/games/test_redis_faults.py's OwnRedis), empty on restart."""
+    from tests.games.test_redis_faults import OwnRedis
+
+    nodes = []
+    for index in range(2):
+        directory = tmp_path_factory.mktemp(f"redis-node-{index}")
+        node = OwnRedis(directory, persistent=False)
+        node.start()
+        nodes.append(node)
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(params=["memory", "redis", "two-nodes"])
 async def store(request):
     if request.param == "memory":
         store = MemoryStore()
-    else:
+    elif request.param == "redis":
         store = RedisStore(request.getfixturevalue("real_redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+    else:
+        store = RedisStore([node.url for node in request.getfixturevalue("two_nodes")], prefix=f"t{uuid.uuid4().hex[:8]}")
     yield store
     await store.close()
+
+
+async def forget_everything(url: str, prefix: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
 
 
 def checkpoint(log_len: int) -> dict:
@@ -97,7 +127,7 @@ async def test_owner_takes_its_lease_back_after_redis_lost_everything(real_redis
     host.runners[match.pk] = runner
     runner.log.extend([log_entry(0, 0, {"dy": 1}), log_entry(0, 1, {"dy": -1})])
     await host.run_maintenance()
-    await store._redis.delete(*store._keys(match.pk))  # what a Redis restart does to us
+    await forget_everything(real_redis_url, prefix)  # what a Redis restart does to us
     runner.log.append(log_entry(1, 0, {"dy": 0}))
     await host.run_maintenance()  # renewal fails, lease re-acquired
     await host.run_maintenance()  # checkpoint rewritten
@@ -258,3 +288,105 @@ async def test_relays_do_not_count_an_orphan_while_redis_is_away_or_just_back(qu
     await host._cancel_if_orphaned(mid, None, t0 + host_module.TAKEOVER_GRACE_SECONDS)
     await host._cancel_if_orphaned(mid, None, t0 + host_module.TAKEOVER_GRACE_SECONDS + host_module.ORPHAN_CANCEL_SECONDS)
     assert (await Match.objects.aget(pk=mid)).end_reason == "server_lost"
+
+
+def journal_of(nodes, prefix: str, match_id: int) -> list[bytes]:
+    """The match's journal as stored, read from the node its id picks."""
+    return nodes[match_id % len(nodes)].client().lrange(f"{prefix}:jrnl:{match_id}", 0, -1)
+
+
+async def test_engine_keys_shard_by_match_id_and_a_node_down_fails_only_its_matches(two_nodes):
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore([node.url for node in two_nodes], prefix=prefix)
+    for match_id in (1, 2, 3, 4):
+        assert await store.acquire(match_id, "a")
+    assert await store.renew("a", [Renewal(m, {**checkpoint(0), "jn": 0}) for m in (1, 2, 3, 4)]) == [True] * 4
+    assert await store.append_journal("a", [(m, [b"[1,null,[],[]]"]) for m in (1, 2, 3, 4)]) == [Written.OK] * 4
+    for index, node in enumerate(two_nodes):
+        keys = {key.decode() for key in node.client().scan_iter(f"{prefix}:*")}
+        mine = [m for m in (1, 2, 3, 4) if m % 2 == index]
+        assert keys == {f"{prefix}:{kind}:{m}" for m in mine for kind in ("lease", "ckpt", "jrnl")}
+
+    two_nodes[1].stop()
+    try:
+        written = await store.append_journal("a", [(m, [b"[2,null,[],[]]"]) for m in (1, 2, 3, 4)])
+        assert written == [Written.UNREACHABLE, Written.OK, Written.UNREACHABLE, Written.OK]
+        assert len(journal_of(two_nodes, prefix, 2)) == 2
+    finally:
+        two_nodes[1].start()
+    await store.close()
+
+
+async def test_journal_records_kept_through_an_outage_are_written_in_order_when_redis_is_back(two_nodes):
+    """Node 1 stops (match 1 lives there) while match 2's node stays up; the writer keeps match 1's records and
+    writes them, in order and after the older ones, once the node is back and the lease is taken again."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore([node.url for node in two_nodes], prefix=prefix)
+    for match_id in (1, 2):
+        assert await store.acquire(match_id, "a")
+    flush = store.journal.submit("a", 1, [b"[1,null,[],[]]"])
+    store.journal.submit("a", 2, [b"[1,null,[],[]]"])
+    await flush.done
+    assert flush.results == {1: Written.OK, 2: Written.OK}
+    two_nodes[1].stop()
+    try:
+        for n in (2, 3, 4):
+            flush = store.journal.submit("a", 1, [f"[{n},null,[],[]]".encode()])
+            store.journal.submit("a", 2, [f"[{n},null,[],[]]".encode()])
+            await flush.done
+            assert flush.results == {1: Written.UNREACHABLE, 2: Written.OK}
+        assert store.journal.pending(1) == 3 and store.journal.pending(2) == 0
+    finally:
+        two_nodes[1].start()  # empty: the lease went with it
+    assert await store.reacquire("a", [1]) == [(True, False)]
+    flush = store.journal.submit("a", 1, [b"[5,null,[],[]]"])
+    await flush.done
+    assert flush.results == {1: Written.OK}
+    assert [record[:2] for record in journal_of(two_nodes, prefix, 1)] == [b"[2", b"[3", b"[4", b"[5"]  # [1 was lost with the node's data
+    assert [record[:2] for record in journal_of(two_nodes, prefix, 2)] == [b"[1", b"[2", b"[3", b"[4"]
+    await store.close()
+
+
+async def test_a_long_backlog_is_written_in_one_flush_in_order(two_nodes):
+    """After a long outage a match can have thousands of records queued: all go out, in order (the script pushes them
+    500 at a time), beside another match's few."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore([two_nodes[0].url], prefix=prefix)
+    for match_id in (1, 2):
+        assert await store.acquire(match_id, "a")
+    backlog = [f"[{n},null,[],[]]".encode() for n in range(1, 1201)]
+    assert await store.append_journal("a", [(1, backlog), (2, backlog[:3])]) == [Written.OK, Written.OK]
+    assert journal_of(two_nodes[:1], prefix, 1) == backlog
+    assert journal_of(two_nodes[:1], prefix, 2) == backlog[:3]
+    await store.close()
+
+
+async def test_the_backlog_kept_for_an_unreachable_redis_is_bounded_oldest_first():
+    from games.engine.journal import MAX_BACKLOG_RECORDS
+    from tests.procs import free_port
+
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", prefix="nobody")  # nothing listens there
+    records = [f"[{n},null,[],[]]".encode() for n in range(1, MAX_BACKLOG_RECORDS + 101)]
+    flush = store.journal.submit("a", 1, records)
+    await flush.done
+    assert flush.results == {1: Written.UNREACHABLE}
+    assert store.journal.pending(1) == MAX_BACKLOG_RECORDS
+    store.journal.forget(1)  # the match ended here: nothing more is kept for it
+    assert store.journal.pending(1) == 0
+    await store.close()
+
+
+async def test_a_write_still_in_flight_after_the_owner_released_its_lease_does_not_take_it_back(real_redis_url):
+    """A match that ended or was handed over: a journal write of its owner that reaches Redis after the release
+    neither takes the lease back (a successor could not start it for a lease's lifetime) nor recreates keys."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    store = RedisStore(real_redis_url, prefix=prefix)
+    assert await store.acquire(1, "a") and await store.acquire(2, "a")
+    await store.release(1, "a", clear=True)
+    await forget_everything(real_redis_url, f"{prefix}:lease")  # lease 2 expired: nobody holds it, no release mark
+    written = await store.append_journal("a", [(1, [b"[9,null,[],[]]"]), (2, [b"[9,null,[],[]]"])])
+    assert written == [Written.LOST, Written.RETAKEN_EMPTY]
+    assert await store.owner_of(1) is None and await store.load(1) is None
+    assert await store.acquire(1, "b")
+    assert await store.owner_of(2) == "a"
+    await store.close()

@@ -107,6 +107,8 @@ async def test_players_on_two_processes_see_the_same_ticks_and_survive_sigkill_o
     takeover = resumed_at - killed_at
     print(f"takeover after SIGKILL: {takeover:.2f} s (ticks {last_tick} -> {resumed['tick']})")
     assert takeover < 3.0
+    ticks = [m["tick"] for m in on_survivor.snapshots()]
+    assert ticks == sorted(ticks)  # no rollback: the successor replayed the journal after the checkpoint
     assert "running here (from checkpoint)" in cluster.log_of(survivor)
 
     await on_owner.wait_for(lambda m: m["type"] == "welcome" and m["seat"] is not None, timeout=5)

@@ -45,6 +45,10 @@ def test_check_deploy_passes_in_production_mode(tmp_path):
     [
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0", "ENGINE_REDIS_URLS": "redis://a:6379/0,http://b"}, "ENGINE_REDIS_URLS='http://b'"),
+        ({"ENGINE_REDIS_URLS": "redis://a:6379/0"}, "ENGINE_REDIS_URLS needs REDIS_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0", "ENGINE_REDIS_URLS": " , "}, "ENGINE_REDIS_URLS must name at least one"),
+        ({"ENGINE_JOURNAL": "sometimes"}, "ENGINE_JOURNAL='sometimes' is not a boolean"),
         ({"DATABASE_URL": "mysqlx://nope"}, "DATABASE_URL"),
         ({"MAX_REQUEST_BYTES": "lots"}, "MAX_REQUEST_BYTES='lots' is not an integer"),
         ({"GAMESERVER_ENV": "staging"}, "GAMESERVER_ENV"),
