@@ -174,6 +174,9 @@ async def test_a_lease_that_expired_while_the_owner_lagged_is_taken_again_by_its
 class Socket:
     """A match socket as the host sees it (host.Connection): records each snapshot it is sent, and when."""
 
+    deltas = False  # protocol v1: every snapshot whole
+    snapshot_n = None
+
     def __init__(self, match_id: int, seat: int, journal_written: list):
         self.match_id, self.seat, self.journal_written = match_id, seat, journal_written
         self.received: list[tuple[str, int]] = []  # (phase, records durable when it was sent)
@@ -204,7 +207,7 @@ async def test_a_tick_is_sent_only_once_its_journal_record_is_durable(arena_matc
     runner = MatchRunner(host, info, None)
     sockets = [Socket(arena_match, seat, written) for seat in range(SEATS)]
     for socket in sockets:
-        host.local[arena_match].add(socket)
+        host.sockets.add(socket)
         runner.seat_presence(socket.seat, local_delta=1)
     runner.lease_confirmed(time.monotonic() + 60)
     host.runners[arena_match] = runner
