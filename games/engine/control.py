@@ -9,6 +9,7 @@ loop) are called directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -52,7 +53,8 @@ def stop_match(*, match_id: int) -> None:
             from games.engine.host import local_hosts
 
             for loop, host in local_hosts():
-                loop.call_soon_threadsafe(_spawn_stop, host, match_id, end)
+                with contextlib.suppress(RuntimeError):  # that loop closed meanwhile: the others are still told
+                    loop.call_soon_threadsafe(_spawn_stop, host, match_id, end)
     except Exception:
         # The cancel is recorded either way: a process that misses this finds out when its result is refused.
         log.exception("match %s: could not tell its processes to stop", match_id)

@@ -551,8 +551,9 @@ _hosts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MatchHost] = weakre
 
 
 def local_hosts() -> list[tuple[asyncio.AbstractEventLoop, MatchHost]]:
-    """This process's hosts with their loops (control.py reaches them directly when there is no Redis)."""
-    return list(_hosts.items())
+    """This process's hosts with their running loops (control.py reaches them directly when there is no Redis). A
+    server has one; tests run a loop each, and a finished test's closed loop can linger here until collected."""
+    return [(loop, host) for loop, host in list(_hosts.items()) if not loop.is_closed()]
 
 
 def get_host() -> MatchHost:
