@@ -3,7 +3,7 @@ shared delta or keyframe), through the real LocalSockets.fan_out.
 
     .venv/bin/python -m bench.delta_fanout [--fire]
 
-Four sockets whose push() does what MatchConsumer.push does short of the write syscall (frame.wire(), the stream
+Four sockets whose Outlet.send() does what gameserver.ws.Outlet does short of the write syscall (frame.framed(), the stream
 number); arena with 4 players moving every tick (and firing every 10th input with --fire), 400 snapshots built as the
 runner builds them. Prints the minimum and median of 9 passes (the machine may be shared) and the bytes per
 socket-tick. docs/benchmarks.md ("Delta snapshots") has results.
@@ -50,18 +50,23 @@ def arena_snapshots(fire: bool) -> list[dict[str, Any]]:
 
 
 class WireOnlySocket:
-    """A match socket as the fan-out sees it, minus the syscall."""
+    """A match socket as the fan-out sees it (its own Outlet), minus the syscall."""
 
     def __init__(self, seat: int, deltas: bool):
         self.match_id, self.seat, self.deltas = 1, seat, deltas
         self.snapshot_n: int | None = None
         self.sent = 0
+        self.out = self
 
-    def push(self, frame) -> bool:
-        self.sent += len(frame.wire(False))
+    def send(self, frame) -> None:
+        from gameserver.directws import frame_message
+
+        self.sent += len(frame.framed(False, frame_message))
         if frame.stream_n is not None:
             self.snapshot_n = frame.stream_n
-        return True
+
+    def close(self, code: int) -> None:
+        pass
 
 
 async def one_pass(messages: list[dict[str, Any]], deltas: bool) -> tuple[float, float]:
@@ -75,7 +80,7 @@ async def one_pass(messages: list[dict[str, Any]], deltas: bool) -> tuple[float,
         sockets.add(sock)
     started = time.perf_counter()
     for message in messages:
-        await sockets.fan_out(1, Frame(message, droppable="events" not in message))
+        sockets.fan_out(1, Frame(message, droppable="events" not in message))
     elapsed = time.perf_counter() - started
     return elapsed / len(messages) * 1e6, sum(s.sent for s in socks) / len(messages) / SEATS
 

@@ -1,10 +1,10 @@
-"""ws/matches/<id>/: one consumer per player or spectator socket. Thin: it authorizes, decodes, validates and
-hands inputs to the match host; the host sends snapshots straight to it."""
+"""ws/matches/<id>/: one consumer per player or spectator socket. Thin: it authorizes, decodes, rate-limits and
+dispatches; inputs go to the match host, and everything this socket is sent goes through its Outlet
+(gameserver/ws.py), which hides whether the socket is direct or plain ASGI."""
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -16,7 +16,8 @@ from games.engine.protocol import ClientMessageError, Frame
 from games.rules import get_game
 from games.rules.base import InputError
 from gameserver.api_errors import SERVICE_ERRORS
-from gameserver.ws import BaseConsumer, CloseCode, log_layer_error
+from gameserver.closecodes import CloseCode
+from gameserver.ws import BaseConsumer, MessageRateLimit, Outlet, log_layer_error
 
 LATE_INPUT_CODES = frozenset({"stale_input", "input_rejected"})
 # Messages a direct socket may deliver while connect() still waits for the match host (a busy process can take
@@ -30,13 +31,9 @@ class MatchConsumer(BaseConsumer):
     info: selectors.MatchInfo
     binary = False
     version = 1
-    # Protocol v2: snapshots go out as deltas (games/engine/snapshots.py); snapshot_n is the stream number of the last
-    # one this socket was sent, None until it has one (then it gets a keyframe).
-    deltas = False
-    snapshot_n: int | None = None
+    out: Outlet
     attached = False
     serving = False  # accepted as a player or spectator: client messages are handled
-    closed = False
 
     # --- socket handlers -------------------------------------------------------------------------------------
 
@@ -53,7 +50,6 @@ class MatchConsumer(BaseConsumer):
             await self._refuse(CloseCode.PROTOCOL_VERSION)
             return
         self.binary, self.version = chosen.binary, chosen.version
-        self.deltas = chosen.version >= protocol.DELTA_VERSION
         try:
             info = await database_sync_to_async(selectors.match_info)(match_id=self.match_id)
         except SERVICE_ERRORS:
@@ -77,32 +73,35 @@ class MatchConsumer(BaseConsumer):
             await self._refuse(CloseCode.SERVER_RESTART)
             return
         self.attach_direct(self, max_message_bytes=protocol.MAX_MESSAGE_BYTES)
-        self.outbox: deque[Frame | int] = deque()
+        self.out = Outlet(self, binary=self.binary)
+        # Protocol v2: snapshots go out as deltas (games/engine/snapshots.py).
+        self.out.deltas = chosen.version >= protocol.DELTA_VERSION
         await self.accept(chosen.name or None)
         if self.direct is not None and not self.direct.is_open:
             # The server completes the handshake inside accept(): the client went away meanwhile.
-            self.closed = True
+            self.out.gone()
             return
         self.last_seq = 0
-        self.tokens = protocol.RATE_BURST
-        self.tokens_at = time.monotonic()
-        self.rate_violations = 0
-        self.rate_window_at = 0.0
-        self.rate_error_at = 0.0
+        self.rate = MessageRateLimit(
+            per_second=protocol.RATE_PER_SECOND,
+            burst=protocol.RATE_BURST,
+            max_dropped=protocol.MAX_RATE_VIOLATIONS,
+            window=protocol.RATE_VIOLATION_WINDOW_SECONDS,
+        )
         self.bad_messages = 0
         # A direct socket delivers messages as they arrive, even while this method still awaits the host: those
         # wait here until the host knows the socket (inputs would be refused as too late before that).
         self.early: list[tuple[str | None, bytes | None]] | None = []
         self.serving = True
-        await self.send_frame(Frame(self._welcome()))
+        self.out.send(Frame(self._welcome()))
         if info.status not in ("waiting", "running"):
             try:
                 end = await database_sync_to_async(selectors.match_end_message)(match_id=self.match_id)
             except SERVICE_ERRORS:
-                await self.close_with(CloseCode.TRY_AGAIN_LATER)
+                self.out.close(CloseCode.TRY_AGAIN_LATER)
                 return
-            await self.send_frame(Frame(end))
-            await self.close_with(CloseCode.MATCH_OVER)
+            self.out.send(Frame(end))
+            self.out.close(CloseCode.MATCH_OVER)
             return
         self.attached = True
         try:
@@ -111,46 +110,38 @@ class MatchConsumer(BaseConsumer):
             log_layer_error("attach", exc)
             self.attached = False
             await host.detach(self)
-            await self.close_with(CloseCode.TRY_AGAIN_LATER)
+            self.out.close(CloseCode.TRY_AGAIN_LATER)
             return
         early, self.early = self.early, None
         for text, data in early:
-            if not self.closed:
+            if not self.out.closed:
                 self._handle(text, data)
-        await self._flush_outbox()
 
     async def disconnect(self, code: int) -> None:
-        self.closed = True
+        if hasattr(self, "out"):
+            self.out.gone()
         if self.attached:
             self.attached = False
             await get_host().detach(self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """A client message through ASGI (a server without the direct-socket extension, or the test communicator)."""
-        if self.closed or not self.serving:
+        if not self.serving or self.out.closed:
             return
         size = len(bytes_data) if bytes_data is not None else len(text_data.encode() if not text_data.isascii() else text_data)
         if size > protocol.MAX_MESSAGE_BYTES:
-            await self.close_with(CloseCode.MESSAGE_TOO_BIG)
+            self.out.close(CloseCode.MESSAGE_TOO_BIG)
             return
         self.on_message(text_data, bytes_data)
-        await self._flush_outbox()
-
-    async def _flush_outbox(self) -> None:
-        while self.outbox:
-            item = self.outbox.popleft()
-            if isinstance(item, Frame):
-                await self.send_frame(item)
-            else:
-                await self.close_with(item)
 
     def on_message(self, text: str | None, data: bytes | None) -> None:
-        """One client message. Synchronous: a direct socket calls it from the server's read callback, and its
-        replies are written at once (through ASGI they wait in the outbox for receive() to send them)."""
-        if self.closed or not self.serving:
+        """One client message. Synchronous: a direct socket calls it from the server's read callback. Checked in this
+        order: the message rate, then (once the host knows the socket) decoding, the type, and the type's own checks."""
+        if not self.serving or self.out.closed:
             return
-        if not self._take_token():
-            self._rate_limited()
+        verdict = self.rate.admit()
+        if verdict != MessageRateLimit.ADMIT:
+            self._over_rate(verdict)
             return
         if self.early is not None:
             # Kept in arrival order for after attach (handling a later one first would make the rest stale). The
@@ -158,7 +149,7 @@ class MatchConsumer(BaseConsumer):
             if len(self.early) < MAX_EARLY_MESSAGES:
                 self.early.append((text, data))
             else:
-                self._rate_limited()
+                self._over_rate(self.rate.drop())
             return
         self._handle(text, data)
 
@@ -172,7 +163,7 @@ class MatchConsumer(BaseConsumer):
                 self._pong(message)
             elif kind == "leave":
                 self._leave()
-            elif kind == "keyframe" and self.deltas:
+            elif kind == "keyframe" and self.out.deltas:
                 self._keyframe()
             else:
                 raise ClientMessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
@@ -204,55 +195,15 @@ class MatchConsumer(BaseConsumer):
         """The client lost track of the delta stream: its next snapshot is a keyframe. However many requests come,
         that costs at most one keyframe per tick (shared with every other socket that needs one), and each request
         is a message under the rate limit."""
-        self.snapshot_n = None
+        self.out.snapshot_n = None
 
     def _pong(self, message: dict[str, Any]) -> None:
         sent = message.get("t")
         reply: dict[str, Any] = {"type": "pong", "server_time": round(time.time() * 1000)}
         if isinstance(sent, (int, float)) and not isinstance(sent, bool):
             reply["t"] = sent
-        self._reply(Frame(reply))
+        self.out.send(Frame(reply))
 
-    # --- sending (also called by the host) ------------------------------------------------------------------
-
-    def push(self, frame: Frame) -> bool:
-        """Write a frame now when the socket is direct (the host's tick calls this for every player, every tick).
-        False when it has to go through ASGI instead: then the host awaits send_frame()."""
-        direct = self.direct
-        if direct is None:
-            return self.closed
-        # A snapshot skipped for a slow client leaves snapshot_n behind: the next delta does not fit, a keyframe goes.
-        if not self.closed and direct.send_wire(frame.wire(self.binary), frame.droppable) and frame.stream_n is not None:
-            self.snapshot_n = frame.stream_n
-        return True
-
-    async def send_frame(self, frame: Frame) -> None:
-        if self.push(frame):
-            return
-        try:
-            await self.base_send(frame.send_event(self.binary))
-        except Exception:  # the peer vanished between two ticks; its disconnect event is on its way
-            self.closed = True
-            return
-        if frame.stream_n is not None:
-            self.snapshot_n = frame.stream_n
-
-    async def close_with(self, code: int) -> None:
-        if not self.closed:
-            self.closed = True
-            await self.close(code)
-
-    def _reply(self, frame: Frame) -> None:
-        if not self.push(frame):
-            self.outbox.append(frame)  # sent by receive() once the message is handled
-
-    def _close_soon(self, code: int) -> None:
-        if self.direct is not None:
-            if not self.closed:
-                self.closed = True
-                self.direct.close(code)
-        else:
-            self.outbox.append(code)
 
     # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -274,36 +225,20 @@ class MatchConsumer(BaseConsumer):
     async def _refuse(self, code: int) -> None:
         # Accept first so that the client sees our close code, not a bare HTTP 403.
         await self.accept(self.choose_subprotocol())
-        await self.close_with(code)
+        await self.close(code)
 
-    def _take_token(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(protocol.RATE_BURST, self.tokens + (now - self.tokens_at) * protocol.RATE_PER_SECOND)
-        self.tokens_at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-    def _rate_limited(self) -> None:
-        now = time.monotonic()
-        if now - self.rate_window_at > protocol.RATE_VIOLATION_WINDOW_SECONDS:
-            self.rate_window_at = now
-            self.rate_violations = 0
-        self.rate_violations += 1
-        if self.rate_violations > protocol.MAX_RATE_VIOLATIONS:
-            self._close_soon(CloseCode.RATE_LIMITED)
-            return
-        if now - self.rate_error_at >= 1.0:  # one error a second is enough to tell a flooding client
-            self.rate_error_at = now
+    def _over_rate(self, verdict: str) -> None:
+        if verdict == MessageRateLimit.CLOSE:
+            self.out.close(CloseCode.RATE_LIMITED)
+        elif self.rate.should_tell():  # one error a second is enough to tell a flooding client
             message = f"Over {protocol.RATE_PER_SECOND:g} messages per second; messages are being dropped."
-            self._reply(Frame(protocol.error_message("rate_limited", message)))
+            self.out.send(Frame(protocol.error_message("rate_limited", message)))
 
     def _client_error(self, exc: ClientMessageError) -> None:
-        self._reply(Frame(protocol.error_message(exc.code, str(exc), exc.seq)))
+        self.out.send(Frame(protocol.error_message(exc.code, str(exc), exc.seq)))
         # Late inputs are the network's doing, not a broken client: only the others count towards 4007.
         if exc.code in LATE_INPUT_CODES:
             return
         self.bad_messages += 1
         if self.bad_messages > protocol.MAX_BAD_MESSAGES:
-            self._close_soon(CloseCode.TOO_MANY_ERRORS)
+            self.out.close(CloseCode.TOO_MANY_ERRORS)

@@ -99,6 +99,11 @@ CONNECTING, OPEN, CLOSING, CLOSED = "connecting", "open", "closing", "closed"
 _ZERO_MASK = b"\x00\x00\x00\x00"
 
 
+def frame_message(binary: bool, payload: bytes) -> bytes:
+    """A whole message as one frame: binary (msgpack) or text (JSON, UTF-8)."""
+    return encode_frame(OP_BINARY if binary else OP_TEXT, payload)
+
+
 def encode_frame(opcode: int, payload: bytes) -> bytes:
     """One unfragmented server frame (servers never mask)."""
     n = len(payload)

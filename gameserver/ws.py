@@ -8,6 +8,7 @@ when their WebSocket library allows headers. Long-lived tokens never go in URLs,
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Coroutine
@@ -27,7 +28,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from gameserver.broadcast import credential_group, user_group
 from gameserver.closecodes import CloseCode
-from gameserver.directws import EXTENSION, DirectSocket, Sink, SocketLimits
+from gameserver.directws import EXTENSION, DirectSocket, Sink, SocketLimits, frame_message
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,82 @@ class MessageRateLimit:
             return False
         self.told_at = now
         return True
+
+
+class Outlet:
+    """The one way to send to a socket, whatever the server under it: `send` and `close` are synchronous and never
+    raise, so the tick, a read callback or a handler can call them alike.
+
+    A direct socket (gameserver/directws.py) writes at once, the frame's bytes framed once for every socket of a
+    match. On plain ASGI (a server without the extension, Channels' test communicator) frames wait in order for one
+    writer task per socket; while that queue is long (a client that does not read), frames that a newer one
+    supersedes (`droppable`) are skipped, as a direct socket skips them past its buffer bound. Frames are duck-typed
+    (games.engine.protocol.Frame): `framed(binary, frame_it)`, `send_event(binary)`, `droppable`, `stream_n`.
+    """
+
+    ASGI_SKIP_DROPPABLE_AFTER = 32  # queued frames
+
+    def __init__(self, consumer: BaseConsumer, *, binary: bool) -> None:
+        self.binary = binary
+        self.closed = False
+        # Protocol v2 (games/engine/snapshots.py): whether snapshots go as deltas, and the stream number of the last
+        # one written to this socket (None: the next must be a keyframe). A skipped snapshot leaves it behind.
+        self.deltas = False
+        self.snapshot_n: int | None = None
+        self._consumer = consumer
+        self._direct = consumer.direct
+        self._queue: collections.deque | None = None
+        if self._direct is None:
+            self._queue = collections.deque()
+            self._ready = asyncio.Event()
+            consumer.start_task(self._write_queued())
+
+    def send(self, frame: Any) -> None:
+        if self.closed:
+            return
+        if self._direct is not None:
+            if self._direct.send_wire(frame.framed(self.binary, frame_message), frame.droppable) and frame.stream_n is not None:
+                self.snapshot_n = frame.stream_n
+            return
+        if frame.droppable and len(self._queue) >= self.ASGI_SKIP_DROPPABLE_AFTER:
+            return
+        self._queue.append(frame)
+        self._ready.set()
+
+    def close(self, code: int) -> None:
+        """Close with `code` after what was sent before (a match_end, then 4013)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._direct is not None:
+            self._direct.close(code)
+        else:
+            self._queue.append(code)
+            self._ready.set()
+
+    def gone(self) -> None:
+        """The client went away: nothing more is written."""
+        self.closed = True
+        if self._queue is not None:
+            self._queue.clear()
+
+    async def _write_queued(self) -> None:
+        consumer = self._consumer
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                item = self._queue.popleft()
+                try:
+                    if isinstance(item, int):
+                        await consumer.close(item)
+                        return
+                    await consumer.base_send(item.send_event(self.binary))
+                except Exception:  # the peer vanished; its disconnect event is on its way
+                    self.gone()
+                    return
+                if item.stream_n is not None:
+                    self.snapshot_n = item.stream_n
 
 
 # --- channel-layer errors ------------------------------------------------------------------------------------------

@@ -19,20 +19,24 @@ from gameserver.closecodes import CloseCode
 log = logging.getLogger("games.engine.host")
 
 
+class Outlet(Protocol):
+    """How the engine sends to a socket (gameserver.ws.Outlet): synchronous, never raises."""
+
+    deltas: bool  # protocol v2: snapshots as deltas from the match's SnapshotStream
+    snapshot_n: int | None  # the stream number of the last one written to this socket
+
+    def send(self, frame: Frame) -> None: ...
+
+    def close(self, code: int) -> None: ...
+
+
 class Connection(Protocol):
     """What the engine needs of a match socket (games.consumers.MatchConsumer)."""
 
     match_id: int
     seat: int | None
     info: selectors.MatchInfo
-    deltas: bool  # protocol v2: snapshots as deltas from the match's SnapshotStream
-    snapshot_n: int | None  # the stream number of the last one this socket was sent
-
-    def push(self, frame: Frame) -> bool: ...
-
-    async def send_frame(self, frame: Frame) -> None: ...
-
-    async def close_with(self, code: int) -> None: ...
+    out: Outlet
 
 
 class LocalSockets:
@@ -66,27 +70,26 @@ class LocalSockets:
     def seats(self, mid: int) -> set[int]:
         return {c.seat for c in self.of(mid) if c.seat is not None}
 
-    async def fan_out(self, mid: int, frame: Frame) -> None:
+    def fan_out(self, mid: int, frame: Frame) -> None:
         """The same frame to every v1 socket; to every v2 socket the stream's shared delta, or its shared keyframe
         when the last snapshot the socket was sent is not the delta's base."""
         conns = list(self.of(mid))
         stream = self.streams.advance(mid, frame, conns)
         for conn in conns:
-            out = stream.frame_for(conn.snapshot_n) if stream is not None and conn.deltas else frame
+            out = conn.out
             try:
-                if not conn.push(out):
-                    await conn.send_frame(out)
+                out.send(stream.frame_for(out.snapshot_n) if stream is not None and out.deltas else frame)
             except Exception:  # one broken socket must not stop the others' snapshots
                 log.exception("match %s: send failed", mid)
 
-    async def end(self, mid: int, end: dict[str, Any]) -> None:
+    def end(self, mid: int, end: dict[str, Any]) -> None:
         """match_end to every socket of the match here, then close 4013."""
         frame = Frame(end)
         for conn in list(self.of(mid)):
-            await conn.send_frame(frame)
-            await conn.close_with(CloseCode.MATCH_OVER)
+            conn.out.send(frame)
+            conn.out.close(CloseCode.MATCH_OVER)
 
-    async def replace(self, mid: int, seat: int, *, keep: Connection | None = None) -> None:
+    def replace(self, mid: int, seat: int, *, keep: Connection | None = None) -> None:
         """A seat is played from one socket: the others for it here are closed with 4011."""
         for conn in [c for c in self.of(mid) if c.seat == seat and c is not keep]:
-            await conn.close_with(CloseCode.REPLACED)
+            conn.out.close(CloseCode.REPLACED)

@@ -172,7 +172,7 @@ class MatchHost:
         if runner is not None:
             if conn.seat is not None:
                 await self._claim_seat(mid, conn.seat, keep=conn)
-            await conn.send_frame(Frame(runner.snapshot_message(time.monotonic(), take_events=False)))
+            conn.out.send(Frame(runner.snapshot_message(time.monotonic(), take_events=False)))
         elif mid in self.relayed:
             if conn.seat is not None:
                 await self._claim_seat(mid, conn.seat, keep=conn)
@@ -180,8 +180,8 @@ class MatchHost:
         else:
             # Nobody runs it and we could not start it: it has just ended.
             end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
-            await conn.send_frame(Frame(end))
-            await conn.close_with(CloseCode.MATCH_OVER)
+            conn.out.send(Frame(end))
+            conn.out.close(CloseCode.MATCH_OVER)
 
     async def detach(self, conn: Connection) -> None:
         mid = conn.match_id
@@ -219,7 +219,7 @@ class MatchHost:
 
     async def _claim_seat(self, mid: int, seat: int, *, keep: Connection) -> None:
         """A seat is played from one socket: an older socket for it, here or elsewhere, is closed with 4011."""
-        await self.sockets.replace(mid, seat, keep=keep)
+        self.sockets.replace(mid, seat, keep=keep)
         if self.link is not None:
             await self.health.contained("kick", self.link.to_relays(mid, messages.Kick(mid, seat, self.proc)))
 
@@ -227,14 +227,14 @@ class MatchHost:
 
     async def publish(self, mid: int, frame: Frame) -> None:
         """A tick's snapshot of an owned match: to the sockets here, and to the relays listening for it."""
-        await self.sockets.fan_out(mid, frame)
+        self.sockets.fan_out(mid, frame)
         if self.link is not None:
             await self.link.publish_snapshot(mid, frame.message)
 
     async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
         # Everything here runs whatever Redis does: the runner and its lease must not outlive the match.
         self.runners.pop(mid, None)
-        await self.sockets.end(mid, end)
+        self.sockets.end(mid, end)
         if self.link is not None:
             await self.health.contained("match end to relays", self.link.to_relays(mid, messages.End(mid, end)))
         if not await self.health.contained("release", self.store.release(mid, self.proc, clear=True)):
@@ -253,12 +253,12 @@ class MatchHost:
             log.info("match %s: stopped from outside (%s)", mid, end.get("reason"))
             await self.match_ended(mid, end)
         elif runner is None:
-            await self.sockets.end(mid, end)
+            self.sockets.end(mid, end)
 
     async def _end_relayed(self, mid: int) -> None:
         end = await database_sync_to_async(selectors.match_end_message)(match_id=mid)
         log.info("match %s: ended while its end message was lost on the way here; telling our sockets", mid)
-        await self.sockets.end(mid, end)
+        self.sockets.end(mid, end)
 
     # --- messages from other processes (relay.py decodes and checks them) ---------------------------------------
 
@@ -266,17 +266,17 @@ class MatchHost:
 
     async def _on_snapshot(self, message: messages.Snapshot) -> None:
         if message.match_id in self.relayed:
-            await self.sockets.fan_out(message.match_id, Frame(message.message))
+            self.sockets.fan_out(message.match_id, Frame(message.message))
 
     async def _on_end(self, message: messages.End) -> None:
-        await self.sockets.end(message.match_id, message.message)
+        self.sockets.end(message.match_id, message.message)
 
     async def _on_stop(self, message: messages.Stop) -> None:
         await self.stop_match(message.match_id, message.message)
 
     async def _on_kick(self, message: messages.Kick) -> None:
         if message.keep != self.proc:
-            await self.sockets.replace(message.match_id, message.seat)
+            self.sockets.replace(message.match_id, message.seat)
 
     async def _on_moved(self, message: messages.Moved) -> None:
         if message.match_id in self.relayed:
@@ -304,7 +304,7 @@ class MatchHost:
         if runner is None:
             return
         if message.connected:
-            await self.sockets.replace(message.match_id, message.seat)
+            self.sockets.replace(message.match_id, message.seat)
         now = time.monotonic()
         runner.seat_presence(message.seat, remote_until=now + PRESENCE_TTL_SECONDS if message.connected else 0.0)
         self.link.listened(message.match_id, message.proc, now)
@@ -543,7 +543,7 @@ class MatchHost:
                 await self.health.contained("handover", self.link.to_relays(mid, messages.Moved(mid)))
         for mid in list(self.sockets.matches()):
             for conn in list(self.sockets.of(mid)):
-                await conn.close_with(CloseCode.SERVER_RESTART)
+                conn.out.close(CloseCode.SERVER_RESTART)
         log.info("handed over; exiting")
 
 

@@ -7,13 +7,11 @@ docs/protocol.md is the reference for clients; keep the two in step.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import msgpack
 import orjson
-
-from gameserver.directws import OP_BINARY, OP_TEXT, encode_frame
 
 
 class Subprotocol(NamedTuple):
@@ -109,7 +107,7 @@ class Frame:
     in its match's stream (snapshots.py); a socket that was sent it remembers it, so that the next delta fits."""
 
     __slots__ = (
-        "message", "droppable", "stream_n", "_json", "_binary", "_text_event", "_binary_event", "_text_wire", "_binary_wire",
+        "message", "droppable", "stream_n", "_json", "_binary", "_text_event", "_binary_event", "_text_framed", "_binary_framed",
     )
 
     def __init__(self, message: dict[str, Any], *, droppable: bool = False, stream_n: int | None = None):
@@ -120,8 +118,8 @@ class Frame:
         self._binary: bytes | None = None
         self._text_event: dict[str, Any] | None = None
         self._binary_event: dict[str, Any] | None = None
-        self._text_wire: bytes | None = None
-        self._binary_wire: bytes | None = None
+        self._text_framed: bytes | None = None
+        self._binary_framed: bytes | None = None
 
     def json(self) -> bytes:
         if self._json is None:
@@ -146,15 +144,16 @@ class Frame:
             self._text_event = {"type": "websocket.send", "text": self.text()}
         return self._text_event
 
-    def wire(self, binary: bool) -> bytes:
-        """The whole WebSocket frame, for sockets in direct mode: framed once, the same bytes for every socket."""
+    def framed(self, binary: bool, frame_it: Callable[[bool, bytes], bytes]) -> bytes:
+        """The message as the transport frames it (`frame_it`: gameserver.directws.frame_message), built once and
+        the same bytes for every socket. The transport is passed in: the protocol does not depend on it."""
         if binary:
-            if self._binary_wire is None:
-                self._binary_wire = encode_frame(OP_BINARY, self.binary())
-            return self._binary_wire
-        if self._text_wire is None:
-            self._text_wire = encode_frame(OP_TEXT, self.json())
-        return self._text_wire
+            if self._binary_framed is None:
+                self._binary_framed = frame_it(True, self.binary())
+            return self._binary_framed
+        if self._text_framed is None:
+            self._text_framed = frame_it(False, self.json())
+        return self._text_framed
 
 
 def error_message(code: str, message: str, seq: int | None = None) -> dict[str, Any]:

@@ -95,7 +95,7 @@ class SnapshotStreams:
             return None
         stream = self._streams.get(mid)
         if stream is None:
-            if not any(conn.deltas for conn in conns):
+            if not any(conn.out.deltas for conn in conns):
                 return None
             stream = self._streams[mid] = SnapshotStream()
         stream.advance(frame)

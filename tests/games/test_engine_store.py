@@ -209,19 +209,18 @@ async def test_a_relay_that_missed_the_end_of_its_match_tells_its_sockets_when_i
             pass
 
     class Socket:
+        """A match socket as the host sees it (fanout.Connection), its own Outlet."""
+
         match_id, seat = match.pk, 1
+        deltas, snapshot_n = False, None
 
         def __init__(self):
-            self.info, self.sent, self.closed_with = info, [], None
+            self.info, self.sent, self.closed_with, self.out = info, [], None, self
 
-        def push(self, frame):
+        def send(self, frame):
             self.sent.append(frame.message)
-            return True
 
-        async def send_frame(self, frame):
-            self.push(frame)
-
-        async def close_with(self, code):
+        def close(self, code):
             self.closed_with = code
 
     host = MatchHost(store=MemoryStore(), relay=Relay(), handover_on_sigterm=False)

@@ -180,10 +180,13 @@ class Socket:
     def __init__(self, match_id: int, seat: int, journal_written: list):
         self.match_id, self.seat, self.journal_written = match_id, seat, journal_written
         self.received: list[tuple[str, int]] = []  # (phase, records durable when it was sent)
+        self.out = self  # its own Outlet
 
-    def push(self, frame) -> bool:
+    def send(self, frame) -> None:
         self.received.append((frame.message["phase"], len(self.journal_written)))
-        return True
+
+    def close(self, code: int) -> None:
+        pass
 
 
 async def test_a_tick_is_sent_only_once_its_journal_record_is_durable(arena_match):

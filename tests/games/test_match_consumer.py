@@ -337,6 +337,7 @@ def test_messages_that_arrive_before_the_host_knows_the_socket_are_handled_later
 
     from games.consumers import MAX_EARLY_MESSAGES, MatchConsumer
     from games.rules import get_game
+    from gameserver.ws import MessageRateLimit
 
     class Host:
         def __init__(self):
@@ -346,16 +347,28 @@ def test_messages_that_arrive_before_the_host_knows_the_socket_are_handled_later
             self.inputs.append(seq)
             return True
 
+    class Out:
+        closed, deltas, snapshot_n = False, False, None
+
+        def __init__(self):
+            self.sent = deque()
+
+        def send(self, frame):
+            self.sent.append(frame)
+
+        def close(self, code):
+            self.closed = True
+
     consumer = MatchConsumer()
     consumer.serving, consumer.seat, consumer.game, consumer.host = True, 0, get_game("pong"), Host()
-    consumer.last_seq, consumer.bad_messages, consumer.outbox = 0, 0, deque()
-    consumer._take_token = lambda: True  # the token bucket bounds them first; this checks the cap behind it
-    consumer.rate_violations, consumer.rate_window_at, consumer.rate_error_at = 0, 0.0, 0.0
+    consumer.last_seq, consumer.bad_messages, consumer.out = 0, 0, Out()
+    consumer.rate = MessageRateLimit(per_second=60, burst=120, max_dropped=200)
+    consumer.rate.admit = lambda: MessageRateLimit.ADMIT  # the bucket bounds them first; this checks the cap behind it
     consumer.early = []
     for seq in range(1, MAX_EARLY_MESSAGES + 3):
         consumer.on_message(json.dumps({"type": "input", "seq": seq, "input": {"dy": 0}}), None)
     assert consumer.host.inputs == [] and len(consumer.early) == MAX_EARLY_MESSAGES
-    assert [f.message["error"] for f in consumer.outbox] == ["rate_limited"]  # one error a second is enough
+    assert [f.message["error"] for f in consumer.out.sent] == ["rate_limited"]  # one error a second is enough
     early, consumer.early = consumer.early, None
     for text, data in early:
         consumer._handle(text, data)
