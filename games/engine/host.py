@@ -3,8 +3,9 @@
 Each running match has one authoritative tick loop, in the process that holds its lease (store.py). That process
 sends snapshots straight to its local sockets (fanout.py). Players connected to other processes are served by relays,
 which forward their inputs to the owner and fan out the owner's snapshots (relay.py, with the typed messages of
-messages.py). Relays also try to take the lease over, so a match whose owner died resumes from its last checkpoint in
-another process within a couple of seconds. docs/architecture.md explains the choices.
+messages.py). Relays also try to take the lease over, so a match whose owner died resumes in another process about a
+second later, from its last checkpoint plus the journal of every tick since (journal.py): nothing acknowledged is
+lost. docs/architecture.md explains the choices.
 
 This module is the ownership job and the entry points: sockets attach, detach, send inputs and leave here; the
 2 Hz maintenance round renews leases and checkpoints, takes over matches whose owner is gone, and cancels orphans;
