@@ -10,7 +10,8 @@ import pytest
 
 from tests.procs import ROOT
 
-pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
+# The load tool starts servers of its own: once (the first pass) is enough to know it works.
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.embedded_only, pytest.mark.timeout(90)]
 
 
 def test_eight_bots_for_three_seconds_play_at_the_tick_rate_and_are_reported(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from bench.failover import run_drills, summary
 
-pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.services_pass, pytest.mark.timeout(120)]
 
 DRILLS = 3
 

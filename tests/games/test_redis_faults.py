@@ -22,7 +22,7 @@ import pytest
 from tests.games.test_multiprocess import Player, owner_port
 from tests.procs import free_port, wait_for_port
 
-pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.services_pass, pytest.mark.timeout(90)]
 
 MATCHES = 3
 # Arena: two idle players never end a match on points (it would last 120 s), so the only way one ends during a test is

@@ -83,7 +83,9 @@ async def test_chat_is_relayed_as_plain_text_and_rate_limited(alice, bob):
         for _ in range(5):
             await alice_ws.send_to(text_data=json.dumps({"type": "chat", "text": "spam"}))
         answers = [await receive(alice_ws) for _ in range(5)]
-        assert [m.get("text", m.get("error")) for m in answers] == ["spam"] * 4 + ["chat_rate_limited"]
+        # The refusal is answered on the socket at once while the lines come back through the channel layer (Redis in
+        # the second pass), so the refusal may arrive before the last line: what is checked is what arrived.
+        assert sorted(m.get("text", m.get("error")) for m in answers) == ["chat_rate_limited"] + ["spam"] * 4
     finally:
         await alice_ws.disconnect()
         await bob_ws.disconnect()
