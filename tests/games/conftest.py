@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 
@@ -107,3 +108,20 @@ async def connect(user, match_id: int, *, subprotocols=None, path=None) -> Clien
     connected, _ = await comm.connect()
     assert connected
     return Client(comm)
+
+
+@contextlib.contextmanager
+def redis_nodes(directory_for, count: int = 2):
+    """`count` redis-servers of the test's own (test_redis_faults.OwnRedis, empty on restart), each in the directory
+    `directory_for(index)` gives; stopped afterwards."""
+    from tests.games.test_redis_faults import OwnRedis
+
+    nodes = [OwnRedis(directory_for(index), persistent=False) for index in range(count)]
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+

@@ -13,18 +13,11 @@ from games.engine.store import MemoryStore, RedisStore, Renewal, export_log, log
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    """Two redis-servers of this module's own (tests/games/test_redis_faults.py's OwnRedis), empty on restart."""
-    from tests.games.test_redis_faults import OwnRedis
+    """Two redis-servers of this module's own, empty on restart."""
+    from tests.games.conftest import redis_nodes
 
-    nodes = []
-    for index in range(2):
-        directory = tmp_path_factory.mktemp(f"redis-node-{index}")
-        node = OwnRedis(directory, persistent=False)
-        node.start()
-        nodes.append(node)
-    yield nodes
-    for node in nodes:
-        node.stop()
+    with redis_nodes(lambda index: tmp_path_factory.mktemp(f"redis-node-{index}")) as nodes:
+        yield nodes
 
 
 @pytest.fixture(params=["memory", "redis", "two-nodes"])

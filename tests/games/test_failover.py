@@ -124,13 +124,19 @@ async def test_a_successor_replays_the_journal_to_the_exact_state_and_continues_
         await host.stop()
 
 
-async def test_a_process_that_lost_its_lease_cannot_journal_and_sends_nothing(real_redis_url, arena_match):
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    host_a, owner = await new_owner(real_redis_url, prefix, "proc-a", arena_match)
+async def playing_owner(url: str, prefix: str, match_id: int) -> tuple[MatchHost, MatchRunner]:
+    """new_owner with every seat connected and one tick journaled."""
+    host, owner = await new_owner(url, prefix, "proc-a", match_id)
     for seat in range(SEATS):
         owner.seat_presence(seat, local_delta=1)
     owner.run_one_step(time.monotonic())
     assert await owner.journal_tick()
+    return host, owner
+
+
+async def test_a_process_that_lost_its_lease_cannot_journal_and_sends_nothing(real_redis_url, arena_match):
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    host_a, owner = await playing_owner(real_redis_url, prefix, arena_match)
     # A stall past the TTL: the lease expired and another process took the match.
     await host_a.store.release(arena_match, "proc-a", clear=False)
     host_b = MatchHost(store=RedisStore(real_redis_url, prefix=prefix), relay=None, handover_on_sigterm=False)
@@ -149,11 +155,7 @@ async def test_a_process_that_lost_its_lease_cannot_journal_and_sends_nothing(re
 
 async def test_a_lease_that_expired_while_the_owner_lagged_is_taken_again_by_its_next_journal_write(real_redis_url, arena_match):
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    host, owner = await new_owner(real_redis_url, prefix, "proc-a", arena_match)
-    for seat in range(SEATS):
-        owner.seat_presence(seat, local_delta=1)
-    owner.run_one_step(time.monotonic())
-    assert await owner.journal_tick()
+    host, owner = await playing_owner(real_redis_url, prefix, arena_match)
     await expire_lease(real_redis_url, prefix, arena_match)  # nobody took it
     for _ in range(3):
         owner.run_one_step(time.monotonic())

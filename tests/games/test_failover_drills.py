@@ -33,19 +33,16 @@ async def test_sigkill_of_the_owner_rolls_nothing_back(cluster):
 
 @pytest.fixture
 def two_nodes(tmp_path):
-    """Two redis-servers of the test's own for the engine (tests/games/test_redis_faults.py's OwnRedis)."""
-    from tests.games.test_redis_faults import OwnRedis
+    """Two redis-servers of the test's own for the engine."""
+    from tests.games.conftest import redis_nodes
 
-    nodes = []
-    for index in range(2):
-        directory = tmp_path / f"redis-node-{index}"
-        directory.mkdir()
-        node = OwnRedis(directory, persistent=False)
-        node.start()
-        nodes.append(node)
-    yield nodes
-    for node in nodes:
-        node.stop()
+    def directory(index):
+        path = tmp_path / f"redis-node-{index}"
+        path.mkdir()
+        return path
+
+    with redis_nodes(directory) as nodes:
+        yield nodes
 
 
 async def test_sigkill_drills_with_engine_keys_and_relays_sharded_over_two_redis_nodes(cluster, two_nodes):
