@@ -52,8 +52,8 @@ def arena_snapshots(fire: bool) -> list[dict[str, Any]]:
 class WireOnlySocket:
     """A match socket as the fan-out sees it (its own Outlet), minus the syscall."""
 
-    def __init__(self, seat: int, deltas: bool):
-        self.match_id, self.seat, self.deltas = 1, seat, deltas
+    def __init__(self, seat: int, deltas: bool, binary: bool):
+        self.match_id, self.seat, self.deltas, self.binary = 1, seat, deltas, binary
         self.snapshot_n: int | None = None
         self.sent = 0
         self.out = self
@@ -61,7 +61,7 @@ class WireOnlySocket:
     def send(self, frame) -> None:
         from gameserver.directws import frame_message
 
-        self.sent += len(frame.framed(False, frame_message))
+        self.sent += len(frame.framed(self.binary, frame_message))
         if frame.stream_n is not None:
             self.snapshot_n = frame.stream_n
 
@@ -69,13 +69,13 @@ class WireOnlySocket:
         pass
 
 
-async def one_pass(messages: list[dict[str, Any]], deltas: bool) -> tuple[float, float]:
+async def one_pass(messages: list[dict[str, Any]], deltas: bool, binary: bool) -> tuple[float, float]:
     """(µs per match-tick, bytes per socket-tick)."""
     from games.engine.fanout import LocalSockets
     from games.engine.protocol import Frame
 
     sockets = LocalSockets()
-    socks = [WireOnlySocket(seat, deltas) for seat in range(SEATS)]
+    socks = [WireOnlySocket(seat, deltas, binary) for seat in range(SEATS)]
     for sock in socks:
         sockets.add(sock)
     started = time.perf_counter()
@@ -91,8 +91,9 @@ def main() -> None:
 
     django.setup()
     messages = arena_snapshots(fire="--fire" in sys.argv)
-    for label, deltas in (("v1", False), ("v2", True)):
-        runs = [asyncio.run(one_pass(messages, deltas)) for _ in range(PASSES)]
+    for label, deltas, binary in (("v1 JSON", False, False), ("v2 JSON", True, False), ("v1 msgpack", False, True),
+                                  ("v2 msgpack", True, True)):
+        runs = [asyncio.run(one_pass(messages, deltas, binary)) for _ in range(PASSES)]
         micros = [us for us, _ in runs]
         print(f"{label}: fan-out {min(micros):.1f} µs (median {statistics.median(micros):.1f}) per match-tick of "
               f"{SEATS} sockets, {runs[0][1]:.0f} bytes per socket-tick")

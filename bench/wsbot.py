@@ -79,6 +79,10 @@ def tcp_counters(transport) -> tuple[int, int] | None:
     return sent + received, segs_out + segs_in
 
 
+def _is_match_end(message) -> bool:
+    return type(message) is dict and message.get("type") == "match_end"
+
+
 def _frame(payload: bytes, opcode: int) -> bytes:
     n = len(payload)
     if n < 126:
@@ -96,7 +100,9 @@ class Bot(asyncio.Protocol):
     def __init__(self, *, host: str, path: str, token: str, binary: bool, window: Window, fire: bool, rng: random.Random,
                  version: int = 1):
         self.host, self.path, self.token, self.binary, self.version = host, path, token, binary, version
+        self.input_fields: tuple[str, ...] = ()  # v2, from the welcome: inputs as [seq, value, ...] in this order
         self.stream_n: int | None = None  # v2: the delta stream's number, and the acks array as of it
+        self.acks_key: str | int = "acks"  # how deltas name it (msgpack: its number in the keyframe's key table)
         self.acks: list = []
         self.window = window
         self.fire = fire
@@ -190,13 +196,16 @@ class Bot(asyncio.Protocol):
     def on_message(self, payload: bytes) -> None:
         now = time.monotonic()
         if self.version >= 2:
-            message = msgpack.unpackb(payload) if self.binary else orjson.loads(payload)
-            kind = message.get("type")
-            ack = self.follow_stream(message) if kind in ("snapshot", "delta") else None
-            if kind == "delta":
+            message = msgpack.unpackb(payload, strict_map_key=False) if self.binary else orjson.loads(payload)
+            if type(message) is list:  # a delta: [n, patch(, events)]
                 kind = "snapshot"  # counted as one: a player-tick either way
-            elif kind == "welcome":
-                self.seat = message.get("seat")
+                ack = self.follow_delta(message[0], message[1])
+            else:
+                kind = message.get("type")
+                ack = self.follow_keyframe(message) if kind == "snapshot" else None
+                if kind == "welcome":
+                    self.seat = message.get("seat")
+                    self.input_fields = tuple(message.get("input_fields") or ())
         elif self.binary:
             message = msgpack.unpackb(payload)
             kind = message.get("type")
@@ -231,24 +240,29 @@ class Bot(asyncio.Protocol):
             code = (msgpack.unpackb(payload) if self.binary else json.loads(payload)).get("error", "?")
             self.stats.error_codes[code] = self.stats.error_codes.get(code, 0) + 1
 
-    def follow_stream(self, message: dict) -> int | None:
-        """v2: our ack after this keyframe or delta (None when a delta did not fit: a keyframe is asked for)."""
-        if message["type"] == "snapshot":
-            if "n" in message:  # the join snapshot has none: it is not part of the stream
-                self.stream_n = message["n"]
-                self.stats.keyframes += 1
-            self.acks = message["acks"]
-        elif message["base"] != self.stream_n:
+    def follow_keyframe(self, message: dict) -> int | None:
+        """v2: our ack in this snapshot (a keyframe when it has `n`; the join snapshot has none and is not part of the
+        stream)."""
+        if "n" in message:
+            self.stream_n = message["n"]
+            self.stats.keyframes += 1
+            keys = message.get("keys")  # msgpack: deltas name keys by number in this table
+            self.acks_key = keys.index("acks") if keys and "acks" in keys else "acks"
+        self.acks = message["acks"]
+        return self.acks[self.seat] if self.seat is not None else None
+
+    def follow_delta(self, n: int, patch: dict) -> int | None:
+        """v2: our ack after delta `n` (None when it does not follow what we hold: a keyframe is asked for)."""
+        if n - 1 != self.stream_n:
             if self.stream_n is not None:  # one request per gap: the keyframe comes within a tick
                 self.stats.gaps += 1
                 self.stream_n = None
                 self.send_message({"type": "keyframe"})
             return None
-        else:
-            self.stream_n = message["n"]
-            patch = message["patch"].get("acks")
-            if patch is not None:
-                self.acks = delta.apply(self.acks, patch)
+        self.stream_n = n
+        acks = patch.get(self.acks_key)
+        if acks is not None:
+            self.acks = delta.apply(self.acks, acks)
         return self.acks[self.seat] if self.seat is not None else None
 
     def send_message(self, message: dict) -> None:
@@ -271,7 +285,12 @@ class Bot(asyncio.Protocol):
         dx, dy = round(math.cos(angle), 3), round(math.sin(angle), 3)
         aim = max(-3.141, min(3.141, round(angle - math.pi, 3)))  # rounded, it must stay within [-pi, pi]
         fire = self.fire and self.seq % 10 == 0
-        if self.binary:
+        if self.input_fields:  # v2's compact input in the game's field order; floats as 32 bits in msgpack
+            given = {"dx": dx, "dy": dy, "fire": fire, "aim": aim}
+            values = [self.seq, *(given.get(field) for field in self.input_fields)]
+            data = (_frame(msgpack.packb(values, use_single_float=True), 0x2) if self.binary
+                    else _frame(orjson.dumps(values), 0x1))
+        elif self.binary:
             data = _frame(
                 msgpack.packb({"type": "input", "seq": self.seq, "input": {"dx": dx, "dy": dy, "fire": fire, "aim": aim}}),
                 0x2,
@@ -373,7 +392,7 @@ class SoakBot(Bot):
         self.ended = False  # match_end received
 
     def on_message(self, payload: bytes) -> None:
-        if payload.startswith(b'{"type":"match_end"') or (self.binary and msgpack.unpackb(payload).get("type") == "match_end"):
+        if payload.startswith(b'{"type":"match_end"') or (self.binary and _is_match_end(msgpack.unpackb(payload, strict_map_key=False))):
             self.ended = True
             return
         first = self.seat is None

@@ -155,10 +155,13 @@ class MatchConsumer(BaseConsumer):
 
     def _handle(self, text: str | None, data: bytes | None) -> None:
         try:
-            message = protocol.decode(text, data)
+            message = protocol.decode(text, data, compact=self.out.deltas)
+            if type(message) is list:  # protocol v2's compact input
+                self._input(*protocol.compact_input(message, self.game.settings.input_fields))
+                return
             kind = message["type"]
             if kind == "input":
-                self._input(message)
+                self._input(protocol.read_seq(message), message.get("input"))
             elif kind == "ping":
                 self._pong(message)
             elif kind == "leave":
@@ -172,18 +175,17 @@ class MatchConsumer(BaseConsumer):
 
     # --- message handlers -------------------------------------------------------------------------------------
 
-    def _input(self, message: dict[str, Any]) -> None:
-        seq = protocol.read_seq(message)
+    def _input(self, seq: int, raw: Any) -> None:
         if self.seat is None:
             raise ClientMessageError("not_a_player", "Spectators cannot send inputs.", seq)
         try:
-            parsed = self.game.parse_input(message.get("input"))
+            parsed = self.game.parse_input(raw)
         except InputError as exc:
             raise ClientMessageError(exc.code, str(exc), seq) from None
         if seq <= self.last_seq:
             raise ClientMessageError("stale_input", f"seq {seq} is not above {self.last_seq}; ignored.", seq)
         self.last_seq = seq
-        if not self.host.submit_input(self, seq, parsed, message["input"]):
+        if not self.host.submit_input(self, seq, parsed, raw):
             raise ClientMessageError("input_rejected", "The input came too late (stale seq, or the match is over).", seq)
 
     def _leave(self) -> None:
@@ -209,7 +211,7 @@ class MatchConsumer(BaseConsumer):
 
     def _welcome(self) -> dict[str, Any]:
         settings = self.game.settings
-        return {
+        message: dict[str, Any] = {
             "type": "welcome",
             "v": self.version,
             "match": self.match_id,
@@ -221,6 +223,9 @@ class MatchConsumer(BaseConsumer):
             "reconnect_grace": settings.reconnect_grace_seconds,
             "encoding": "msgpack" if self.binary else "json",
         }
+        if self.version >= protocol.DELTA_VERSION:
+            message["input_fields"] = list(settings.input_fields)  # for compact inputs; [] when the game has none
+        return message
 
     async def _refuse(self, code: int) -> None:
         # Accept first so that the client sees our close code, not a bare HTTP 403.

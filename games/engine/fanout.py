@@ -22,6 +22,7 @@ log = logging.getLogger("games.engine.host")
 class Outlet(Protocol):
     """How the engine sends to a socket (gameserver.ws.Outlet): synchronous, never raises."""
 
+    binary: bool  # msgpack (else JSON)
     deltas: bool  # protocol v2: snapshots as deltas from the match's SnapshotStream
     snapshot_n: int | None  # the stream number of the last one written to this socket
 
@@ -43,6 +44,7 @@ class LocalSockets:
     def __init__(self) -> None:
         self.by_match: dict[int, set[Connection]] = {}
         self.streams = SnapshotStreams()
+        self.with_deltas: set[int] = set()  # matches with a protocol v2 socket here (since they last had none)
 
     def __contains__(self, mid: int) -> bool:
         return mid in self.by_match
@@ -55,6 +57,8 @@ class LocalSockets:
 
     def add(self, conn: Connection) -> None:
         self.by_match.setdefault(conn.match_id, set()).add(conn)
+        if conn.out.deltas:
+            self.with_deltas.add(conn.match_id)
 
     def discard(self, conn: Connection) -> bool:
         """False when the socket was not here (detached already)."""
@@ -65,6 +69,7 @@ class LocalSockets:
         if not conns:
             del self.by_match[conn.match_id]
             self.streams.discard(conn.match_id)
+            self.with_deltas.discard(conn.match_id)
         return True
 
     def seats(self, mid: int) -> set[int]:
@@ -74,11 +79,11 @@ class LocalSockets:
         """The same frame to every v1 socket; to every v2 socket the stream's shared delta, or its shared keyframe
         when the last snapshot the socket was sent is not the delta's base."""
         conns = list(self.of(mid))
-        stream = self.streams.advance(mid, frame, conns)
+        stream = self.streams.advance(mid, frame, mid in self.with_deltas)
         for conn in conns:
             out = conn.out
             try:
-                out.send(stream.frame_for(out.snapshot_n) if stream is not None and out.deltas else frame)
+                out.send(stream.frame_for(out.snapshot_n, out.binary) if stream is not None and out.deltas else frame)
             except Exception:  # one broken socket must not stop the others' snapshots
                 log.exception("match %s: send failed", mid)
 

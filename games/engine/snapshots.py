@@ -9,14 +9,13 @@ the full snapshot with its `n`. docs/protocol.md ("Version 2: deltas") is the cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from games.engine import delta
 from games.engine.protocol import Frame
 
 # Fields of a snapshot message that are not part of the state a delta patches: they are per message.
-MESSAGE_ONLY = frozenset({"type", "events", "n"})
+MESSAGE_ONLY = frozenset({"type", "events", "n", "keys"})
 
 
 def snapshot_body(message: dict[str, Any]) -> dict[str, Any]:
@@ -24,26 +23,31 @@ def snapshot_body(message: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in message.items() if key not in MESSAGE_ONLY}
 
 
-def delta_message(n: int, patch: Any, events: list | None) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "delta", "n": n, "base": n - 1, "patch": patch}
-    if events:
-        message["events"] = events
-    return message
+def delta_message(n: int, patch: Any, events: list | None) -> list[Any]:
+    """The compact form every tick's delta takes: [n, patch] or [n, patch, events], against stream number n - 1. An
+    array, not an object with a "type": it goes to every player every tick, and the envelope was a fifth of it."""
+    return [n, patch, events] if events else [n, patch]
 
 
 class SnapshotStream:
-    """The latest snapshot of one match as this process sends it, and the delta from the one before."""
+    """The latest snapshot of one match as this process sends it, and the delta from the one before.
 
-    __slots__ = ("n", "_message", "_body", "_prev_body", "_droppable", "_keyframe", "_delta")
+    JSON and msgpack sockets get different frames: msgpack deltas name object keys by number (delta.py, "Key numbers")
+    from the stream's key table, which its msgpack keyframes carry as `keys`. The table is the keys of the stream's
+    first snapshot and never changes, so any keyframe of the stream fits every later delta."""
+
+    __slots__ = ("n", "keys", "_key_numbers", "_message", "_body", "_prev_body", "_droppable", "_frames")
 
     def __init__(self) -> None:
         self.n = 0
+        self.keys: list[str] | None = None
+        self._key_numbers: dict[str, int] = {}
         self._message: dict[str, Any] | None = None
         self._body: dict[str, Any] | None = None
         self._prev_body: dict[str, Any] | None = None
         self._droppable = False
-        self._keyframe: Frame | None = None
-        self._delta: Frame | None = None
+        # This number's frames, built when a socket first needs one: (delta?, msgpack?) -> Frame.
+        self._frames: dict[tuple[bool, bool], Frame] = {}
 
     def advance(self, frame: Frame) -> None:
         """The match's next snapshot (the v1 frame sent to every other socket). Nothing is diffed or encoded until a
@@ -52,30 +56,34 @@ class SnapshotStream:
         self._message = frame.message
         self._body = None
         self._droppable = frame.droppable
-        self._keyframe = self._delta = None
+        self._frames.clear()
         self.n += 1
+        if self.keys is None:
+            self.keys = delta.key_table(self.body())
+            self._key_numbers = {key: number for number, key in enumerate(self.keys)}
 
-    def frame_for(self, last_n: int | None) -> Frame:
+    def frame_for(self, last_n: int | None, binary: bool = False) -> Frame:
         """The frame for a socket that was last sent number `last_n` of this stream (None: nothing yet)."""
-        if last_n is not None and last_n == self.n - 1 and self._prev_body is not None:
-            return self.delta()
-        return self.keyframe()
+        as_delta = last_n is not None and last_n == self.n - 1 and self._prev_body is not None
+        frame = self._frames.get((as_delta, binary))
+        if frame is None:
+            frame = self._frames[as_delta, binary] = self._delta(binary) if as_delta else self._keyframe(binary)
+        return frame
 
-    def keyframe(self) -> Frame:
-        if self._keyframe is None:
-            self._keyframe = Frame({**self._message, "n": self.n}, droppable=self._droppable, stream_n=self.n)
-        return self._keyframe
+    def _keyframe(self, binary: bool) -> Frame:
+        message = {**self._message, "n": self.n}
+        if binary:
+            message["keys"] = self.keys
+        return Frame(message, droppable=self._droppable, stream_n=self.n)
 
-    def delta(self) -> Frame:
-        if self._delta is None:
-            patch = delta.diff(self._prev_body, self.body())
-            events = self._message.get("events")
-            self._delta = Frame(
-                delta_message(self.n, {} if patch is delta.UNCHANGED else patch, events),
-                droppable=self._droppable,
-                stream_n=self.n,
-            )
-        return self._delta
+    def _delta(self, binary: bool) -> Frame:
+        patch = delta.diff(self._prev_body, self.body(), self._key_numbers if binary else delta.NO_KEYS)
+        events = self._message.get("events")
+        return Frame(
+            delta_message(self.n, {} if patch is delta.UNCHANGED else patch, events),
+            droppable=self._droppable,
+            stream_n=self.n,
+        )
 
     def body(self) -> dict[str, Any]:
         if self._body is None:
@@ -89,13 +97,14 @@ class SnapshotStreams:
     def __init__(self) -> None:
         self._streams: dict[int, SnapshotStream] = {}
 
-    def advance(self, mid: int, frame: Frame, conns: Iterable[Any]) -> SnapshotStream | None:
-        """The match's stream moved on to `frame` (a snapshot); None when no socket of the match speaks v2."""
+    def advance(self, mid: int, frame: Frame, wanted: bool) -> SnapshotStream | None:
+        """The match's stream moved on to `frame` (a snapshot); None while no socket of the match speaks v2
+        (`wanted`: one does, or did since the match last had no sockets here)."""
         if frame.message.get("type") != "snapshot":
             return None
         stream = self._streams.get(mid)
         if stream is None:
-            if not any(conn.out.deltas for conn in conns):
+            if not wanted:
                 return None
             stream = self._streams[mid] = SnapshotStream()
         stream.advance(frame)

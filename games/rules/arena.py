@@ -29,6 +29,7 @@ SETTINGS = GameSettings(
     tick_rate=20,
     match_seconds=120.0,
     abandon_rule="continue",
+    input_fields=("dx", "dy", "fire", "aim"),
 )
 SCORE_LIMIT = 10
 
@@ -297,8 +298,9 @@ class ArenaGame:
         round(v * 10) / 10 rather than round(v, 1): the same numbers at half the cost, for every player of every match
         20 times a second."""
         return {
-            "tick": state.tick,
-            "time_left": round((self._limit_ticks - state.tick) / self.settings.tick_rate * 10) / 10,
+            # Whole seconds, so that it changes once a second rather than in every delta. The envelope's `tick` says
+            # which tick this is, so the state does not repeat it.
+            "time_left": -(-(self._limit_ticks - state.tick) // self.settings.tick_rate),
             "players": [
                 {
                     "seat": p.seat,

@@ -32,6 +32,9 @@ class GameSettings:
     reconnect_grace_seconds: float = 15.0
     spectators_allowed: bool = True
     abandon_rule: str = "continue"
+    # The keys of an input object in a fixed order: protocol v2 clients may then send an input as the compact array
+    # [seq, value, ...] in this order (docs/protocol.md, "Compact inputs"). Empty: inputs are objects only.
+    input_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_players <= self.max_players:

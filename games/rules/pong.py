@@ -27,6 +27,7 @@ SETTINGS = GameSettings(
     tick_rate=30,
     match_seconds=180.0,
     abandon_rule="forfeit",
+    input_fields=("dy",),
 )
 SCORE_LIMIT = 5
 
@@ -159,9 +160,10 @@ class PongGame:
 
     def snapshot(self, state: PongState) -> dict:
         return {
-            "tick": state.tick,
+            # Whole seconds, so that it changes once a second rather than in every delta. The envelope's `tick` says
+            # which tick this is, so the state does not repeat it.
+            "time_left": -(-(self._limit_ticks - state.tick) // self.settings.tick_rate),
             # round(v * 10) / 10: as round(v, 1) at half the cost (see ArenaGame.snapshot).
-            "time_left": round((self._limit_ticks - state.tick) / self.settings.tick_rate * 10) / 10,
             "ball": [round(state.ball_x * 10) / 10, round(state.ball_y * 10) / 10, round(state.ball_vx * 10) / 10,
                      round(state.ball_vy * 10) / 10],
             "paddles": [round(state.paddles[0] * 10) / 10, round(state.paddles[1] * 10) / 10],

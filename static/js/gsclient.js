@@ -7,7 +7,7 @@ export const SUBPROTOCOLS = ["gs.v2.json", "gs.v1.json"];
 // A lost delta (a gap) asks the server for a keyframe at most this often while none has come.
 const KEYFRAME_REQUEST_EVERY_MS = 1000;
 // Fields of a snapshot that deltas do not patch (games/engine/snapshots.py, MESSAGE_ONLY).
-const MESSAGE_ONLY = new Set(["type", "events", "n"]);
+const MESSAGE_ONLY = new Set(["type", "events", "n", "keys"]);
 
 /** A snapshot without its per-message fields: what deltas patch. */
 export function snapshotBody(message) {
@@ -24,6 +24,10 @@ export function applyPatch(prev, patch) {
   if (Array.isArray(patch)) {
     if (patch[0] === 0 && patch.length === 2) return patch[1];
     if (patch[0] === 1 && patch.length >= 2 && patch.length % 2 === 0) return applyListPatch(prev, patch);
+    if (patch[0] === 3) {  // every item of a list of the same length, in order
+      if (!Array.isArray(prev) || prev.length !== patch.length - 1) throw new Error("gsclient: item patches do not fit the list");
+      return prev.map((item, i) => applyPatch(item, patch[i + 1]));
+    }
     throw new Error(`gsclient: unknown patch ${JSON.stringify(patch[0])}`);
   }
   if (patch !== null && typeof patch === "object") {
@@ -268,8 +272,23 @@ export class MatchClient extends Emitter {
   sendInput(input) {
     if (!this.synced || this.role !== "player" || !this._isOpen()) return null;
     this.seq += 1;
-    this._send({ type: "input", seq: this.seq, input });
+    this._send(this._inputMessage(this.seq, input));
     return this.seq;
+  }
+
+  /**
+   * The compact form [seq, value, ...] in the order of the welcome's `input_fields` (protocol v2), or the object form
+   * when the game has none or a field before the last given one is missing (the server would then refuse it by name).
+   */
+  _inputMessage(seq, input) {
+    const fields = this.welcome && this.welcome.input_fields;
+    if (fields && fields.length) {
+      let count = fields.length;
+      while (count > 0 && input[fields[count - 1]] === undefined) count -= 1;
+      const values = fields.slice(0, count).map((field) => input[field]);
+      if (!values.includes(undefined)) return [seq, ...values];
+    }
+    return { type: "input", seq, input };
   }
 
   /** Give the seat up now: forfeit games end, the others go on without us. */
@@ -330,6 +349,10 @@ export class MatchClient extends Emitter {
     } catch {
       return;
     }
+    if (Array.isArray(message)) {  // version 2's compact delta: [n, patch] or [n, patch, events]
+      this._delta(message[0], message[1], message[2]);
+      return;
+    }
     switch (message.type) {
       case "welcome":
         this.welcome = message;
@@ -338,9 +361,6 @@ export class MatchClient extends Emitter {
       case "snapshot":
         if (message.n !== undefined) this._keyframe(message);
         this._snapshot(message);
-        break;
-      case "delta":
-        this._delta(message);
         break;
       case "match_end":
         this.matchEnd = message;
@@ -368,25 +388,25 @@ export class MatchClient extends Emitter {
     this.keyframeAskedAt = -Infinity;
   }
 
-  /** A delta fits only the state it was made from (`base`); anything else is a gap: ask for a keyframe. */
-  _delta(message) {
-    if (this.streamN === null || message.base !== this.streamN) {
+  /** Delta `n` fits only the state it was made from, number n - 1; anything else is a gap: ask for a keyframe. */
+  _delta(n, patch, events) {
+    if (this.streamN === null || n - 1 !== this.streamN) {
       this._gap();
       return;
     }
     let body;
     try {
-      body = applyPatch(this.streamBody, message.patch);
+      body = applyPatch(this.streamBody, patch);
     } catch (error) {
       console.error(error);
       this._gap();
       return;
     }
-    this.streamN = message.n;
+    this.streamN = n;
     this.streamBody = body;
     this.stats.deltas += 1;
     const snapshot = { type: "snapshot", ...body };
-    if (message.events) snapshot.events = message.events;
+    if (events) snapshot.events = events;
     this._snapshot(snapshot);
   }
 

@@ -268,6 +268,12 @@ def test_client_library_applies_the_servers_deltas_and_asks_for_a_keyframe_on_a_
         patch = delta.diff(prev, cur)
         if patch is not delta.UNCHANGED:
             cases.append({"prev": prev, "patch": patch, "cur": cur})
+    for _ in range(20):  # every player moved: a patch of each item ([3, ...])
+        players = [{"seat": seat, "x": rng.random(), "y": rng.random()} for seat in range(4)]
+        moved = [{**p, "x": p["x"] + 1} for p in players]
+        patch = delta.diff({"players": players}, {"players": moved})
+        assert patch["players"][0] == delta.EACH
+        cases.append({"prev": {"players": players}, "patch": patch, "cur": {"players": moved}})
     page = new_page()
     page.goto("/login/")
     result = page.evaluate(
@@ -279,12 +285,14 @@ def test_client_library_applies_the_servers_deltas_and_asks_for_a_keyframe_on_a_
             client.ws = { readyState: WebSocket.OPEN, send: (m) => sent.push(JSON.parse(m)) };
             const feed = (m) => client._receive({ data: JSON.stringify(m) });
             feed({ type: "snapshot", n: 5, full: true, tick: 9, acks: [1, 2], state: { x: 1 } });
-            feed({ type: "delta", n: 6, base: 5, patch: { tick: 10, acks: [1, 2, 1, 4] } });
+            feed([6, { tick: 10, acks: [1, 2, 1, 4] }]);
             const applied = client.snapshot;
-            feed({ type: "delta", n: 8, base: 7, patch: { tick: 12 } });  // 7 never came
+            feed([8, { tick: 12 }]);  // 7 never came
             const afterGap = client.snapshot;
-            feed({ type: "delta", n: 9, base: 8, patch: { tick: 13 } });  // nothing to apply it to
-            return { rebuilt, applied, afterGap, sent, stats: client.stats };
+            feed([9, { tick: 13 }]);  // nothing to apply it to
+            client.welcome = { input_fields: ["dx", "dy", "fire", "aim"] };
+            const compact = [client._inputMessage(5, { dx: 1, dy: 0 }), client._inputMessage(6, { dy: 1 })];
+            return { rebuilt, applied, afterGap, sent, stats: client.stats, compact };
         }""",
         cases,
     )
@@ -293,3 +301,6 @@ def test_client_library_applies_the_servers_deltas_and_asks_for_a_keyframe_on_a_
     assert result["afterGap"] == result["applied"]
     assert result["sent"] == [{"type": "keyframe"}]  # once, not once per delta of the gap
     assert result["stats"] == {"keyframes": 1, "deltas": 1, "gaps": 2}
+    # Compact inputs in the welcome's field order, trailing fields left out; a missing field before the last given
+    # one sends the object form (the server then names the missing field).
+    assert result["compact"] == [[5, 1, 0], {"type": "input", "seq": 6, "input": {"dy": 1}}]

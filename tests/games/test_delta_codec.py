@@ -121,3 +121,41 @@ def test_an_int_becoming_an_equal_float_is_a_change():
 def test_a_patch_that_does_not_fit_its_base_is_refused(base, patch):
     with pytest.raises(PatchError):
         delta.apply(base, patch)
+
+
+@settings(max_examples=300, deadline=None)
+@given(prev=values, cur=values)
+def test_key_numbers_round_trip_through_msgpack(prev, cur):
+    """msgpack deltas name keys by their number in the stream's table (the first snapshot's keys); keys the table
+    lacks stay text."""
+    table = delta.key_table(prev)
+    patch = delta.diff(prev, cur, {key: number for number, key in enumerate(table)})
+    if patch is UNCHANGED:
+        assert typed(prev) == typed(cur)
+        return
+    wire = msgpack.unpackb(msgpack.packb(patch, use_bin_type=True), raw=False, strict_map_key=False)
+    assert typed(delta.apply(prev, wire, table)) == typed(cur)
+
+
+def test_a_key_table_lists_every_key_once_and_numbered_keys_need_it():
+    assert sorted(delta.key_table({"a": [{"x": 1, "y": {"a": 2}}], "b": []})) == ["a", "b", "x", "y"]
+    numbers = {"players": 0, "x": 1}
+    patch = delta.diff({"players": [{"x": 1, "y": 2}]}, {"players": [{"x": 5, "y": 2}]}, numbers)
+    assert patch == {0: [delta.EACH, {1: 5}]}
+    assert delta.apply({"players": [{"x": 1, "y": 2}]}, patch, ["players", "x"]) == {"players": [{"x": 5, "y": 2}]}
+    with pytest.raises(PatchError):
+        delta.apply({"players": []}, patch)  # no table
+    with pytest.raises(PatchError):
+        delta.apply({"players": []}, {7: 1}, ["players"])  # a number past the table
+
+
+def test_when_every_item_changes_in_part_the_patch_has_no_indices():
+    prev = [{"x": 1, "y": 2}, {"x": 3, "y": 4}]
+    cur = [{"x": 1.5, "y": 2}, {"x": 3, "y": 4.5}]
+    assert delta.diff(prev, cur) == [delta.EACH, {"x": 1.5}, {"y": 4.5}]
+    assert delta.apply(prev, [delta.EACH, {"x": 1.5}, {"y": 4.5}]) == cur
+    # One item unchanged, or a length change: indices again.
+    assert delta.diff(prev, [cur[0], prev[1]]) == [delta.LIST, 2, 0, {"x": 1.5}]
+    assert delta.diff(prev, [*cur, {"x": 0}])[0] == delta.LIST
+    with pytest.raises(PatchError):
+        delta.apply(prev[:1], [delta.EACH, {"x": 1.5}, {"y": 4.5}])

@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from bench.load import _socket_inodes, _tcp_table
 from games.engine import delta
 from games.engine.snapshots import snapshot_body
+from tests.games.conftest import as_message
 from tests.games.test_multiprocess import owner_port
 from tests.games.test_redis_faults import OwnRedis
 from tests.procs import drop_database, make_cluster
@@ -60,13 +61,13 @@ class Socket:
 
     async def _read(self) -> None:
         async for raw in self.ws:
-            message = msgpack.unpackb(raw, raw=False) if isinstance(raw, bytes) else json.loads(raw)
+            message = as_message(msgpack.unpackb(raw, raw=False, strict_map_key=False) if isinstance(raw, bytes) else json.loads(raw))
             self.messages.append(message)
             await self._follow(message)
 
     async def _follow(self, message: dict) -> None:
         if message["type"] == "snapshot" and "n" in message:
-            self.n, self.body = message["n"], snapshot_body(message)
+            self.n, self.body, self.keys = message["n"], snapshot_body(message), message.get("keys")
             self.keyframes_at.append(len(self.states))
             self.states.append(self.body)
         elif message["type"] == "delta":
@@ -79,7 +80,7 @@ class Socket:
                     self.keyframe_requests += 1
                     await self.ws.send(json.dumps({"type": "keyframe"}))
                 return
-            self.n, self.body = message["n"], delta.apply(self.body, message["patch"])
+            self.n, self.body = message["n"], delta.apply(self.body, message["patch"], self.keys)
             self.states.append(self.body)
 
     def running_ticks(self, bodies) -> dict[int, tuple]:

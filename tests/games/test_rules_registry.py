@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import FrozenInstanceError, replace
 
 import pytest
@@ -63,8 +64,8 @@ def test_game_state_snapshots_and_checkpoints_are_json(slug, size):
         assert all(isinstance(event["type"], str) for event in game.step(state, game.settings.dt))
     snap = game.snapshot(state)
     assert json.loads(json.dumps(snap, allow_nan=False)) == snap
-    assert snap["tick"] == 30
-    assert snap["time_left"] == pytest.approx(game.settings.match_seconds - 30 * game.settings.dt, abs=0.05)
+    # Whole seconds left, rounded up: the clock a player reads.
+    assert snap["time_left"] == math.ceil((game.settings.match_ticks - 30) / game.settings.tick_rate)
     json.dumps(game.to_checkpoint(state), allow_nan=False)
 
 

@@ -1,0 +1,96 @@
+"""Protocol v2's compact forms of the two messages sent every tick: the client's input as [seq, value, ...] in the
+game's declared field order, and the server's delta as [n, patch(, events)], with 32-bit floats in msgpack."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import msgpack
+import pytest
+from channels.db import database_sync_to_async
+
+from games.engine import protocol
+from games.engine.protocol import ClientMessageError, Frame
+from games.engine.snapshots import delta_message
+from games.rules import get_game
+from tests.games.conftest import connect, create_match
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def pong_match(quick_games, alice, bob):
+    return await database_sync_to_async(create_match)("pong-quick", [alice, bob])
+
+
+def test_a_compact_input_maps_values_to_the_games_fields_in_order():
+    fields = get_game("arena").settings.input_fields
+    assert protocol.compact_input([7, 0.5, -1, True, 1.25], fields) == (7, {"dx": 0.5, "dy": -1, "fire": True, "aim": 1.25})
+    # Trailing fields may be left out: the game reads them as absent (arena: no fire, aim unchanged).
+    assert protocol.compact_input([8, 0, 1], fields) == (8, {"dx": 0, "dy": 1})
+
+
+@pytest.mark.parametrize(
+    ("message", "fields", "code"),
+    [
+        ([], ("dy",), "malformed"),
+        (["1", 1], ("dy",), "bad_seq"),
+        ([0, 1], ("dy",), "bad_seq"),
+        ([1, 1, 2], ("dy",), "bad_input"),  # more values than the game has fields
+        ([1, 1], (), "bad_input"),  # a game without input_fields takes objects only
+    ],
+)
+def test_bad_compact_inputs_are_refused_by_code(message, fields, code):
+    with pytest.raises(ClientMessageError) as caught:
+        protocol.compact_input(message, fields)
+    assert caught.value.code == code
+
+
+def test_only_v2_sockets_may_send_arrays():
+    assert protocol.decode("[1, 0.5]", None, compact=True) == [1, 0.5]
+    with pytest.raises(ClientMessageError) as caught:
+        protocol.decode("[1, 0.5]", None)
+    assert caught.value.code == "malformed"
+
+
+def test_stream_frames_carry_32_bit_floats_in_msgpack_and_others_64():
+    delta = Frame(delta_message(5, {"state": {"x": 421.8}}, None), stream_n=5)
+    assert msgpack.unpackb(delta.binary()) == [5, {"state": {"x": struct.unpack(">f", struct.pack(">f", 421.8))[0]}}]
+    assert b"\xca" in delta.binary() and b"\xcb" not in delta.binary()
+    assert json.loads(delta.json()) == [5, {"state": {"x": 421.8}}]  # JSON keeps the game's decimals
+    other = Frame({"type": "pong", "t": 421.8})
+    assert b"\xcb" in other.binary() and msgpack.unpackb(other.binary())["t"] == 421.8
+
+
+def test_a_delta_with_events_has_them_third():
+    assert delta_message(9, {}, [{"type": "point"}]) == [9, {}, [{"type": "point"}]]
+    assert delta_message(9, {}, []) == [9, {}]
+
+
+async def test_v2_welcome_lists_the_input_fields_and_compact_inputs_are_applied(engine_host, pong_match, alice, bob):
+    a = await connect(alice, pong_match.pk, subprotocols=["gs.v2.json"])
+    b = await connect(bob, pong_match.pk, subprotocols=["gs.v1.json"])
+    welcome = await a.receive()
+    assert welcome["input_fields"] == ["dy"]
+    assert "input_fields" not in await b.receive()  # version 1 has no compact inputs
+    await a.until(lambda m: m.get("phase") == "running" or m.get("patch", {}).get("phase") == "running")
+    await a.send([1, 1])  # paddle down, compactly
+    await b.send([1, 1])
+    error = await b.until(lambda m: m["type"] == "error")
+    assert error["error"] == "malformed"  # v1: an array is not a message
+    await a.send([2, 5])
+    error = ack = None
+    while error is None or ack is None:
+        output = await a.comm.receive_output(3)
+        decoded = json.loads(output["text"])
+        if isinstance(decoded, list):  # a delta travels as [n, patch(, events)]
+            assert len(decoded) in (2, 3) and isinstance(decoded[1], dict)
+            if "acks" in decoded[1]:
+                ack = decoded[1]["acks"]
+        elif decoded["type"] == "error":
+            error = decoded
+    assert (error["error"], error["seq"]) == ("out_of_range", 2)
+    assert ack == [1, 2, 0, 1]  # seat 0's ack became 1: the compact input was applied
+    await a.close()
+    await b.close()
