@@ -23,6 +23,9 @@ player's x, y and aim 3 instead of 8. apply() gets the same table as a list. Key
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from pathlib import Path
 from typing import Any
 
 REPLACE, LIST, DELETE, EACH = 0, 1, 2, 3
@@ -92,6 +95,9 @@ def diff(prev: Any, cur: Any, keys: dict[str, int] = NO_KEYS) -> Any:
     return cur if kind in _SCALARS else [REPLACE, cur]
 
 
+_diff = diff  # what the functions below recurse into: this module's own diff, also when the compiled one is used
+
+
 def _diff_dict(prev: dict, cur: dict, keys: dict[str, int]) -> Any:
     changes = {}
     found = 0
@@ -110,7 +116,7 @@ def _diff_dict(prev: dict, cur: dict, keys: dict[str, int]) -> Any:
             if value != old:
                 changes[number(key, key)] = value
             continue
-        patch = diff(old, value, keys)
+        patch = _diff(old, value, keys)
         if patch is not UNCHANGED:
             changes[number(key, key)] = patch
     if found < len(prev):
@@ -138,7 +144,7 @@ def _diff_list(prev: list | tuple, cur: list | tuple, keys: dict[str, int]) -> A
                 ops.append(i)
                 ops.append(value)
             continue
-        patch = diff(old, value, keys)
+        patch = _diff(old, value, keys)
         if patch is not UNCHANGED:
             ops.append(i)
             ops.append(patch)
@@ -213,3 +219,34 @@ def _apply_list(prev: Any, patch: list, keys: list[str] | None) -> list:
             raise PatchError(f"list index {i!r} out of range")
         out[i] = apply(out[i], change, keys) if i < old else _from_nothing(change)
     return out
+
+
+# ---- end of the compiled part: deploy/build_ext.py compiles everything above into games/engine/_delta_c ----
+# The diff runs once per match per tick over the whole snapshot; compiled (Cython, from this same source, no other
+# code) it takes 2.5x less CPU (docs/benchmarks.md). Without a compiler, or when this file changed after the build,
+# the Python above is used: same results, more CPU.
+
+pure_diff = diff
+pure_key_table = key_table
+
+
+def load_compiled(source: Path = Path(__file__)) -> Any:
+    """The compiled copy of this file when one was built from exactly this source, else None."""
+    try:
+        from games.engine import _delta_c
+    except ImportError:
+        return None
+    if getattr(_delta_c, "SOURCE_DIGEST", None) != hashlib.sha256(source.read_bytes()).hexdigest():
+        logging.getLogger(__name__).warning(
+            "games/engine/_delta_c was built from another delta.py: using the Python diff (rebuild it with "
+            "`.venv/bin/python -m deploy.build_ext`)"
+        )
+        return None
+    return _delta_c
+
+
+_compiled = load_compiled()
+COMPILED = _compiled is not None
+if _compiled is not None:
+    # UNCHANGED too: callers compare the diff's result with it, and the Python functions above read it at call time.
+    diff, key_table, UNCHANGED, NO_KEYS = _compiled.diff, _compiled.key_table, _compiled.UNCHANGED, _compiled.NO_KEYS

@@ -12,6 +12,11 @@ from hypothesis import strategies as st
 from games.engine import delta
 from games.engine.delta import UNCHANGED, PatchError
 
+# Every test of diff() runs on the Python diff and, when deploy/build_ext.py built it, the compiled one.
+DIFFS = [pytest.param(delta.pure_diff, id="python")]
+if delta.COMPILED:
+    DIFFS.append(pytest.param(delta.diff, id="compiled"))
+
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -42,10 +47,11 @@ def typed(value):
     return (type(value).__name__, value)
 
 
+@pytest.mark.parametrize("diff", DIFFS)
 @settings(max_examples=400, deadline=None)
 @given(prev=values, cur=values)
-def test_apply_of_diff_gives_the_new_value(prev, cur):
-    patch = delta.diff(prev, cur)
+def test_apply_of_diff_gives_the_new_value(diff, prev, cur):
+    patch = diff(prev, cur)
     if patch is UNCHANGED:
         assert typed(prev) == typed(cur)
         return
@@ -53,23 +59,25 @@ def test_apply_of_diff_gives_the_new_value(prev, cur):
         assert typed(delta.apply(prev, through_wire(patch, encoding))) == typed(cur)
 
 
+@pytest.mark.parametrize("diff", DIFFS)
 @settings(max_examples=200, deadline=None)
 @given(prev=values, cur=values)
-def test_apply_leaves_the_base_untouched(prev, cur):
+def test_apply_leaves_the_base_untouched(diff, prev, cur):
     before = orjson.dumps(prev)
-    patch = delta.diff(prev, cur)
+    patch = diff(prev, cur)
     if patch is not UNCHANGED:
         delta.apply(prev, patch)
     assert orjson.dumps(prev) == before
 
 
+@pytest.mark.parametrize("diff", DIFFS)
 @settings(max_examples=200, deadline=None)
 @given(start=values, steps=st.lists(values, min_size=1, max_size=5))
-def test_a_chain_of_deltas_rebuilds_every_step(start, steps):
+def test_a_chain_of_deltas_rebuilds_every_step(diff, start, steps):
     held = start
     prev = start
     for cur in steps:
-        patch = delta.diff(prev, cur)
+        patch = diff(prev, cur)
         if patch is not UNCHANGED:
             held = delta.apply(held, through_wire(patch, "json"))
         assert typed(held) == typed(cur)
@@ -85,24 +93,27 @@ def arena_snapshot(tick, xs):
     }
 
 
-def test_a_moving_player_costs_only_its_coordinates():
+@pytest.mark.parametrize("diff", DIFFS)
+def test_a_moving_player_costs_only_its_coordinates(diff):
     prev = arena_snapshot(10, [1.0, 2.0, 3.0, 4.0])
     cur = arena_snapshot(11, [1.0, 2.5, 3.0, 4.0])
-    patch = delta.diff(prev, cur)
+    patch = diff(prev, cur)
     assert patch["state"]["players"] == [delta.LIST, 4, 1, {"x": 2.5}]
     assert "connected" not in patch and "removed" not in patch and "phase" not in patch
     assert len(orjson.dumps(patch)) < len(orjson.dumps(cur)) / 3
 
 
-def test_removed_keys_and_shorter_lists():
-    patch = delta.diff({"a": 1, "b": [1, 2, 3, 4, 5]}, {"b": [1, 2, 3]})
+@pytest.mark.parametrize("diff", DIFFS)
+def test_removed_keys_and_shorter_lists(diff):
+    patch = diff({"a": 1, "b": [1, 2, 3, 4, 5]}, {"b": [1, 2, 3]})
     assert patch == {"a": [delta.DELETE], "b": [delta.LIST, 3]}
     assert delta.apply({"a": 1, "b": [1, 2, 3, 4, 5]}, patch) == {"b": [1, 2, 3]}
 
 
-def test_an_int_becoming_an_equal_float_is_a_change():
-    assert delta.diff({"v": 1}, {"v": 1.0}) == {"v": 1.0}
-    assert delta.diff([True], [1]) == [delta.REPLACE, [1]]
+@pytest.mark.parametrize("diff", DIFFS)
+def test_an_int_becoming_an_equal_float_is_a_change(diff):
+    assert diff({"v": 1}, {"v": 1.0}) == {"v": 1.0}
+    assert diff([True], [1]) == [delta.REPLACE, [1]]
 
 
 @pytest.mark.parametrize(
@@ -123,13 +134,14 @@ def test_a_patch_that_does_not_fit_its_base_is_refused(base, patch):
         delta.apply(base, patch)
 
 
+@pytest.mark.parametrize("diff", DIFFS)
 @settings(max_examples=300, deadline=None)
 @given(prev=values, cur=values)
-def test_key_numbers_round_trip_through_msgpack(prev, cur):
+def test_key_numbers_round_trip_through_msgpack(diff, prev, cur):
     """msgpack deltas name keys by their number in the stream's table (the first snapshot's keys); keys the table
     lacks stay text."""
     table = delta.key_table(prev)
-    patch = delta.diff(prev, cur, {key: number for number, key in enumerate(table)})
+    patch = diff(prev, cur, {key: number for number, key in enumerate(table)})
     if patch is UNCHANGED:
         assert typed(prev) == typed(cur)
         return
@@ -137,10 +149,11 @@ def test_key_numbers_round_trip_through_msgpack(prev, cur):
     assert typed(delta.apply(prev, wire, table)) == typed(cur)
 
 
-def test_a_key_table_lists_every_key_once_and_numbered_keys_need_it():
+@pytest.mark.parametrize("diff", DIFFS)
+def test_a_key_table_lists_every_key_once_and_numbered_keys_need_it(diff):
     assert sorted(delta.key_table({"a": [{"x": 1, "y": {"a": 2}}], "b": []})) == ["a", "b", "x", "y"]
     numbers = {"players": 0, "x": 1}
-    patch = delta.diff({"players": [{"x": 1, "y": 2}]}, {"players": [{"x": 5, "y": 2}]}, numbers)
+    patch = diff({"players": [{"x": 1, "y": 2}]}, {"players": [{"x": 5, "y": 2}]}, numbers)
     assert patch == {0: [delta.EACH, {1: 5}]}
     assert delta.apply({"players": [{"x": 1, "y": 2}]}, patch, ["players", "x"]) == {"players": [{"x": 5, "y": 2}]}
     with pytest.raises(PatchError):
@@ -149,13 +162,37 @@ def test_a_key_table_lists_every_key_once_and_numbered_keys_need_it():
         delta.apply({"players": []}, {7: 1}, ["players"])  # a number past the table
 
 
-def test_when_every_item_changes_in_part_the_patch_has_no_indices():
+@pytest.mark.parametrize("diff", DIFFS)
+def test_when_every_item_changes_in_part_the_patch_has_no_indices(diff):
     prev = [{"x": 1, "y": 2}, {"x": 3, "y": 4}]
     cur = [{"x": 1.5, "y": 2}, {"x": 3, "y": 4.5}]
-    assert delta.diff(prev, cur) == [delta.EACH, {"x": 1.5}, {"y": 4.5}]
+    assert diff(prev, cur) == [delta.EACH, {"x": 1.5}, {"y": 4.5}]
     assert delta.apply(prev, [delta.EACH, {"x": 1.5}, {"y": 4.5}]) == cur
     # One item unchanged, or a length change: indices again.
-    assert delta.diff(prev, [cur[0], prev[1]]) == [delta.LIST, 2, 0, {"x": 1.5}]
-    assert delta.diff(prev, [*cur, {"x": 0}])[0] == delta.LIST
+    assert diff(prev, [cur[0], prev[1]]) == [delta.LIST, 2, 0, {"x": 1.5}]
+    assert diff(prev, [*cur, {"x": 0}])[0] == delta.LIST
     with pytest.raises(PatchError):
         delta.apply(prev[:1], [delta.EACH, {"x": 1.5}, {"y": 4.5}])
+
+
+def test_the_compiled_diff_is_used_only_when_built_from_this_very_source(tmp_path):
+    from deploy import build_ext
+
+    if not delta.COMPILED:
+        pytest.skip("no compiled diff here (deploy/build_ext.py needs Cython and a C compiler)")
+    assert delta.load_compiled() is not None
+    edited = tmp_path / "delta.py"
+    edited.write_text(build_ext.SOURCE.read_text() + "\n# an edit after the build\n")
+    assert delta.load_compiled(edited) is None  # the Python diff is used, with a warning
+    # What is compiled is delta.py's own code above the marker, stamped with the whole file's digest.
+    source = build_ext.compiled_source(build_ext.SOURCE.read_text())
+    assert "def diff(" in source and "load_compiled" not in source and "SOURCE_DIGEST" in source
+
+
+def test_ci_runs_the_compiled_diff():
+    """scripts/test builds it; CI has Cython and gcc, so a silent fallback to the Python diff would go unnoticed."""
+    import os
+
+    if os.environ.get("CI") != "true":
+        pytest.skip("outside CI the build is optional")
+    assert delta.COMPILED
