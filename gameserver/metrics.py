@@ -1,16 +1,16 @@
 """This process's Prometheus metrics, served at GET /metrics behind METRICS_TOKEN (docs/operations.md, "Metrics").
 
-Two kinds of counting. What happens per message (messages in and out, bytes out) or per socket (open sockets, close
-codes) is counted in plain ints and dicts on the hot path, with no lock, and read at scrape time by `EngineCollector`;
-so are the engine's gauges (matches owned and relayed), read off the match hosts. What happens at most once per
-match-tick or rarer (tick duration and lateness, takeovers, database retries, matchmaking waits) uses prometheus-client's
-own metrics. `metric_names()` lists every series; deploy/grafana-dashboard.json uses them (a test checks it).
+Two kinds of counting. What happens per message (messages in and out, bytes out), per socket (open sockets, close
+codes) or per tick (duration, lateness, over budget) is counted in plain ints, lists and dicts, with no lock, and read
+at scrape time by `EngineCollector`; so are the engine's gauges (matches owned and relayed), read off the match hosts.
+What is rarer (takeovers, handovers, database retries, matchmaking waits) uses prometheus-client's own metrics. `metric_names()` lists every series; deploy/grafana-dashboard.json uses them (a test checks it).
 """
 
 from __future__ import annotations
 
 import hmac
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -27,7 +27,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from gameserver.metrics_process import PROCESS
 from gameserver.wirecounts import CLOSES, OPEN_SOCKETS, SOCKET_KINDS, WIRE
@@ -42,21 +42,6 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
-# Ticks run every 16-50 ms (20-60 Hz): the buckets resolve the simulation's ~0.1-5 ms and lateness up to several periods.
-_TICK_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
-TICK_DURATION = Histogram(
-    "gameserver_tick_duration_seconds",
-    "A match tick's own time (simulation, snapshot, sending), not counting the wait for its journal record.",
-    ["game"], buckets=_TICK_BUCKETS, registry=REGISTRY,
-)
-TICK_LATENESS = Histogram(
-    "gameserver_tick_lateness_seconds", "How late a tick started against its schedule.",
-    ["game"], buckets=_TICK_BUCKETS, registry=REGISTRY,
-)
-TICKS_OVER_BUDGET = Counter(
-    "gameserver_ticks_over_budget", "Ticks whose own time exceeded the tick period (the match cannot keep its rate).",
-    ["game"], registry=REGISTRY,
-)
 LEASE_TAKEOVERS = Counter(
     "gameserver_lease_takeovers", "Matches this process started from another process's checkpoint (its owner died, "
     "stalled or handed over).", registry=REGISTRY,
@@ -78,22 +63,62 @@ MATCHMAKING_WAIT = Histogram(
 )
 
 
-class TickMetrics:
-    """One match's tick histograms, with their labelled children looked up once (runner.py calls `observe` per tick)."""
+# Ticks run every 16-50 ms (20-60 Hz): the buckets resolve the simulation's ~0.1-5 ms and lateness up to several periods.
+TICK_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
-    __slots__ = ("duration", "lateness", "over_budget", "budget_ms")
+
+class PlainHistogram:
+    """A histogram in plain lists, for the tick loop: a bisect and two adds, about 0.4 us an observation against
+    prometheus-client's 1 us (its lock). Written and read on the event loop's thread only."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(TICK_BUCKETS) + 1)  # the last one: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(TICK_BUCKETS, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, int]]:
+        """Cumulative, as Prometheus wants them."""
+        cumulative, out = 0, []
+        for bound, count in zip((*TICK_BUCKETS, float("inf")), self.counts, strict=True):
+            cumulative += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        return out
+
+
+class GameTicks:
+    """One game's ticks in this process: what every match of it adds up to."""
+
+    __slots__ = ("duration", "lateness", "over_budget")
+
+    def __init__(self) -> None:
+        self.duration = PlainHistogram()
+        self.lateness = PlainHistogram()
+        self.over_budget = 0
+
+
+TICKS: dict[str, GameTicks] = {}
+
+
+class TickMetrics:
+    """One match's handle on its game's tick histograms; runner.py calls `observe` once per tick."""
+
+    __slots__ = ("ticks", "budget_ms")
 
     def __init__(self, game: str, period: float) -> None:
-        self.duration = TICK_DURATION.labels(game)
-        self.lateness = TICK_LATENESS.labels(game)
-        self.over_budget = TICKS_OVER_BUDGET.labels(game)
+        self.ticks = TICKS.get(game) or TICKS.setdefault(game, GameTicks())
         self.budget_ms = period * 1000
 
     def observe(self, lateness: float, spent_ms: float) -> None:
-        self.duration.observe(spent_ms / 1000)
-        self.lateness.observe(max(0.0, lateness))
+        ticks = self.ticks
+        ticks.duration.observe(spent_ms / 1000)
+        ticks.lateness.observe(lateness if lateness > 0.0 else 0.0)
         if spent_ms > self.budget_ms:
-            self.over_budget.inc()
+            ticks.over_budget += 1
 
 
 # --- matchmaking queue: seen by whichever process runs the matchmaker's step -----------------------------------------
@@ -132,6 +157,15 @@ class EngineCollector:
         messages_out = CounterMetricFamily("gameserver_ws_messages_sent", "WebSocket messages sent.", labels=["kind"])
         bytes_out = CounterMetricFamily("gameserver_ws_sent_bytes", "WebSocket bytes sent (frames).", labels=["kind"])
         closes = CounterMetricFamily("gameserver_ws_closes", "Sockets this server closed, by close code.", labels=["code"])
+        duration = HistogramMetricFamily(
+            "gameserver_tick_duration_seconds",
+            "A match tick's own time (simulation, snapshot, sending), not counting the wait for its journal record.",
+            labels=["game"],
+        )
+        lateness = HistogramMetricFamily("gameserver_tick_lateness_seconds", "How late ticks started against their "
+                                         "schedule.", labels=["game"])
+        over_budget = CounterMetricFamily("gameserver_ticks_over_budget", "Ticks whose own time exceeded the tick period "
+                                          "(the match cannot keep its rate).", labels=["game"])
         queue = GaugeMetricFamily("gameserver_matchmaking_queue", "Searching tickets per game, as this process's "
                                   "matchmaker last saw them (absent where it does not run).", labels=["game"])
         if live:
@@ -149,10 +183,15 @@ class EngineCollector:
             matches.add_metric(["relayed"], sum(len(host.relayed) for host in hosts))
             for code, count in sorted(CLOSES.items()):
                 closes.add_metric([str(code)], count)
+            for game, ticks in sorted(TICKS.items()):
+                duration.add_metric([game], ticks.duration.buckets(), ticks.duration.total)
+                lateness.add_metric([game], ticks.lateness.buckets(), ticks.lateness.total)
+                over_budget.add_metric([game], ticks.over_budget)
             if time.monotonic() - _queue_at < QUEUE_FRESH_SECONDS:
                 for game, size in sorted(_queue.items()):
                     queue.add_metric([game], size)
-        yield from (info, sockets, matches, messages_in, messages_out, bytes_out, closes, queue)
+        yield from (info, sockets, matches, messages_in, messages_out, bytes_out, closes, duration, lateness, over_budget,
+                    queue)
 
 
 REGISTRY.register(EngineCollector())
