@@ -7,6 +7,8 @@ import asyncio
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -86,3 +88,40 @@ async def test_http_api_works_through_nginx(cluster, front):
     status, body = cluster.http(nginx_port, "GET", "/api/games/")
     assert status == 200
     assert {game["slug"] for game in body} >= {"arena", "pong"}
+
+
+async def test_metrics_are_scraped_per_process_never_through_nginx(nginx_binary, cluster, tmp_path):
+    token = "nginx-recipe-metrics-token-0123456789"
+    cluster.env["METRICS_TOKEN"] = token
+    upstream = cluster.start()
+    port = free_port()
+    runtime = tmp_path / "nginx-metrics"
+    runtime.mkdir()
+    (runtime / "gameserver.conf").write_text(render(listen=f"127.0.0.1:{port}", upstreams=[f"127.0.0.1:{upstream}"]))
+    (runtime / "nginx.conf").write_text(standalone(http_config_path=str(runtime / "gameserver.conf"), runtime_dir=str(runtime)))
+    proc = subprocess.Popen([nginx_binary, "-p", str(runtime), "-c", str(runtime / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=open(runtime / "stderr.log", "wb"))
+    try:
+        wait_for_port(port, proc)
+
+        def metrics_status(at: int) -> int:
+            request = urllib.request.Request(f"http://127.0.0.1:{at}/metrics", headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert metrics_status(upstream) == 200
+        assert metrics_status(port) == 404
+        assert cluster.http(port, "GET", "/health/ready")[0] == 200  # readiness passes through, for outside probes
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def test_the_health_check_option_polls_readiness_on_both_upstreams():
+    config = render(listen="80", upstreams=["10.0.0.1:8001", "10.0.0.2:8001"], health_check=True)
+    assert config.count("health_check uri=/health/ready") == 2
+    assert "zone gameserver_matches 64k;" in config and "zone gameserver 64k;" in config
+    assert "health_check" not in render(listen="80", upstreams=["10.0.0.1:8001"])
