@@ -191,3 +191,23 @@ def test_the_matchmaker_worker_serves_its_metrics_on_its_own_address(tmp_path):
         worker.terminate()
         worker.wait(timeout=10)
         drop_database(cluster.env["DATABASE_URL"])
+
+
+@pytest.mark.django_db
+def test_a_matchmaker_step_the_database_refused_is_counted_as_a_retry(monkeypatch):
+    import threading
+
+    from django.db import OperationalError
+
+    from gameserver.metrics import REGISTRY
+
+    stop = threading.Event()
+
+    def refused(**kwargs):
+        stop.set()  # one step is enough
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr(matchmaker, "run_one_step", refused)
+    before = REGISTRY.get_sample_value("gameserver_database_retries_total", {"what": "matchmaker_step"}) or 0
+    matchmaker.run_forever(stop=stop, interval=0.01)
+    assert REGISTRY.get_sample_value("gameserver_database_retries_total", {"what": "matchmaker_step"}) == before + 1
