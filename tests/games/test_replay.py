@@ -34,12 +34,12 @@ def random_input(game: str, rng: random.Random) -> dict:
 
 @pytest.fixture
 def quick_variant():
-    """The game's own rules with a 2 s match and a 0.1 s countdown, registered under <slug>-replay."""
+    """The game's own rules with a 1.2 s match and a 0.1 s countdown, registered under <slug>-replay."""
     added = []
 
     def make(slug: str) -> str:
         game = GAMES[slug]
-        quick = type(game)(replace(game.settings, slug=f"{slug}-replay", countdown_seconds=0.1, match_seconds=2.0,
+        quick = type(game)(replace(game.settings, slug=f"{slug}-replay", countdown_seconds=0.1, match_seconds=1.2,
                                    reconnect_grace_seconds=0.5))
         GAMES[quick.settings.slug] = quick
         added.append(quick.settings.slug)
@@ -61,12 +61,12 @@ async def test_every_built_in_game_replays_to_its_recorded_result(slug, engine_h
     await clients[0].until(lambda m: m["type"] == "snapshot" and m["phase"] == "running")
     rng = random.Random(slug)
     leaver = seats - 1 if seats > 2 else None  # with 3 seats one leaves mid-match: a removal in the log, play goes on
-    for seq in range(1, 25):
+    for seq in range(1, 21):
         for seat, client in enumerate(clients):
-            if seat == leaver and seq == 12:
+            if seat == leaver and seq == 10:
                 await client.send({"type": "input", "seq": seq, "input": random_input(slug, rng)})
                 await client.send({"type": "leave"})  # an input and a removal of one seat, as close as they come
-            elif not (seat == leaver and seq > 12):
+            elif not (seat == leaver and seq > 10):
                 await client.send({"type": "input", "seq": seq, "input": random_input(slug, rng)})
         await asyncio.sleep(0.03)
     end = await clients[0].until(lambda m: m["type"] == "match_end", timeout=10)

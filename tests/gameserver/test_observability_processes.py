@@ -1,5 +1,6 @@
 """Metrics, readiness and logs of real daphne processes: two on Redis sharing a match (each scraped on its own), the
-owner's SIGTERM handover seen from its readiness and metrics, and readiness through a Redis outage."""
+owner's SIGTERM handover seen from its readiness and metrics, and readiness through a Redis outage. Production-shaped,
+so in the PostgreSQL and Redis pass only (services_pass)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.games.test_multiprocess import owner_port, start_match_across_processes
 from tests.games.test_redis_faults import OwnRedis
 
-pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.services_pass, pytest.mark.timeout(90)]
 
 TOKEN = "metrics-token-for-tests-0123456789abcdef"
 
@@ -126,7 +127,6 @@ def private_redis(tmp_path):
     server.stop()
 
 
-@pytest.mark.services_pass
 async def test_readiness_fails_while_redis_is_away_and_recovers(tmp_path, private_redis):
     from tests.procs import drop_database, make_cluster
 

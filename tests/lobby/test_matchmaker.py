@@ -160,7 +160,9 @@ def test_window_widens_with_wait_up_to_a_cap():
     assert [matchmaker.window(waited) for waited in (0, 10, 44, 1000)] == [3.0, 8.0, 25.0, 25.0]
 
 
+# One pass is enough (suite time): what it checks, the worker's own HTTP server, does not depend on the services.
 @pytest.mark.multiprocess
+@pytest.mark.embedded_only
 def test_the_matchmaker_worker_serves_its_metrics_on_its_own_address(tmp_path):
     import subprocess
     import sys
