@@ -11,6 +11,10 @@ that runs its tick loop and snapshots go straight to local sockets instead of th
 down, nginx moves on to the next one on the ring (proxy_next_upstream), which takes the match over from its last
 checkpoint (games/engine/host.py); when it comes back, only the matches that hash to it move back. Everything else
 (pages, the API, lobby sockets) is spread with least_conn.
+
+GET /metrics is not served through the balancer (each process is scraped at its own address, docs/operations.md).
+With `--health-check` (nginx Plus only: open-source nginx has no active checks) nginx polls every process's
+GET /health/ready and stops sending it players while it answers 503 (database or Redis unreachable, SIGTERM handover).
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ map $http_upgrade $gs_connection {{
 
 upstream gameserver_matches {{
     hash $gs_match_id consistent;
-{match_servers}
+{match_zone}{match_servers}
 }}
 
 upstream gameserver {{
     least_conn;
-{servers}
+{zone}{servers}
     keepalive 32;
 }}
 
@@ -55,9 +59,15 @@ server {{
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries 0;
 
+    # Metrics are per process: scraped at each process's own address, never through the balancer (which would answer
+    # for a random process, and carry the token over the public address).
+    location = /metrics {{
+        return 404;
+    }}
+
     location ~ ^/ws/matches/(?<gs_match_id>[0-9]+)/$ {{
         proxy_pass http://gameserver_matches;
-        # Snapshots are small and due every tick: no buffering, no Nagle; sockets may idle between matches' ticks.
+{match_health_check}        # Snapshots are small and due every tick: no buffering, no Nagle; sockets may idle between matches' ticks.
         proxy_buffering off;
         tcp_nodelay on;
         proxy_read_timeout 1h;
@@ -73,7 +83,7 @@ server {{
 
     location / {{
         proxy_pass http://gameserver;
-    }}
+{health_check}    }}
 }}
 {redirect}"""
 
@@ -88,6 +98,11 @@ TLS = """\
     ssl_session_timeout 1d;
     ssl_session_tickets off;
 """
+
+# With --health-check (nginx Plus): active checks of readiness. The upstreams need a shared memory zone for them. A
+# process answering 503 (docs/operations.md, "Health") gets no new requests or sockets; those it has are not cut.
+HEALTH_CHECK = "        health_check uri=/health/ready interval=2s fails=1 passes=2;\n"
+ZONE = "    zone {name} 64k;\n"
 
 # With --redirect-http: plain HTTP only answers with a redirect to https:// (a browser's first visit).
 REDIRECT = """
@@ -109,10 +124,11 @@ def render(
     certificate: str | None = None,
     certificate_key: str | None = None,
     redirect_http: str | None = None,
+    health_check: bool = False,
 ) -> str:
     """The http-level configuration (include it inside `http { }`, e.g. from /etc/nginx/conf.d/). With `certificate`
     and `certificate_key` (PEM paths), `listen` serves TLS; `redirect_http` (a listen value, e.g. 80) then sends plain
-    HTTP there."""
+    HTTP there. `health_check` adds nginx Plus's active checks of GET /health/ready."""
     if not upstreams:
         raise ValueError("at least one --upstream is needed")
     if (certificate is None) != (certificate_key is None):
@@ -125,6 +141,9 @@ def render(
     return TEMPLATE.format(
         listen=listen, ssl=" ssl" if certificate else "", tls=tls, redirect=redirect, server_name=server_name,
         match_servers="\n".join(lines), servers="\n".join(lines),
+        match_zone=ZONE.format(name="gameserver_matches") if health_check else "",
+        zone=ZONE.format(name="gameserver") if health_check else "",
+        match_health_check=HEALTH_CHECK if health_check else "", health_check=HEALTH_CHECK if health_check else "",
     )
 
 
@@ -157,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--certificate", help="PEM certificate chain: `--listen` serves https:// and wss://")
     parser.add_argument("--certificate-key", help="PEM private key of --certificate")
     parser.add_argument("--redirect-http", metavar="LISTEN", help="also listen here on plain HTTP, redirecting to https://")
+    parser.add_argument("--health-check", action="store_true",
+                        help="nginx Plus: poll each process's GET /health/ready and skip those answering 503")
     args = parser.parse_args(argv)
     try:
         config = render(
             listen=args.listen, upstreams=args.upstream, server_name=args.server_name, certificate=args.certificate,
-            certificate_key=args.certificate_key, redirect_http=args.redirect_http,
+            certificate_key=args.certificate_key, redirect_http=args.redirect_http, health_check=args.health_check,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -26,6 +26,7 @@ MAX_EARLY_MESSAGES = 4 * int(protocol.RATE_BURST)
 
 
 class MatchConsumer(BaseConsumer):
+    metrics_kind = "match"
     match_id: int
     seat: int | None = None
     info: selectors.MatchInfo

@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from gameserver.wirecounts import WIRE, WireCounts, closed_with
+
 log = logging.getLogger(__name__)
 
 EXTENSION = "gameserver.direct_socket"
@@ -205,6 +207,7 @@ class DirectSocket:
         self.close_code = CLOSE_ABNORMAL
         self.clean = False
         self.skipped_frames = 0
+        self.counts = WIRE["other"]  # gameserver/wirecounts.py: the kind of socket's traffic, read at scrape time
 
     # --- the application's side ---------------------------------------------------------------------------------
 
@@ -216,6 +219,7 @@ class DirectSocket:
         too_big_code: int = CLOSE_TOO_BIG,
         rate_limited_code: int = CLOSE_POLICY_VIOLATION,
         limits: SocketLimits | None = None,
+        counts: WireCounts | None = None,
     ) -> None:
         """Deliver data messages to `sink` from the end of the handshake on. Call before accepting. A message over
         `max_message_bytes` or `limits.max_fragments` frames closes the socket with `too_big_code`; more than
@@ -226,6 +230,8 @@ class DirectSocket:
         self.rate_limited_code = rate_limited_code
         if limits is not None:
             self.limits = limits
+        if counts is not None:
+            self.counts = counts
 
     @property
     def is_open(self) -> bool:
@@ -246,6 +252,9 @@ class DirectSocket:
                 self.skipped_frames += 1
                 return False
         self.transport.write(wire)
+        counts = self.counts
+        counts.messages_out += 1
+        counts.bytes_out += len(wire)
         return True
 
     def send_message(self, text: str | None = None, data: bytes | None = None) -> bool:
@@ -273,6 +282,7 @@ class DirectSocket:
             return
         self.state = CLOSING
         self.close_code = code
+        closed_with(code)
         self.transport.write(encode_close(code, reason))
         self.close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._close_timed_out)
 
@@ -450,6 +460,7 @@ class DirectSocket:
             message = (text, None)
         else:
             message = (None, payload)
+        self.counts.messages_in += 1
         try:
             self.sink.on_message(*message)
         except Exception:
@@ -479,6 +490,7 @@ class DirectSocket:
         """The client broke the protocol or a limit: say why in a close frame and close without waiting for its answer."""
         if self.state == OPEN:
             self.transport.write(encode_close(code, reason))
+            closed_with(code)
         self.close_code = code
         self._finish(linger=True)
 
@@ -516,6 +528,8 @@ class DirectSocket:
             self._drop()
 
     def _drop(self) -> None:
+        if self.state == OPEN:
+            closed_with(CLOSE_ABNORMAL)  # a client that does not read what it is sent
         self.state = CLOSED
         self.close_code = CLOSE_ABNORMAL
         self.clean = False

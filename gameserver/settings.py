@@ -335,11 +335,26 @@ if PRODUCTION:
         # Preloading is a one-way commitment for the whole domain; it stays the operator's explicit choice.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
+# Observability (docs/operations.md, "Metrics" and "Logs"). GET /metrics answers only requests that send
+# `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers 404 to everyone. Scrape each process at its own address.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters long in production.")
+# After SIGTERM and the handover, keep answering HTTP (readiness 503, "draining") this many seconds before exiting, so
+# that a balancer polling /health/ready takes the process out of rotation before it is gone.
+SHUTDOWN_DRAIN_SECONDS = env_int("SHUTDOWN_DRAIN_SECONDS", 0, minimum=0, maximum=300)
+# "plain" lines, or "json": one object per line with time, level, logger, process, match_id, user_id, message.
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "gameserver.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d%(context)s %(message)s"},
+        "json": {"()": "gameserver.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }

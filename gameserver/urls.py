@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from gameserver import errors_views, health
+from gameserver import errors_views, health, metrics
 from gameserver.accounts import pages
 
 urlpatterns = [
@@ -18,6 +18,8 @@ urlpatterns = [
     # For load balancers and orchestrators (gameserver/health.py, docs/operations.md).
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
+    # Prometheus, per process, behind METRICS_TOKEN (gameserver/metrics.py, docs/operations.md).
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/auth/", include("gameserver.accounts.urls")),
     path("api/", include("games.urls")),

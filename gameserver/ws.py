@@ -28,7 +28,9 @@ from django.contrib.auth.models import AnonymousUser
 
 from gameserver.broadcast import credential_group, user_group
 from gameserver.closecodes import CloseCode
-from gameserver.directws import EXTENSION, DirectSocket, Sink, SocketLimits, frame_message
+from gameserver.directws import CONNECTING, EXTENSION, DirectSocket, Sink, SocketLimits, frame_message
+from gameserver.logs import log_context
+from gameserver.wirecounts import OPEN_SOCKETS, closed_with, wire_counts
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ async def refuse_handshake(receive, send, code: int, reason: str) -> None:
         return
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.close", "code": code, "reason": reason})
+    closed_with(code)
 
 
 class WebSocketSessionMiddleware(BaseMiddleware):
@@ -169,6 +172,7 @@ class WebSocketConnectionLimitMiddleware(BaseMiddleware):
             return
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": CloseCode.TOO_MANY_CONNECTIONS, "reason": "too many connections"})
+        closed_with(CloseCode.TOO_MANY_CONNECTIONS)
 
 
 def WebSocketAuthStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack
@@ -320,13 +324,20 @@ class BaseConsumer(AsyncWebsocketConsumer):
     user: Any
     personal_groups: list[str]
     direct: DirectSocket | None = None  # the server's direct-socket extension, once attached (gameserver/directws.py)
+    metrics_kind = "other"  # its traffic's label in the metrics (gameserver/wirecounts.py)
+    accepted = False
 
     async def __call__(self, scope, receive, send):
         """Channels' loop (await_many_dispatch) makes a new task and an asyncio.wait per message; at 20 inputs a
         second per player that was a large share of the server. Here the client's messages are read in this task,
         and channel-layer events in one long-lived task; a lock keeps handlers one at a time, as Channels does."""
         self.scope = scope
-        self.base_send = send
+        self._asgi_send = send
+        self.base_send = self._send_counted
+        self._counts = wire_counts(self.metrics_kind)
+        user = scope.get("user")
+        log_context(match_id=scope.get("url_route", {}).get("kwargs", {}).get("match_id"),
+                    user_id=user.pk if user is not None and user.is_authenticated else None)
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._dispatch_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -336,14 +347,33 @@ class BaseConsumer(AsyncWebsocketConsumer):
         try:
             while True:
                 message = await receive()
+                if message["type"] == "websocket.receive":  # plain ASGI; direct sockets count in directws.py
+                    self._counts.messages_in += 1
                 async with self._dispatch_lock:
                     await self.dispatch(message)
         except StopConsumer:
             pass
         finally:
+            if self.accepted:
+                OPEN_SOCKETS[self.metrics_kind] -= 1
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _send_counted(self, message: dict[str, Any]) -> None:
+        """The ASGI send, counted for the metrics: accepts always; messages and closes while the socket is not direct
+        (a direct socket counts what it writes itself, gameserver/directws.py)."""
+        kind = message["type"]
+        if kind == "websocket.accept" and not self.accepted:
+            self.accepted = True
+            OPEN_SOCKETS[self.metrics_kind] += 1
+        elif self.direct is None or self.direct.state == CONNECTING:
+            if kind == "websocket.send":
+                self._counts.messages_out += 1
+                self._counts.bytes_out += len(message.get("bytes") or (message.get("text") or "").encode())
+            elif kind == "websocket.close":
+                closed_with(message.get("code") or 1000)
+        await self._asgi_send(message)
 
     def start_task(self, coroutine: Coroutine) -> None:
         """A task that lives as long as the consumer (cancelled when it stops)."""
@@ -364,6 +394,7 @@ class BaseConsumer(AsyncWebsocketConsumer):
             too_big_code=CloseCode.MESSAGE_TOO_BIG,
             rate_limited_code=CloseCode.RATE_LIMITED,
             limits=SocketLimits.from_settings(),
+            counts=self._counts,
         )
         return self.direct
 

@@ -139,6 +139,8 @@ def _lobby_access(code: str, user) -> tuple[str | None, dict[str, Any] | None]:
 class LobbyConsumer(JsonConsumer):
     """Members only. Sends the lobby's state on connect, then every change and chat line as it happens."""
 
+    metrics_kind = "lobby"
+
     group: str | None = None
 
     # --- socket handlers -----------------------------------------------------------------------------------------
@@ -192,6 +194,8 @@ def _active_ticket(user) -> dict[str, Any] | None:
 
 class MatchmakingConsumer(JsonConsumer):
     """Pushes the status of the user's tickets; sends the active one (or null) on connect."""
+
+    metrics_kind = "matchmaking"
 
     async def connect(self) -> None:
         if not await self.join_group(matchmaking_group(self.user.pk)):

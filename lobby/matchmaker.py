@@ -26,6 +26,7 @@ from django.utils import timezone
 from games.rules import GAMES
 from games.services import match_cancel_overdue, match_create_many
 from gameserver.broadcast import send_many_on_commit
+from gameserver.metrics import DATABASE_RETRIES, MATCHMAKING_WAIT, matchmaking_queue_seen
 from lobby import selectors
 from lobby.groups import MATCHMAKING_EVENT, matchmaking_group
 from lobby.models import Ticket, TicketMember
@@ -108,15 +109,17 @@ def run_one_step(*, now: datetime | None = None) -> StepResult:
     now = now or timezone.now()
     expired = _expire(now)
     matches = matched = 0
+    queue: dict[str, int] = {}
     for game in GAMES:
         try:
             with transaction.atomic():
-                game_matches, game_tickets = _match_game(game, now)
+                game_matches, game_tickets = _match_game(game, now, queue)
         except ClaimConflictError:
             log.warning("matchmaker: tickets of %s were claimed elsewhere; step rolled back", game)
             continue
         matches += game_matches
         matched += game_tickets
+    matchmaking_queue_seen(queue)
     return StepResult(matches=matches, matched_tickets=matched, expired=expired)
 
 
@@ -181,13 +184,15 @@ def _expire(now: datetime) -> int:
     return len(ids)
 
 
-def _match_game(game: str, now: datetime) -> tuple[int, int]:
+def _match_game(game: str, now: datetime, queue: dict[str, int]) -> tuple[int, int]:
+    """Matches what it can of one game's queue; `queue` gets the game's count of searching tickets (the metrics)."""
     game_settings = GAMES[game].settings
     rows = list(
         Ticket.objects.select_for_update(skip_locked=True)
         .filter(game=game, status=Ticket.Status.SEARCHING, expires_at__gt=now)
         .values_list("id", "size", "rating", "created_at", "expires_at")
     )
+    queue[game] = len(rows)
     if not rows:
         return 0, 0
     locked = {row[0] for row in rows}
@@ -223,7 +228,15 @@ def _match_game(game: str, now: datetime) -> tuple[int, int]:
     links = [(t.id, match.pk) for match, group in zip(matches, groups, strict=True) for t in group]
     _claim_for_matches(links, now)
     _notify_matched(game, links, rows, people, now)
+    waits = [t.waited for group in groups for t in group]
+    transaction.on_commit(lambda: _observe_waits(game, waits))
     return len(groups), len(links)
+
+
+def _observe_waits(game: str, waits: list[float]) -> None:
+    histogram = MATCHMAKING_WAIT.labels(game)
+    for waited in waits:
+        histogram.observe(waited)
 
 
 def _notify_matched(
@@ -278,6 +291,7 @@ def _step_logged() -> StepResult | None:
     except DatabaseError:
         # SQLite refuses a second writer now and then; the next step retries.
         log.exception("matchmaker step failed")
+        DATABASE_RETRIES.labels("matchmaker_step").inc()
         return None
     finally:
         close_old_connections()

@@ -42,6 +42,8 @@ from games.engine.runner import MatchRunner
 from games.engine.store import LEASE_SAFE_SECONDS, MemoryStore, RedisStore
 from games.rules.base import InputError
 from gameserver.closecodes import CloseCode
+from gameserver.logs import log_context
+from gameserver.metrics import HANDOVERS, LEASE_TAKEOVERS, LEASES_LOST
 
 __all__ = ["Connection", "MatchHost", "get_host", "local_hosts", "TAKEOVER_GRACE_SECONDS"]
 
@@ -365,6 +367,7 @@ class MatchHost:
         if checkpoint is None:
             log.info("match %s: running here (new)", mid)
         else:
+            LEASE_TAKEOVERS.inc()
             log.info("match %s: running here (from checkpoint), tick %s after %s journal records", mid, runner.steps, len(checkpoint.journal))
         return runner
 
@@ -385,6 +388,7 @@ class MatchHost:
         """Our lease was taken (we stalled past its expiry): stop ticking, and relay to the new owner instead."""
         mid = runner.match_id
         log.warning("match %s: lease lost; stopping the local loop", mid)
+        LEASES_LOST.inc()
         if runner.task:
             runner.task.cancel()
         self.runners.pop(mid, None)
@@ -405,6 +409,7 @@ class MatchHost:
     # --- the 2 Hz round: leases, checkpoints, heartbeats, takeovers -----------------------------------------------
 
     async def _maintenance_loop(self) -> None:
+        log_context(match_id=None, user_id=None)  # created from the first socket's task: its lines are no one's
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             try:
@@ -518,6 +523,7 @@ class MatchHost:
                     await asyncio.wait_for(self.handover(), HANDOVER_TIMEOUT_SECONDS)
                 except Exception:
                     log.exception("handover on SIGTERM failed")
+                await asyncio.sleep(settings.SHUTDOWN_DRAIN_SECONDS)  # readiness answers 503 meanwhile (health.py)
                 if callable(previous):
                     previous(signum, frame)
                 else:
@@ -542,6 +548,7 @@ class MatchHost:
             if self.link is not None:
                 await self.link.stop_owning(mid)
                 await self.health.contained("handover", self.link.to_relays(mid, messages.Moved(mid)))
+            HANDOVERS.inc()
         for mid in list(self.sockets.matches()):
             for conn in list(self.sockets.of(mid)):
                 conn.out.close(CloseCode.SERVER_RESTART)

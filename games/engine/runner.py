@@ -23,6 +23,8 @@ from games.engine.journal import TickRecord, Written, decode_record
 from games.engine.protocol import Frame
 from games.engine.store import LEASE_SAFE_SECONDS, Checkpoint, LogEntry, Renewal, export_log, log_entry
 from games.rules import get_game
+from gameserver.logs import log_context
+from gameserver.metrics import DATABASE_RETRIES, TickMetrics
 
 if TYPE_CHECKING:
     from games.engine.host import MatchHost
@@ -83,6 +85,7 @@ class MatchRunner:
         self.events: list[dict] = []
         self.leaving: list[int] = []
         self.stats = TickStats()
+        self.tick_metrics = TickMetrics(info.game, 1.0 / self.settings.tick_rate)
         # The match's join deadline (set when it became playable, the same for every process), on this clock.
         self.join_deadline = time.monotonic() + max(0.0, info.join_deadline - time.time())
         # Until when our lease is certainly ours (host.py sets it after each renewal): ticks wait past it.
@@ -296,6 +299,7 @@ class MatchRunner:
         return now < self.lease_safe_until or self.host.may_tick_without_lease(now)
 
     async def run(self) -> None:
+        log_context(match_id=self.match_id, user_id=None)  # this task's lines; it was created by a player's socket
         try:
             await self._run()
         finally:
@@ -330,6 +334,7 @@ class MatchRunner:
             self.stats.ticks += 1
             self.stats.total_step_ms += spent
             self.stats.max_step_ms = max(self.stats.max_step_ms, spent)
+            self.tick_metrics.observe(lateness, spent)
             if self.phase == WAITING and now >= self.join_deadline:
                 await self._cancel("players_missing")
                 return
@@ -376,6 +381,7 @@ class MatchRunner:
                 return await database_sync_to_async(call)(**kwargs)
             except DatabaseError:
                 log.warning("match %s: database unavailable, retrying (%s)", self.match_id, attempt + 1)
+                DATABASE_RETRIES.labels(call.__name__).inc()
                 await asyncio.sleep(min(5.0, 0.25 * 2**attempt))
         raise RuntimeError(f"match {self.match_id}: could not reach the database")
 

@@ -161,10 +161,12 @@ def play(
     *,
     removals_by_tick: Mapping[int, Iterable[int]] | None = None,
 ) -> Any:
-    """Replay a seed and an input log; returns the state after max_ticks steps or when the match finished.
+    """Replay a seed and inputs; returns the state after max_ticks steps or when the match finished.
 
-    Inputs (and removals, applied first) keyed by tick t are applied while state.tick == t, i.e. just before the
-    step that takes the match from tick t to t + 1. Raw inputs go through parse_input exactly as live ones do.
+    Inputs and then removals keyed by tick t are applied while state.tick == t, i.e. just before the step that takes
+    the match from tick t to t + 1: the engine's order within a tick (games/engine/runner.py applies a tick's inputs,
+    then its removals, then steps). Raw inputs go through parse_input exactly as live ones do. A match's stored log
+    (its exact order, and what the engine applied after its last step) is replayed by `replay_log`.
     """
     state = game.initial_state(seats, seed=seed)
     dt = game.settings.dt
@@ -172,9 +174,34 @@ def play(
     for tick in range(max_ticks):
         if game.is_finished(state):
             break
-        for seat in removals.get(tick, ()):
-            game.remove_player(state, seat)
         for seat, raw in inputs_by_tick.get(tick, ()):
             game.apply_input(state, seat, game.parse_input(raw))
+        for seat in removals.get(tick, ()):
+            game.remove_player(state, seat)
         game.step(state, dt)
     return state
+
+
+def replay_log(game: Game, seats: int, seed: int, log: Iterable[Sequence[Any]], ticks: int) -> tuple[Any, int]:
+    """(final state, steps taken) of a stored match, from its seed and input log (`[[step, seat, raw input or None], ...]`, None: the
+    seat was removed), in the log's own order, which is the order the engine applied them in.
+
+    Entries logged at step t are applied while state.tick == t, before the step to t + 1; those at step `ticks` (the
+    last tick's: a forfeit ends a match without a step) are applied after the last step. Stops early when the match
+    finishes, as the engine does."""
+    by_step: dict[int, list[tuple[int, Any]]] = {}
+    for step, seat, raw in log:
+        by_step.setdefault(step, []).append((seat, raw))
+    state = game.initial_state(seats, seed=seed)
+    dt = game.settings.dt
+    tick = 0
+    while True:
+        for seat, raw in by_step.get(tick, ()):
+            if raw is None:
+                game.remove_player(state, seat)
+            else:
+                game.apply_input(state, seat, game.parse_input(raw))
+        if tick == ticks or game.is_finished(state):
+            return state, tick
+        game.step(state, dt)
+        tick += 1

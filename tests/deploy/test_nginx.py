@@ -7,6 +7,8 @@ import asyncio
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -15,11 +17,22 @@ from tests.games.test_multiprocess import Player
 from tests.procs import free_port, wait_for_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
+METRICS_TOKEN = "nginx-recipe-metrics-token-0123456789"
+
+
+def metrics_status(port: int) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 @pytest.fixture
 def front(nginx_binary, cluster, tmp_path):
     """Two daphne processes and nginx in front of them, as a foreground child stopped by its pid."""
+    cluster.env["METRICS_TOKEN"] = METRICS_TOKEN
     ports = [cluster.start(), cluster.start()]
     port = free_port()
     runtime = tmp_path / "nginx"
@@ -81,8 +94,19 @@ async def test_a_matchs_players_meet_in_one_process_behind_nginx_and_survive_its
     await bob.ws.close()
 
 
-async def test_http_api_works_through_nginx(cluster, front):
-    nginx_port, _ = front
+async def test_http_api_works_through_nginx_and_metrics_only_at_each_process(cluster, front):
+    nginx_port, ports = front
     status, body = cluster.http(nginx_port, "GET", "/api/games/")
     assert status == 200
     assert {game["slug"] for game in body} >= {"arena", "pong"}
+    assert cluster.http(nginx_port, "GET", "/health/ready")[0] == 200  # readiness passes through, for outside probes
+    # Metrics are scraped at each process's own address; nginx does not serve them, token or not.
+    assert [metrics_status(port) for port in ports] == [200, 200]
+    assert metrics_status(nginx_port) == 404
+
+
+def test_the_health_check_option_polls_readiness_on_both_upstreams():
+    config = render(listen="80", upstreams=["10.0.0.1:8001", "10.0.0.2:8001"], health_check=True)
+    assert config.count("health_check uri=/health/ready") == 2
+    assert "zone gameserver_matches 64k;" in config and "zone gameserver 64k;" in config
+    assert "health_check" not in render(listen="80", upstreams=["10.0.0.1:8001"])

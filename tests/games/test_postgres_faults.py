@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.games.test_multiprocess import Player
+from tests.gameserver.test_observability_processes import TOKEN, scrape, value
 from tests.procs import free_port
 
 pytestmark = [
@@ -117,7 +118,7 @@ def proxied_cluster(cluster):
     head, database = url.rsplit("/", 1)
     target_port = int(head.rsplit(":", 1)[1]) if head.rsplit(":", 1)[1].isdigit() else 5432
     proxy = CuttableProxy(target_port)
-    cluster.env = {**cluster.env, "DATABASE_URL": f"{head.rsplit(':', 1)[0]}:{proxy.port}/{database}"}
+    cluster.env = {**cluster.env, "DATABASE_URL": f"{head.rsplit(':', 1)[0]}:{proxy.port}/{database}", "METRICS_TOKEN": TOKEN}
     cluster.env.pop("DB_CONN_MAX_AGE", None)
     port = cluster.start()
     yield cluster, proxy, port, database
@@ -174,6 +175,9 @@ async def test_a_postgres_outage_at_match_end_shows_saving_stores_once_and_answe
     assert not any(m["type"] == "match_end" for _, m in alice.messages), "the result cannot be stored yet"
     rejected = [m for _, m in alice.messages if m["type"] == "error"]
     assert not rejected, rejected[:3]
+    # Scraping needs no database; the result's write was retried (backoff 0.25 s doubling: 3 or 4 times in 6 s).
+    retries = value(await asyncio.to_thread(scrape, port), "gameserver_database_retries_total", what="match_finish")
+    assert retries >= 2, retries
     proxy.heal()
     healed_at = time.monotonic()
 

@@ -71,3 +71,16 @@ def test_debug_is_off_by_default(tmp_path):
     result = manage("shell", "-c", "from django.conf import settings; print('DEBUG is', settings.DEBUG)", DATA_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "DEBUG is False" in result.stdout.splitlines()
+
+
+def test_production_refuses_a_short_metrics_token(tmp_path):
+    result = manage("check", GAMESERVER_ENV="production", SECRET_KEY=PROD_KEY, ALLOWED_HOSTS="game.example.com",
+                    DATA_DIR=str(tmp_path), METRICS_TOKEN="short")
+    assert result.returncode != 0
+    assert "METRICS_TOKEN must be at least 32 characters" in result.stderr
+
+
+def test_an_unknown_log_format_fails_loudly(tmp_path):
+    result = manage("check", DATA_DIR=str(tmp_path), LOG_FORMAT="xml")
+    assert result.returncode != 0
+    assert "LOG_FORMAT" in result.stderr

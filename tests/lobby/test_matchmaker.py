@@ -158,3 +158,58 @@ def test_run_matchmaker_once_command(make_user, capsys):
 def test_window_widens_with_wait_up_to_a_cap():
     # docs/lobby.md: 3 mu points, plus 0.5 per second waited, up to 25.
     assert [matchmaker.window(waited) for waited in (0, 10, 44, 1000)] == [3.0, 8.0, 25.0, 25.0]
+
+
+# One pass is enough (suite time): what it checks, the worker's own HTTP server, does not depend on the services.
+@pytest.mark.multiprocess
+@pytest.mark.embedded_only
+def test_the_matchmaker_worker_serves_its_metrics_on_its_own_address(tmp_path):
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.procs import ROOT, Cluster, drop_database, embedded_env, free_port, wait_for_port
+
+    cluster = Cluster(env=embedded_env(tmp_path), tmp_path=tmp_path)
+    cluster.manage("migrate", "--noinput")
+    port = free_port()
+    worker = subprocess.Popen([sys.executable, "manage.py", "run_matchmaker", "--interval", "0.2", "--metrics-bind",
+                               f"127.0.0.1:{port}"], cwd=ROOT, env=cluster.env, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, worker)
+        deadline = time.monotonic() + 10
+        while True:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            if 'gameserver_matchmaking_queue{game="pong"} 0.0' in body or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert 'gameserver_matchmaking_queue{game="pong"} 0.0' in body
+        assert "gameserver_matchmaking_wait_seconds" in body
+        bad = subprocess.run([sys.executable, "manage.py", "run_matchmaker", "--metrics-bind", "9101"], cwd=ROOT,
+                             env=cluster.env, capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and "expected HOST:PORT" in bad.stderr
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+        drop_database(cluster.env["DATABASE_URL"])
+
+
+@pytest.mark.django_db
+def test_a_matchmaker_step_the_database_refused_is_counted_as_a_retry(monkeypatch):
+    import threading
+
+    from django.db import OperationalError
+
+    from gameserver.metrics import REGISTRY
+
+    stop = threading.Event()
+
+    def refused(**kwargs):
+        stop.set()  # one step is enough
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr(matchmaker, "run_one_step", refused)
+    before = REGISTRY.get_sample_value("gameserver_database_retries_total", {"what": "matchmaker_step"}) or 0
+    matchmaker.run_forever(stop=stop, interval=0.01)
+    assert REGISTRY.get_sample_value("gameserver_database_retries_total", {"what": "matchmaker_step"}) == before + 1
