@@ -27,6 +27,8 @@ log = logging.getLogger("games.engine.host")
 PRESENCE_TTL_SECONDS = 2.0
 # A relay publish waits at most this long (a Redis that does not answer must not hold the tick loop).
 RELAY_SEND_TIMEOUT_SECONDS = 0.5
+# How long a relay lets messages for owners gather before it publishes them (_send_to_owners_loop).
+RELAY_BATCH_SECONDS = 0.003
 # After a failed publish to an owner, wait this long before sending what must not be lost (seat changes, leaves).
 RESEND_AFTER_SECONDS = 0.5
 
@@ -113,10 +115,12 @@ class RelayLink:
             if until < now:
                 del listeners[proc]
         if listeners:
-            await self.health.contained(
-                "relay publish",
-                asyncio.wait_for(self.to_relays(mid, messages.Snapshot(mid, message)), RELAY_SEND_TIMEOUT_SECONDS),
-            )
+            await self.health.contained("relay publish", self._publish_in_time(mid, message))
+
+    async def _publish_in_time(self, mid: int, message: dict[str, Any]) -> None:
+        # asyncio.timeout rather than wait_for: wait_for makes a task of every call, once per match per tick here.
+        async with asyncio.timeout(RELAY_SEND_TIMEOUT_SECONDS):
+            await self.to_relays(mid, messages.Snapshot(mid, message))
 
     # --- both --------------------------------------------------------------------------------------------------------
 
@@ -152,6 +156,10 @@ class RelayLink:
         processes, inputs waited seconds in this queue."""
         while True:
             owner, message = await self._to_owners.get()
+            # A moment for more to queue: relayed inputs arrive one socket read at a time, and each publish costs the
+            # relay and the owner a Redis round trip's CPU. A few ms of latency for relayed players buy several inputs
+            # per publish (docs/benchmarks.md, "Players on two processes").
+            await asyncio.sleep(RELAY_BATCH_SECONDS)
             batches: dict[str, list[messages.RelayMessage]] = {owner: [message]}
             while not self._to_owners.empty():
                 owner, message = self._to_owners.get_nowait()
