@@ -440,7 +440,8 @@ def _kill_all(bot_procs, servers) -> None:
 
 # --- soak: matches that end and are replaced, sampled over time ---------------------------------------------------
 
-FINISHED_LINE = re.compile(r" \S+ (\d+) match (\d+) finished \(([^)]*)\); recorded here: (\w+); (\{.*\})$")
+# "<logger> <pid>[ match=<id>][ user=<id>] match <id> finished (...)": the log context (gameserver/logs.py) may come first.
+FINISHED_LINE = re.compile(r" \S+ (\d+)(?: \w+=\S+)* match (\d+) finished \(([^)]*)\); recorded here: (\w+); (\{.*\})$")
 
 
 def _socket_inodes(pid: int) -> tuple[int, set[str]]:

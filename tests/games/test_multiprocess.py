@@ -9,6 +9,7 @@ import time
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -30,14 +31,17 @@ class Player:
             subprotocols=["gs.v1.json"],
         )
         self.close_code = None
+        self.read_error: Exception | None = None
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
                 self.messages.append((time.monotonic(), json.loads(raw)))
-        except Exception:
-            pass
+        except ConnectionClosed:
+            pass  # an abnormal close (a killed server): close_code says which
+        except Exception as exc:  # anything else is a broken message or a broken test: wait_for reports it
+            self.read_error = exc
         self.close_code = self.ws.close_code
 
     def snapshots(self, since: float = 0.0) -> list[dict]:
@@ -47,6 +51,7 @@ class Player:
         deadline = time.monotonic() + timeout
         seen = 0
         while time.monotonic() < deadline:
+            assert self.read_error is None, f"reading the socket failed: {self.read_error!r}"
             for stamp, message in self.messages[seen:]:
                 if predicate(message):
                     return stamp, message
