@@ -63,8 +63,9 @@ def test_inputs_that_arrive_together_are_applied_one_per_tick_and_each_tick_acks
     for _ in range(4):
         message = tick(runner)
         seen.append((message["acks"][0], message.get("waiting"), runner.state.paddles[0] - start))
-    # Three inputs, three ticks of movement acknowledged one by one; the fourth tick repeats the held input.
-    assert [(ack, waiting) for ack, waiting, _ in seen] == [(1, [3, 0]), (2, [2, 0]), (3, [1, 0]), (3, None)]
+    # Three inputs, three ticks of movement acknowledged one by one; the fourth tick repeats the held input and
+    # says so (minus one tick owed to the seat's next input).
+    assert [(ack, waiting) for ack, waiting, _ in seen] == [(1, [3, 0]), (2, [2, 0]), (3, [1, 0]), (3, [-1, 0])]
     assert [round(moved / step, 6) for _, _, moved in seen] == [1, 2, 3, 4]
 
 
@@ -74,8 +75,38 @@ def test_a_tick_with_no_input_waiting_repeats_the_last_one_and_keeps_the_ack():
     tick(runner)
     x = runner.state.players[1].x
     message = tick(runner)
-    assert message["acks"] == [0, 1] and "waiting" not in message
+    assert message["acks"] == [0, 1] and message["waiting"] == [0, -1]
     assert runner.state.players[1].x == x + 200.0 / 20
+
+
+def test_a_late_input_the_same_as_the_repeated_one_counts_as_applied_by_the_repeat():
+    runner = running("pong")
+    step = 400.0 / 30
+    start = runner.state.paddles[0]
+    send(runner, 0, 1, {"dy": 1.0})
+    tick(runner)
+    tick(runner)  # input 2 is late: the held input moves the paddle anyway
+    send(runner, 0, 2, {"dy": 1.0})
+    send(runner, 0, 3, {"dy": 1.0})
+    message = tick(runner)
+    # Three inputs, three ticks of movement, all acknowledged: the repeat was input 2, the tick applied 3.
+    assert message["acks"][0] == 3 and message["waiting"] == [2, 0]
+    assert [seq for _, seq, _ in runner.tick_record.inputs] == [2, 3]
+    assert round((runner.state.paddles[0] - start) / step, 6) == 3
+
+
+def test_a_late_input_that_differs_from_the_repeated_one_is_applied_in_a_tick_of_its_own():
+    runner = running("pong")
+    step = 400.0 / 30
+    start = runner.state.paddles[0]
+    send(runner, 0, 1, {"dy": 1.0})
+    tick(runner)
+    tick(runner)
+    send(runner, 0, 2, {"dy": 0.0})  # the release came late: the repeat moved the paddle once more
+    send(runner, 0, 3, {"dy": 0.0})
+    message = tick(runner)
+    assert message["acks"][0] == 2 and message["waiting"] == [2, 0]
+    assert round((runner.state.paddles[0] - start) / step, 6) == 2
 
 
 def test_inputs_apply_in_seq_order_across_seats_and_the_journal_record_lists_exactly_what_was_applied():
