@@ -315,6 +315,7 @@ export class Predictor {
     this.dt = dt;
     this.smoothMs = smoothMs;
     this.pending = [];
+    this.lastApplied = null; // the last acknowledged input, as JSON
     this.current = null; // after the last input sent
     this.from = null; // drawn at fromAt, then moving towards current until `until`
     this.fromAt = 0;
@@ -336,15 +337,24 @@ export class Predictor {
     this.current = this.game.stepOwn(this.current, input, this.dt);
   }
 
-  /** A snapshot arrived: the server's own position with what it has not applied yet replayed on top. */
-  reconcile(state, ack, now = performance.now()) {
-    this.pending = this.pending.filter((p) => p.seq > ack);
+  /**
+   * A snapshot arrived: the server's own position with what it has not applied yet replayed on top. `owed`: ticks
+   * that found no input of ours and repeated the last one applied (minus the snapshot's `waiting[seat]`); the
+   * server counts our next inputs that equal that one as applied by them, so they are not replayed again.
+   */
+  reconcile(state, ack, now = performance.now(), owed = 0) {
+    let at = 0;
+    while (at < this.pending.length && this.pending[at].seq <= ack) at += 1;
+    if (at) this.lastApplied = JSON.stringify(this.pending[at - 1].input);
+    this.pending = this.pending.slice(at);
     let own = this.game.ownFrom(state, this.seat);
     if (own === null) {
       this.current = this.from = this.error = null;
       return;
     }
-    for (const p of this.pending) own = this.game.stepOwn(own, p.input, this.dt);
+    let skip = 0;
+    while (skip < owed && skip < this.pending.length && JSON.stringify(this.pending[skip].input) === this.lastApplied) skip += 1;
+    for (const p of this.pending.slice(skip)) own = this.game.stepOwn(own, p.input, this.dt);
     if (!this.current) {
       this._jumpTo(own, now);
       return;

@@ -601,7 +601,7 @@ export class InputPacer {
   observe(snapshot, now = performance.now()) {
     if (!this.running || this.firstTick === null || snapshot.tick <= this.firstTick) return;
     const waiting = snapshot.waiting ? snapshot.waiting[this.seat] || 0 : 0;
-    if (waiting === 0) {
+    if (waiting <= 0) {
       this.stats.dry += 1;
       if (snapshot.tick > this.bumpedUntil) {
         this._setLead(this.targetLead + 1);

@@ -96,7 +96,8 @@ function start() {
     if (snapshot.phase === "running" || snapshot.phase === "finished") clock.push(snapshot.tick, now);
     interpolator.push(snapshot);
     if (predictor) {
-      predictor.reconcile(snapshot.state, snapshot.acks[client.seat] || 0, now);
+      const waiting = snapshot.waiting ? snapshot.waiting[client.seat] || 0 : 0;
+      predictor.reconcile(snapshot.state, snapshot.acks[client.seat] || 0, now, Math.max(0, -waiting));
       if (snapshot.phase === "running" && !snapshot.removed[client.seat]) {
         pacer.start(client.rtt);
         pacer.observe(snapshot, now);
