@@ -106,7 +106,8 @@ def analyse_own(data: dict, game: str) -> dict:
     tick_move = speed / rate
     frames = [f for f in data["frames"] if own_position(f, game) is not None]
     times = [f["t"] for f in frames]
-    out = {"reaction_frames": [], "held_corrections": 0, "jumps": 0, "after_release_moves": [], "held_seconds": 0.0}
+    out = {"reaction_frames": [], "held_corrections": 0, "jumps": 0, "max_excess": 0.0, "after_release_moves": [],
+           "held_seconds": 0.0}
     spans = held_spans(data["marks"])
     for n, (down, up) in enumerate(spans):
         out["held_seconds"] += (up - down) / 1000
@@ -117,15 +118,16 @@ def analyse_own(data: dict, game: str) -> dict:
         base = own_position(before[-1], game)
         moved_at = next((i for i, f in enumerate(after) if distance(own_position(f, game), base) > 0.5), None)
         out["reaction_frames"].append(None if moved_at is None else moved_at + 1)
-        # While held: the predictor's corrections of half a tick's movement or more, and drawn steps faster than
-        # the avatar can move (a lead change may draw up to 25% faster; the limit leaves room for frame timing).
+        # While held: the predictor's corrections of half a tick's movement or more, and drawn steps that went half
+        # a tick's movement further than the avatar moves in that time (what a snapped correction looks like).
         out["held_corrections"] += sum(
             1 for at, size in data["corrections"] if down <= at <= up and size >= tick_move / 2
         )
         held = [f for f in after if f["t"] <= up]
         for a, b in pairwise(held):
-            elapsed = b["t"] - a["t"]
-            if elapsed >= 8 and distance(own_position(a, game), own_position(b, game)) > 1.6 * speed * elapsed / 1000 + 1:
+            excess = distance(own_position(a, game), own_position(b, game)) - speed * (b["t"] - a["t"]) / 1000
+            out["max_excess"] = round(max(out["max_excess"], excess), 2)
+            if excess > tick_move / 2:
                 out["jumps"] += 1
         # After release: still once the last input's tick was drawn (two ticks and two frames), until the next key.
         end = spans[n + 1][0] if n + 1 < len(spans) else times[-1]
@@ -143,7 +145,7 @@ def analyse_other(data: dict, game: str, seat: int, speed: float) -> dict:
     track = [(t, p) for t, p in track if p is not None]
     stalls = jumps = 0
     for (t0, a), (t1, b) in pairwise(track):
-        if t1 - t0 >= 8 and distance(a, b) > 1.6 * speed * (t1 - t0) / 1000 + 1:
+        if distance(a, b) - speed * (t1 - t0) / 1000 > speed / GAMES[game][0] / 2:
             jumps += 1
     moving = [distance(a, b) > 0.5 for (_, a), (_, b) in pairwise(track)]
     for before, still, after in zip(moving, moving[1:], moving[2:], strict=False):
@@ -206,6 +208,7 @@ def test_own_avatar_reacts_at_once_is_never_corrected_and_others_stay_smooth(lat
         assert r["held_corrections"] == 0 and r["jumps"] == 0, where
         assert all(moved <= 0.5 for moved in r["after_release_moves"]), where
         assert r["other_stalls"] == 0 and r["other_jumps"] == 0 and r.get("other_ball_stalls", 0) == 0, where
-        # A snapshot later than any in the last 3 s (a busy machine) may hold the render clock once: a pause, not
-        # a skip (the stall check above sees no frame of it); more would mean the delay does not follow the jitter.
-        assert max(r["overruns"]) <= 1, where
+        # A snapshot later than any in the last 3 s (a busy machine: 2 cores for two pages, daphne and the proxy)
+        # holds the render clock until it comes: a pause, not a skip, short enough for the stall check above. A few
+        # in 8 s are load; one every other tick would mean the delay does not follow the jitter.
+        assert max(r["overruns"]) <= 3, where
