@@ -212,3 +212,35 @@ def test_own_avatar_reacts_at_once_is_never_corrected_and_others_stay_smooth(lat
         # holds the render clock until it comes: a pause, not a skip, short enough for the stall check above. A few
         # in 8 s are load; one every other tick would mean the delay does not follow the jitter.
         assert max(r["overruns"]) <= 3, where
+
+
+def test_prediction_skips_the_inputs_the_servers_repeats_applied_and_smooths_a_correction(new_page):
+    page = new_page()
+    page.goto("/login/")
+    result = page.evaluate(
+        """async () => {
+            const { pong, Predictor } = await import('/static/js/games.js');
+            const step = 400 / 30;
+            const run = (owed) => {
+                const p = new Predictor(pong, 0, 1 / 30);
+                p.reconcile({ paddles: [300, 300] }, 0, 0);
+                for (const seq of [1, 2, 3]) p.record(seq, { dy: -1 }, seq * 33, seq * 33 + 33);
+                const predicted = p.current.y;
+                // The server applied input 1, then ran dry and repeated it: the paddle moved twice, ack 1.
+                p.reconcile({ paddles: [300 - 2 * step, 300] }, 1, 120, owed);
+                return { predicted, after: p.current.y, corrections: p.stats.corrections,
+                         drawnAt: p.at(120).y, drawnLater: p.at(260).y };
+            };
+            return { owed: run(1), ignored: run(0) };
+        }"""
+    )
+    step = 400 / 30
+    owed, ignored = result["owed"], result["ignored"]
+    assert abs(owed["predicted"] - (300 - 3 * step)) < 1e-9
+    # Input 2 is the repeat: only input 3 is replayed, and the prediction stands.
+    assert abs(owed["after"] - owed["predicted"]) < 1e-9 and owed["corrections"] == 0
+    # Replaying input 2 as well would put the paddle a tick further than the server will: a correction, drawn
+    # from where the paddle was and faded out over 100 ms, not snapped.
+    assert abs(ignored["after"] - (300 - 4 * step)) < 1e-9 and ignored["corrections"] == 1
+    assert abs(ignored["drawnAt"] - owed["drawnAt"]) < 1e-9
+    assert abs(ignored["drawnLater"] - ignored["after"]) < 1e-9
