@@ -558,7 +558,7 @@ export class InputPacer {
   static MIN_SPARE_INPUTS = 2;
   static MAX_LEAD_TICKS = 40;
 
-  constructor({ clock, sample, send, onSent = () => {}, seat, settleMs = 2000, timers = globalThis }) {
+  constructor({ clock, sample, send, onSent = () => {}, seat, settleMs = 2000, timers = globalThis, now = () => performance.now() }) {
     this.clock = clock;
     this.sample = sample;
     this.send = send;
@@ -566,6 +566,7 @@ export class InputPacer {
     this.seat = seat;
     this.settleMs = settleMs;
     this.timers = timers;
+    this.now = now;
     this.leadTicks = null;
     this.targetLead = null;
     this.nextTick = null; // the tick the next input is for
@@ -598,7 +599,7 @@ export class InputPacer {
   }
 
   /** A snapshot arrived (after the clock has seen it): learn from the seat's buffer. */
-  observe(snapshot, now = performance.now()) {
+  observe(snapshot, now = this.now()) {
     if (!this.running || this.firstTick === null || snapshot.tick <= this.firstTick) return;
     const waiting = snapshot.waiting ? snapshot.waiting[this.seat] || 0 : 0;
     if (waiting <= 0) {
@@ -621,7 +622,7 @@ export class InputPacer {
   }
 
   /** The controls changed: send the coming tick's input now rather than at its time (once per tick). */
-  changed(now = performance.now()) {
+  changed(now = this.now()) {
     if (!this.running || this.nextTick === null || !this.clock.ready) return;
     const due = this.clock.timeOf(this.nextTick - this.leadTicks);
     if (due - now > this.clock.dtMs) return; // already one tick ahead
@@ -646,7 +647,7 @@ export class InputPacer {
       this.timer = this.timers.setTimeout(() => this._schedule(), this.clock.dtMs);
       return;
     }
-    const now = performance.now();
+    const now = this.now();
     const current = Math.floor(this.clock.tickAt(now) + this.leadTicks);
     if (this.nextTick === null || current - this.nextTick > 4) {
       // First input, or far behind (a throttled tab): start again from the tick now due; the server held the last
@@ -661,7 +662,7 @@ export class InputPacer {
   _tick() {
     this.timer = null;
     if (!this.running) return;
-    const now = performance.now();
+    const now = this.now();
     if (now >= this.clock.timeOf(this.nextTick - this.leadTicks) - 1) this._sendNext(now);
     this._schedule();
   }

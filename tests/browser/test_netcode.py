@@ -244,3 +244,74 @@ def test_prediction_skips_the_inputs_the_servers_repeats_applied_and_smooths_a_c
     assert abs(ignored["after"] - (300 - 4 * step)) < 1e-9 and ignored["corrections"] == 1
     assert abs(ignored["drawnAt"] - owed["drawnAt"]) < 1e-9
     assert abs(ignored["drawnLater"] - ignored["after"]) < 1e-9
+
+
+PACER_SIMULATION = """async ([oneWay, jitter, seconds]) => {
+    // A simulated server ticking at 30 Hz on the page's clock, a network of oneWay +- jitter ms each way (in
+    // order), and the pacer on fake timers: what tick each input arrives for, and how the seat's buffer stood.
+    const { InputPacer, TickClock } = await import('/static/js/gsclient.js');
+    const dt = 1000 / 30;
+    let now = 0;
+    let seed = 7;
+    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const events = [];  // [at, order, fn]
+    let order = 0;
+    const at = (time, fn) => { events.push([time, order++, fn]); return order; };
+    const timers = {
+        setTimeout: (fn, ms) => at(now + ms, fn),
+        clearTimeout: (id) => { const i = events.findIndex((e) => e[1] === id - 1); if (i >= 0) events.splice(i, 1); },
+    };
+    const clock = new TickClock(30);
+    const buffer = [];
+    let lastUp = 0, lastDown = 0, seq = 0, started = false, owed = 0, applied = false;
+    const log = [];
+    const pacer = new InputPacer({
+        clock, seat: 0, timers, now: () => now, sample: () => ({ dy: 1 }),
+        send: () => { seq += 1; const s = seq; lastUp = Math.max(lastUp, now + oneWay + (random() * 2 - 1) * jitter);
+                      at(lastUp, () => buffer.push(s)); return s; },
+    });
+    for (let tick = 1; tick <= seconds * 30; tick++) {
+        at(tick * dt, () => {
+            // The engine's take_inputs: one input a tick; a dry tick is owed to the next (equal) input.
+            const waiting = buffer.length;
+            let credit = owed;
+            owed = 0;
+            while (credit && buffer.length) { buffer.shift(); credit -= 1; }
+            if (buffer.length) { buffer.shift(); applied = true; }
+            else if (applied) owed = Math.min(3, credit + 1);
+            const snapshot = { tick, waiting: [owed ? -owed : waiting] };
+            lastDown = Math.max(lastDown, now + oneWay + (random() * 2 - 1) * jitter);
+            at(lastDown, () => {
+                clock.push(tick, now);
+                if (!started) { started = true; pacer.start(0); }  // knowing nothing of the round trip
+                pacer.observe(snapshot, now);
+                log.push([now, waiting]);
+            });
+        });
+    }
+    at(seconds * 1000, () => pacer.stop());  // the last tick
+    while (events.length) {
+        events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        const [time, , fn] = events.shift();
+        now = time;
+        fn();
+    }
+    pacer.stop();
+    const late = log.filter(([t]) => t > (seconds - 4) * 1000);
+    return { sent: pacer.stats.sent, dry: pacer.stats.dry, lead: pacer.leadTicks,
+             lastDry: late.filter(([, w]) => w <= 0).length, minWaiting: Math.min(...late.map(([, w]) => w)),
+             maxWaiting: Math.max(...late.map(([, w]) => w)), ticks: seconds * 30 };
+}"""
+
+
+@pytest.mark.parametrize(("one_way", "jitter"), [(0, 0), (50, 10), (100, 20)])
+def test_the_pacer_sends_one_input_per_server_tick_and_keeps_the_buffer_from_running_dry(new_page, one_way, jitter):
+    page = new_page()
+    page.goto("/login/")
+    r = page.evaluate(PACER_SIMULATION, [one_way, jitter, 12])
+    # After settling: every tick found an input waiting, and not many more than needed.
+    assert r["lastDry"] == 0 and 1 <= r["minWaiting"] and r["maxWaiting"] <= 5, r
+    # One input per tick over the whole run: the first went out a round trip after play began, the last ones are
+    # for ticks up to the lead ahead.
+    rtt_ticks = 2 * (one_way + jitter) / (1000 / 30)
+    assert r["ticks"] - rtt_ticks - 3 <= r["sent"] <= r["ticks"] + r["lead"] + 2, r
