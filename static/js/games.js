@@ -332,8 +332,9 @@ export class Predictor {
     if (!this.current) return;
     this.from = this._path(now);
     this.fromAt = now;
-    // An input sent late (a busy page delays timers) still gets most of a tick on screen: no sudden step.
-    this.until = Math.max(until, now + 750 * this.dt);
+    // An input sent late, or two close together after a stall (a busy page delays timers), still get most of a tick
+    // on screen each: the drawn avatar catches up at most a third faster than it moves, never in a sudden step.
+    this.until = Math.max(until, now + 750 * this.dt, this.until + 750 * this.dt);
     this.current = this.game.stepOwn(this.current, input, this.dt);
   }
 
