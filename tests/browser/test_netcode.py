@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.multiprocess, p
 LATENCIES = [(0, 0), (50, 10), (100, 20)]
 SETTLE_SECONDS = 1.5  # of play before the first key: the pacer finds its lead, the interpolator its delay
 HOLD_SECONDS = {"pong": 0.4, "arena": 0.6}
+FROZEN_MS = 100  # a page that drew no frame for this long was frozen (busy cores), not slowed by the network
 REST_SECONDS = 0.9  # after each release: longer than a round trip plus the interpolation delay at 100 +- 20 ms
 GAMES = {
     # tick rate, speed (units/s), key presses in order (pong: up and down; arena: the four directions)
@@ -107,9 +108,16 @@ def analyse_own(data: dict, game: str) -> dict:
     frames = [f for f in data["frames"] if own_position(f, game) is not None]
     times = [f["t"] for f in frames]
     out = {"reaction_frames": [], "held_corrections": 0, "jumps": 0, "max_excess": 0.0, "after_release_moves": [],
-           "held_seconds": 0.0, "corrections": [round(size, 2) for at, size in data["corrections"] if at >= times[0]]}
+           "held_seconds": 0.0, "frozen_presses": 0, "corrections": [round(size, 2) for at, size in data["corrections"] if at >= times[0]]}
     spans = held_spans(data["marks"])
     for n, (down, up) in enumerate(spans):
+        end = spans[n + 1][0] if n + 1 < len(spans) else times[-1]
+        # A press during which the page itself froze (no frame for FROZEN_MS: the machine's cores were busy
+        # elsewhere) is not judged: the server rightly went on with the held key, and no netcode can hide that.
+        window = [t for t in times if down - 100 <= t <= end]
+        if any(b - a > FROZEN_MS for a, b in pairwise(window)):
+            out["frozen_presses"] += 1
+            continue
         out["held_seconds"] += (up - down) / 1000
         before = [f for f in frames if f["t"] <= down]
         after = [f for f in frames if f["t"] > down]
@@ -129,12 +137,19 @@ def analyse_own(data: dict, game: str) -> dict:
             out["max_excess"] = round(max(out["max_excess"], excess), 2)
             if excess > tick_move / 2:
                 out["jumps"] += 1
-        # After release: still once the last input's tick was drawn (two ticks and two frames), until the next key.
-        end = spans[n + 1][0] if n + 1 < len(spans) else times[-1]
-        rest = [f for f in frames if up + 2 * tick_ms + 40 <= f["t"] <= end]
-        if rest:
-            stop = own_position(rest[0], game)
-            out["after_release_moves"].append(round(max(distance(own_position(f, game), stop) for f in rest), 2))
+        # After release: the avatar stops (three frames without a move) within a few ticks, then stays there until
+        # the next key: the old bug moved it again about a round trip later.
+        after_up = [f for f in frames if up < f["t"] <= end]
+        stop_at = next(
+            (i for i in range(len(after_up) - 3)
+             if max(distance(own_position(after_up[i], game), own_position(f, game)) for f in after_up[i + 1 : i + 4]) <= 0.05),
+            None,
+        )
+        if stop_at is None or after_up[stop_at]["t"] > up + 4 * tick_ms + 100:
+            out["after_release_moves"].append(None)
+            continue
+        stop = own_position(after_up[stop_at], game)
+        out["after_release_moves"].append(round(max(distance(own_position(f, game), stop) for f in after_up[stop_at:]), 2))
     return out
 
 
@@ -147,13 +162,16 @@ def analyse_other(data: dict, game: str, seat: int, speed: float) -> dict:
     for (t0, a), (t1, b) in pairwise(track):
         if distance(a, b) - speed * (t1 - t0) / 1000 > speed / GAMES[game][0] / 2:
             jumps += 1
+    # Frames drawn less than 8 ms apart (a page catching up) are too close to tell moving from still.
+    track = [item for n, item in enumerate(track) if n == 0 or item[0] - track[n - 1][0] >= 8]
     moving = [distance(a, b) > 0.5 for (_, a), (_, b) in pairwise(track)]
     for before, still, after in zip(moving, moving[1:], moving[2:], strict=False):
         if before and not still and after:
             stalls += 1
     out = {"stalls": stalls, "jumps": jumps}
     if game == "pong":
-        balls = [tuple(f["view"]["ball"][:2]) for f in data["frames"]]
+        drawn = [f for n, f in enumerate(data["frames"]) if n == 0 or f["t"] - data["frames"][n - 1]["t"] >= 8]
+        balls = [tuple(f["view"]["ball"][:2]) for f in drawn]
         ball_moving = [0.5 < distance(a, b) < 200 for a, b in pairwise(balls)]
         out["ball_stalls"] = sum(
             1 for before, still, after in zip(ball_moving, ball_moving[1:], ball_moving[2:], strict=False) if before and not still and after
@@ -216,10 +234,12 @@ def test_own_avatar_reacts_at_once_is_never_corrected_and_others_stay_smooth(lat
         watcher.wait_for_selector("#result", state="visible")
     for game, r in report.items():
         where = f"{game} at {delay} +- {jitter} ms: {r}"
-        assert len(r["reaction_frames"]) == len(GAMES[game][2]), where
+        # Every press judged, but for those the page froze through; at least half of them judged.
+        assert len(r["reaction_frames"]) + r["frozen_presses"] == len(GAMES[game][2]), where
+        assert r["frozen_presses"] <= len(GAMES[game][2]) // 2, where
         assert all(n is not None and n <= 2 for n in r["reaction_frames"]), where
         assert r["held_corrections"] == 0 and r["jumps"] == 0, where
-        assert all(moved <= 0.5 for moved in r["after_release_moves"]), where
+        assert all(moved is not None and moved <= 0.5 for moved in r["after_release_moves"]), where
         assert r["other_jumps"] == 0, where
         # A frame in which the other player or the ball stood still between two in which they moved: only while the
         # render clock waited for a snapshot later than any of the last 3 s (an overrun, below), never otherwise.

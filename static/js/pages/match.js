@@ -147,7 +147,10 @@ function start() {
     return readControls();
   }
 
-  function frame(now) {
+  function frame() {
+    // The time of drawing, on the clock the inputs and snapshots are stamped with (the frame's own timestamp is
+    // when the frame began, which a busy page reaches much later).
+    const now = performance.now();
     const view = interpolator.sample(now);
     if (view) {
       const own = predictor ? predictor.at(now) : null;
