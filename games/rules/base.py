@@ -160,9 +160,8 @@ def play(
 ) -> Any:
     """Replay a seed and an input log; returns the state after max_ticks steps or when the match finished.
 
-    Inputs keyed by tick t are applied in their order while state.tick == t, i.e. just before the step that takes
-    the match from tick t to t + 1, and then the removals keyed by t: the engine's order (MatchRunner._apply_play),
-    so a stored input log replays to what the players saw. Raw inputs go through parse_input as live ones do.
+    Inputs (and removals, applied first) keyed by tick t are applied while state.tick == t, i.e. just before the
+    step that takes the match from tick t to t + 1. Raw inputs go through parse_input exactly as live ones do.
     """
     state = game.initial_state(seats, seed=seed)
     dt = game.settings.dt
@@ -170,9 +169,9 @@ def play(
     for tick in range(max_ticks):
         if game.is_finished(state):
             break
-        for seat, raw in inputs_by_tick.get(tick, ()):
-            game.apply_input(state, seat, game.parse_input(raw))
         for seat in removals.get(tick, ()):
             game.remove_player(state, seat)
+        for seat, raw in inputs_by_tick.get(tick, ()):
+            game.apply_input(state, seat, game.parse_input(raw))
         game.step(state, dt)
     return state
