@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,12 @@ WAITING_SNAPSHOT_EVERY = 10
 MAX_CATCH_UP_TICKS = 5
 # While a finished match's result waits for the database, a "saving" snapshot this often tells players it is not lost.
 SAVING_SNAPSHOT_EVERY_SECONDS = 1.0
+# Inputs a seat may have waiting: each tick applies one (docs/protocol.md, "Inputs and ticks"); past this many, a tick
+# applies the oldest surplus too, so a seat that sends faster than the tick catches up instead of lagging further.
+INPUT_BUFFER_MAX = 8
+# Ticks that ran dry (repeated a seat's held input) that the seat's next inputs may still be matched to: a spike of
+# jitter, not a seat that was away for seconds.
+INPUT_OWED_MAX = 3
 
 
 @dataclass(slots=True)
@@ -77,7 +84,11 @@ class MatchRunner:
         self.settings = self.game.settings
         seats = len(info.players)
         self.seats = seats
-        self.pending: list[tuple[int, int, Any, Any]] = []  # (seat, seq, parsed input, raw input), arrival order
+        # Each seat's inputs not applied yet, (seq, parsed input, raw input) in seq order: one is applied per tick.
+        self.inbox: list[deque[tuple[int, Any, Any]]] = [deque() for _ in range(seats)]
+        self.waiting = [0] * seats  # inputs each seat had waiting when the last tick began, or -ticks owed
+        self.held: list[Any] = [None] * seats  # raw input each seat's last tick applied (None: none yet)
+        self.owed = [0] * seats  # ticks that repeated the seat's held input for want of a new one (take_inputs)
         self.last_seq = [0] * seats  # highest seq received per seat: older or repeated ones are ignored
         self.local_conns = [0] * seats
         self.remote_until = [0.0] * seats  # monotonic time until which another process says the seat is there
@@ -168,7 +179,8 @@ class MatchRunner:
             self.leaving.append(seat)
 
     def queue_input(self, seat: int, seq: int, parsed: Any, raw: Any) -> bool:
-        """False for a stale or repeated sequence number (ignored); inputs apply at the next tick, in order."""
+        """False for a stale or repeated sequence number (ignored); otherwise the input waits in the seat's buffer,
+        and the ticks apply the buffer one input each, in seq order (take_inputs)."""
         if self.phase == FINISHED:
             # Over: the final snapshot told the client so, and inputs still in flight (or sent while the result is
             # being saved) are dropped without a word, not answered one input_rejected each.
@@ -176,8 +188,40 @@ class MatchRunner:
         if seq <= self.last_seq[seat] or self.removed[seat]:
             return False
         self.last_seq[seat] = seq
-        self.pending.append((seat, seq, parsed, raw))
+        self.inbox[seat].append((seq, parsed, raw))
         return True
+
+    def take_inputs(self) -> list[tuple[int, int, Any, Any]]:
+        """This tick's inputs, (seat, seq, parsed, raw) by seat: the oldest waiting input of each seat, and when
+        more than INPUT_BUFFER_MAX wait, the surplus before it (all applied in order: none is ever dropped).
+
+        A seat with none waiting gets nothing: its last input holds (the rules keep it), its ack stays, and the tick
+        is owed to the seat's next input. When that input arrives and is the same as the one repeated, the repeat
+        was it: it is acknowledged (applied again, a no-op) together with the input after it, so a late input does
+        not move the seat twice. An input that differs ends what was owed (the repeat was not what the player did).
+        The snapshot tells the seat (`waiting`: how many were waiting, or minus how many ticks are owed)."""
+        taken = []
+        for seat, box in enumerate(self.inbox):
+            owed, self.owed[seat] = self.owed[seat], 0
+            waiting = len(box)
+            while owed and box and box[0][2] == self.held[seat]:
+                owed -= 1
+                seq, parsed, raw = box.popleft()
+                taken.append((seat, seq, parsed, raw))
+            if box:
+                for _ in range(max(1, len(box) - INPUT_BUFFER_MAX + 1)):
+                    seq, parsed, raw = box.popleft()
+                    taken.append((seat, seq, parsed, raw))
+            elif self.held[seat] is not None and not self.removed[seat]:
+                self.owed[seat] = min(INPUT_OWED_MAX, owed + 1)
+            self.waiting[seat] = -self.owed[seat] if self.owed[seat] else waiting
+        return taken
+
+    def _clear_inputs(self) -> None:
+        for box in self.inbox:
+            box.clear()
+        self.waiting = [0] * self.seats
+        self.owed = [0] * self.seats
 
     # --- the tick ---------------------------------------------------------------------------------------------
 
@@ -190,8 +234,7 @@ class MatchRunner:
             removals = started[1] if started else []
         else:
             started = None
-            inputs = [item for item in self.pending if not self.removed[item[0]]]
-            self.pending.clear()
+            inputs = self.take_inputs()
             removals = self._due_removals(now)
         record = None
         if self.phase != WAITING or started:
@@ -208,7 +251,7 @@ class MatchRunner:
 
     def _start_if_ready(self, now: float) -> tuple[float, list[int]] | None:
         """(wall time, seats removed for not showing up) when play starts at this tick; None while waiting."""
-        self.pending.clear()
+        self._clear_inputs()
         present = [self.is_connected(seat, now) for seat in range(self.seats)]
         if not all(present) and now < self.join_deadline:
             return None
@@ -245,6 +288,7 @@ class MatchRunner:
         for seat, seq, parsed, raw in inputs:
             self.game.apply_input(self.state, seat, parsed)
             self.acks[seat] = seq
+            self.held[seat] = raw
             entry = log_entry(self.steps, seat, raw)
             self.log.append(entry)
             record.inputs.append((seat, seq, entry[2]))
@@ -261,6 +305,8 @@ class MatchRunner:
 
     def _remove(self, seat: int) -> None:
         self.removed[seat] = True
+        self.inbox[seat].clear()  # queue_input takes no more for the seat either
+        self.owed[seat] = 0
         self.game.remove_player(self.state, seat)
         self.log.append(log_entry(self.steps, seat, None))
         self.events.append({"type": "player_removed", "seat": seat})
@@ -277,6 +323,8 @@ class MatchRunner:
             "removed": self.removed[:],
             "state": self.game.snapshot(self.state),
         }
+        if any(self.waiting):  # omitted while all are 0 (a list of small ints every tick otherwise)
+            message["waiting"] = self.waiting[:]
         if self.phase == COUNTDOWN:
             message["countdown"] = round(self.countdown_left / self.settings.tick_rate, 2)
         if self.phase == WAITING:

@@ -77,6 +77,9 @@ class Player:
     dx: float = 0.0
     dy: float = 0.0
     fire: bool = False
+    # A press of fire since the last step: a tick that applies several inputs (the engine's catch-up) still shoots
+    # for a press that a later input of the same tick released. The cooldown still applies.
+    fire_pressed: bool = False
     next_fire_tick: int = 0
     respawn_tick: int = 0
     invulnerable_until: int = 0
@@ -167,8 +170,8 @@ def _first_overlap(players: list[Player]) -> tuple[Player, Player] | None:
 
 
 class ArenaGame:
-    """Input {"dx", "dy", "fire", "aim"} holds until the next one: fire held shoots once per cooldown.
-    A hit player loses control (and its held input) until it respawns."""
+    """Input {"dx", "dy", "fire", "aim"} holds until the next one: fire held shoots once per cooldown, and a press
+    released by a later input before the next step counts as held for that step. A hit player loses control (and its held input) until it respawns."""
 
     __slots__ = (
         "settings",
@@ -223,6 +226,8 @@ class ArenaGame:
         p.dx = inp.dx
         p.dy = inp.dy
         p.fire = inp.fire
+        if inp.fire:
+            p.fire_pressed = True
         if inp.aim is not None:
             p.aim = inp.aim
 
@@ -248,7 +253,8 @@ class ArenaGame:
                 p.y = _clamp(p.y + p.dy * travel, _LO, _HI)
         self._separate(players)
         for p in players:
-            if p.alive and p.fire and tick >= p.next_fire_tick:
+            pressed, p.fire_pressed = p.fire_pressed, False
+            if p.alive and (p.fire or pressed) and tick >= p.next_fire_tick:
                 p.next_fire_tick = tick + self._cooldown_ticks
                 state.bullets.append(
                     Bullet(
@@ -274,7 +280,7 @@ class ArenaGame:
         p.active = False
         p.alive = False
         p.dx = p.dy = 0.0
-        p.fire = False
+        p.fire = p.fire_pressed = False
         # Their bullets in flight would otherwise still score for a player who is gone.
         state.bullets[:] = [b for b in state.bullets if b.owner != seat]
         if self.settings.abandon_rule == "forfeit":
@@ -380,7 +386,7 @@ class ArenaGame:
                 target.alive = False
                 target.respawn_tick = tick + self._respawn_ticks
                 target.dx = target.dy = 0.0
-                target.fire = False
+                target.fire = target.fire_pressed = False
                 events.append({"type": "hit", "by": b.owner, "target": target.seat})
                 if shooter.score >= self.score_limit:
                     # Finish the tick's other bullets first: simultaneous winners share first place.

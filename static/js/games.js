@@ -122,8 +122,9 @@ export const arena = {
     return state.players.map((p) => ({ seat: p.seat, score: p.score }));
   },
 
-  /** Keyboard WASD/arrows, mouse aim and button (or space) to fire; touch: left half moves, right half aims+fires. */
-  controls(canvas, toWorld, ownPosition) {
+  /** Keyboard WASD/arrows, mouse aim and button (or space) to fire; touch: left half moves, right half aims+fires.
+   * `onChange` is called when a key or button goes down or up (not for aim), so the input can go out at once. */
+  controls(canvas, toWorld, ownPosition, onChange = () => {}) {
     const keys = new Set();
     let aim;
     let mouseFire = false;
@@ -137,8 +138,11 @@ export const arena = {
     };
     const onKey = (down) => (event) => {
       if (["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", " "].includes(event.key)) event.preventDefault();
-      if (down) keys.add(event.key.toLowerCase());
-      else keys.delete(event.key.toLowerCase());
+      const key = event.key.toLowerCase();
+      if (keys.has(key) === down) return; // auto-repeat
+      if (down) keys.add(key);
+      else keys.delete(key);
+      onChange();
     };
     window.addEventListener("keydown", onKey(true));
     window.addEventListener("keyup", onKey(false));
@@ -146,8 +150,13 @@ export const arena = {
     canvas.addEventListener("mousedown", (e) => {
       aimAt(e.clientX, e.clientY);
       mouseFire = true;
+      onChange();
     });
-    window.addEventListener("mouseup", () => { mouseFire = false; });
+    window.addEventListener("mouseup", () => {
+      if (!mouseFire) return;
+      mouseFire = false;
+      onChange();
+    });
     canvas.addEventListener("touchstart", (e) => {
       e.preventDefault();
       const rect = canvas.getBoundingClientRect();
@@ -249,14 +258,17 @@ export const pong = {
     return state.scores.map((score, seat) => ({ seat, score }));
   },
 
-  /** Arrow keys or W/S; on touch, the paddle follows the finger. */
-  controls(canvas, toWorld, ownPosition) {
+  /** Arrow keys or W/S; on touch, the paddle follows the finger. `onChange`: a key went down or up. */
+  controls(canvas, toWorld, ownPosition, onChange = () => {}) {
     const keys = new Set();
     let touchY = null;
     const onKey = (down) => (event) => {
       if (["ArrowUp", "ArrowDown"].includes(event.key)) event.preventDefault();
-      if (down) keys.add(event.key.toLowerCase());
-      else keys.delete(event.key.toLowerCase());
+      const key = event.key.toLowerCase();
+      if (keys.has(key) === down) return; // auto-repeat
+      if (down) keys.add(key);
+      else keys.delete(key);
+      onChange();
     };
     window.addEventListener("keydown", onKey(true));
     window.addEventListener("keyup", onKey(false));
@@ -283,39 +295,94 @@ export const pong = {
 
 export const GAMES = { arena, pong };
 
+// Below this a difference between the prediction and the server is rounding (snapshots keep one decimal);
+// above SNAP_UNITS it is a jump (a respawn, a reconnect) that is drawn at once rather than slid across the field.
+const ROUNDING_UNITS = 0.5;
+const SNAP_UNITS = 100;
+
 /**
- * Client-side prediction for the own avatar: inputs not yet acknowledged are replayed on top of the server's
- * latest position, so the avatar reacts at once and still ends up wherever the server says.
+ * Client-side prediction for the own avatar. Each input the page sends is one tick of the server's movement
+ * (docs/protocol.md, "Inputs and ticks"), so the prediction is the server's latest position with every input it
+ * has not acknowledged replayed on top, tick by tick, through the same math as the rules. With no input lost that
+ * is exactly where the server will be; a correction (the server disagreed: a push, a lost input) is drawn as an
+ * offset that fades over `smoothMs` instead of a snap. On screen an input's tick runs from when it was sent to when
+ * the next one is due, starting from wherever the avatar is drawn then, so the path has no steps.
  */
 export class Predictor {
-  constructor(game, seat, dt) {
+  constructor(game, seat, dt, { smoothMs = 100 } = {}) {
     this.game = game;
     this.seat = seat;
     this.dt = dt;
+    this.smoothMs = smoothMs;
     this.pending = [];
-    this.current = null;
-    this.previous = null;
+    this.lastApplied = null; // the last acknowledged input, as JSON
+    this.current = null; // after the last input sent
+    this.from = null; // drawn at fromAt, then moving towards current until `until`
+    this.fromAt = 0;
+    this.until = 0;
+    this.error = null; // what is left of a correction at errorAt, fading to nothing over smoothMs
+    this.errorAt = 0;
+    this.stats = { corrections: 0, maxCorrection: 0 };
+    this.corrections = []; // [local time, size] of each one, the last 200
   }
 
-  /** A new input was sent with this seq: apply it locally for one tick. */
-  record(seq, input) {
+  /** A new input was sent with this seq: its tick of movement is drawn from `now` until `until`. */
+  record(seq, input, now = performance.now(), until = now + this.dt * 1000) {
     this.pending.push({ seq, input });
-    if (this.current) {
-      this.previous = this.current;
-      this.current = this.game.stepOwn(this.current, input, this.dt);
-    }
+    if (!this.current) return;
+    this.from = this._path(now);
+    this.fromAt = now;
+    // An input sent late, or two close together after a stall (a busy page delays timers), still get most of a tick
+    // on screen each: the drawn avatar catches up at most a third faster than it moves, never in a sudden step.
+    this.until = Math.max(until, now + 750 * this.dt, this.until + 750 * this.dt);
+    this.current = this.game.stepOwn(this.current, input, this.dt);
   }
 
-  /** A snapshot arrived: start from the server's own position and replay what it has not applied yet. */
-  reconcile(state, ack) {
-    this.pending = this.pending.filter((p) => p.seq > ack);
+  /**
+   * A snapshot arrived: the server's own position with what it has not applied yet replayed on top. `owed`: ticks
+   * that found no input of ours and repeated the last one applied (minus the snapshot's `waiting[seat]`); the
+   * server counts our next inputs that equal that one as applied by them, so they are not replayed again.
+   */
+  reconcile(state, ack, now = performance.now(), owed = 0) {
+    let at = 0;
+    while (at < this.pending.length && this.pending[at].seq <= ack) at += 1;
+    if (at) this.lastApplied = JSON.stringify(this.pending[at - 1].input);
+    this.pending = this.pending.slice(at);
     let own = this.game.ownFrom(state, this.seat);
     if (own === null) {
-      this.current = this.previous = null;
+      this.current = this.from = this.error = null;
       return;
     }
-    for (const p of this.pending) own = this.game.stepOwn(own, p.input, this.dt);
-    if (!this.current || !this.previous) this.previous = own;
+    let skip = 0;
+    while (skip < owed && skip < this.pending.length && JSON.stringify(this.pending[skip].input) === this.lastApplied) skip += 1;
+    for (const p of this.pending.slice(skip)) own = this.game.stepOwn(own, p.input, this.dt);
+    if (!this.current) {
+      this._jumpTo(own, now);
+      return;
+    }
+    const shift = {};
+    let size = 0;
+    for (const key of Object.keys(own)) {
+      if (key === "aim") continue;
+      shift[key] = own[key] - this.current[key];
+      size = Math.max(size, Math.abs(shift[key]));
+    }
+    if (size > SNAP_UNITS) {
+      this._jumpTo(own, now);
+      return;
+    }
+    if (size > ROUNDING_UNITS) {
+      this.stats.corrections += 1;
+      this.stats.maxCorrection = Math.max(this.stats.maxCorrection, size);
+      this.corrections.push([now, size]);
+      if (this.corrections.length > 200) this.corrections.shift();
+      // The path moves with the correction; what is drawn does not jump: the difference fades out instead.
+      const left = this._errorAt(now);
+      this.error = {};
+      for (const key of Object.keys(shift)) this.error[key] = (left ? left[key] || 0 : 0) - shift[key];
+      this.errorAt = now;
+    }
+    for (const key of Object.keys(shift)) this.from[key] += shift[key];
     this.current = own;
   }
 
@@ -324,63 +391,112 @@ export class Predictor {
     this.pending = [];
   }
 
-  /** Position to draw, between the last two predicted ticks (alpha 0..1 since the latest). */
-  at(alpha) {
+  /** Position to draw at local time `now`. */
+  at(now = performance.now()) {
     if (!this.current) return null;
-    const prev = this.previous || this.current;
+    const out = this._path(now);
+    const error = this._errorAt(now);
+    if (error) for (const key of Object.keys(error)) out[key] += error[key];
+    return out;
+  }
+
+  _jumpTo(own, now) {
+    this.current = own;
+    this.from = { ...own };
+    this.fromAt = this.until = now;
+    this.error = null;
+  }
+
+  _path(now) {
+    const span = this.until - this.fromAt;
+    const t = span > 0 ? clamp((now - this.fromAt) / span, 0, 1) : 1;
     const out = {};
     for (const key of Object.keys(this.current)) {
-      out[key] = key === "aim" ? this.current.aim : lerp(prev[key], this.current[key], alpha);
+      out[key] = key === "aim" ? this.current.aim : lerp(this.from[key], this.current[key], t);
     }
+    return out;
+  }
+
+  _errorAt(now) {
+    if (!this.error) return null;
+    const left = 1 - (now - this.errorAt) / this.smoothMs;
+    if (left <= 0) {
+      this.error = null;
+      return null;
+    }
+    const out = {};
+    for (const key of Object.keys(this.error)) out[key] = this.error[key] * left;
     return out;
   }
 }
 
 /**
  * Draws other players and the ball a little in the past, between the two snapshots around that moment, so that
- * movement stays smooth whatever the jitter of arrival times.
+ * movement stays smooth whatever the jitter of arrival times. The delay follows the clock's measured jitter (one
+ * tick plus the worst lateness of the last seconds, plus a margin), so the render clock does not run past the
+ * newest snapshot; it changes gradually (the render clock runs at most 20% slow or 10% fast meanwhile). A snapshot
+ * later than that holds the render clock until it comes (counted in stats.overruns): a pause, never a skip.
  */
 export class Interpolator {
-  constructor(game, tickRate, delayTicks = 2) {
+  constructor(game, clock, { marginMs = 4 } = {}) {
     this.game = game;
-    this.dtMs = 1000 / tickRate;
-    this.delayMs = delayTicks * this.dtMs;
+    this.clock = clock;
+    this.marginMs = marginMs;
     this.buffer = [];
-    this.offset = null;
+    this.delayMs = null;
+    this.sampledAt = null;
+    this.overrun = false;
+    this.stats = { overruns: 0 };
   }
 
-  push(snapshot, now = performance.now()) {
+  push(snapshot) {
     const last = this.buffer[this.buffer.length - 1];
     if (last && snapshot.tick < last.tick) this.buffer = []; // a takeover resumed from an older checkpoint
     if (last && snapshot.tick === last.tick) return;
-    // offset maps server ticks to local time; follow early arrivals at once and late ones slowly, so that the
-    // clock settles on the fastest path rather than on the jitter.
-    const sample = now - snapshot.tick * this.dtMs;
-    if (this.offset === null || sample < this.offset || Math.abs(sample - this.offset) > 1000) this.offset = sample;
-    else this.offset += (sample - this.offset) * 0.02;
     this.buffer.push({ tick: snapshot.tick, state: snapshot.state });
-    if (this.buffer.length > 30) this.buffer.shift();
+    if (this.buffer.length > 60) this.buffer.shift();
   }
 
   reset() {
     this.buffer = [];
-    this.offset = null;
+    this.delayMs = null;
+  }
+
+  /** The delay it aims for now: one tick to interpolate across, the measured jitter and a margin. */
+  get targetDelayMs() {
+    return this.clock.dtMs + this.clock.jitterMs + this.marginMs;
   }
 
   /** The state to draw now, or null before the first snapshot. */
   sample(now = performance.now()) {
     if (!this.buffer.length) return null;
-    const tick = (now - this.offset - this.delayMs) / this.dtMs;
+    const newest = this.buffer[this.buffer.length - 1];
+    if (!this.clock.ready) return newest.state;
+    const target = this.targetDelayMs;
+    if (this.delayMs === null) {
+      this.delayMs = target;
+    } else {
+      const elapsed = clamp(now - this.sampledAt, 0, 100);
+      this.delayMs += clamp(target - this.delayMs, -0.1 * elapsed, 0.2 * elapsed);
+    }
+    this.sampledAt = now;
+    const tick = (now - this.clock.offset - this.delayMs) / this.clock.dtMs;
+    if (tick > newest.tick) {
+      // A snapshot later than any of the last seconds: wait for it with the render clock held at the newest one
+      // (the delay grows by the wait) rather than skip ahead when it comes; the delay then eases back down.
+      if (!this.overrun) this.stats.overruns += 1;
+      this.overrun = true;
+      this.delayMs = now - this.clock.offset - newest.tick * this.clock.dtMs;
+      return newest.state;
+    }
+    this.overrun = false;
     const first = this.buffer[0];
     if (tick <= first.tick) return first.state;
     for (let i = this.buffer.length - 1; i > 0; i--) {
       const a = this.buffer[i - 1];
       const b = this.buffer[i];
-      if (tick >= a.tick) {
-        if (tick >= b.tick) return b.state;
-        return this.game.interpolate(a.state, b.state, (tick - a.tick) / (b.tick - a.tick));
-      }
+      if (tick >= a.tick) return this.game.interpolate(a.state, b.state, (tick - a.tick) / (b.tick - a.tick));
     }
-    return this.buffer[this.buffer.length - 1].state;
+    return newest.state;
   }
 }

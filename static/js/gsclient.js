@@ -510,6 +510,199 @@ export class MatchClient extends Emitter {
 }
 
 /**
+ * The server's tick on this page's clock, learnt from when snapshots arrive. `offset` maps tick n to the local time
+ * n's snapshot arrives by the fastest path seen: earlier arrivals move it at once, later ones only slowly, so it
+ * settles on the quickest path instead of following the jitter. `jitterMs` is how much later than that snapshots
+ * came over the last `windowMs` (their worst lateness): what a render clock must stay behind to always have one.
+ */
+export class TickClock {
+  constructor(tickRate, { windowMs = 3000 } = {}) {
+    this.dtMs = 1000 / tickRate;
+    this.windowMs = windowMs;
+    this.offset = null;
+    this.newestTick = null;
+    this.late = []; // [arrival time, lateness ms], oldest first
+  }
+
+  push(tick, now = performance.now()) {
+    if (this.newestTick !== null && tick <= this.newestTick) {
+      if (tick < this.newestTick - 1000) this.reset(); // a takeover resumed from an older checkpoint
+      else return;
+    }
+    this.newestTick = tick;
+    const sample = now - tick * this.dtMs;
+    if (this.offset === null || sample < this.offset || Math.abs(sample - this.offset) > 1000) {
+      // Re-base the recorded lateness on the new, earlier offset.
+      if (this.offset !== null && sample < this.offset) for (const item of this.late) item[1] += this.offset - sample;
+      this.offset = sample;
+    } else {
+      this.offset += (sample - this.offset) * 0.01;
+    }
+    this.late.push([now, sample - this.offset]);
+    while (this.late.length && this.late[0][0] < now - this.windowMs) this.late.shift();
+  }
+
+  reset() {
+    this.offset = null;
+    this.newestTick = null;
+    this.late = [];
+  }
+
+  get ready() { return this.offset !== null; }
+
+  get jitterMs() {
+    let worst = 0;
+    for (const [, late] of this.late) if (late > worst) worst = late;
+    return worst;
+  }
+
+  /** The tick whose snapshot arrives (by the fastest path) at local time `now`, fractional. */
+  tickAt(now = performance.now()) { return (now - this.offset) / this.dtMs; }
+
+  /** Local time at which tick `tick`'s snapshot arrives by the fastest path. */
+  timeOf(tick) { return this.offset + tick * this.dtMs; }
+}
+
+/**
+ * Sends one input per server tick, paced by the server's clock (a TickClock), never by a free-running timer: the
+ * input meant for tick n goes out `leadTicks` before n's snapshot would arrive, so that it is waiting at the server
+ * when tick n is applied (docs/protocol.md, "Inputs and ticks"). The lead adapts to what snapshots say about the
+ * seat's buffer (`waiting`): a tick that found nothing waiting adds a tick of lead; a few seconds in which at least
+ * MIN_SPARE_INPUTS more than needed were always waiting take half a tick off. The lead moves towards its target a
+ * little per input (inputs go out up to 25% faster or 10% slower meanwhile), so the predicted avatar never lurches. `sample()` reads the controls;
+ * `send(input)` sends one and returns its seq (or null); `onSent(seq, input, now, untilMs)` tells the predictor,
+ * with the local time until which the input's tick lasts on screen. `changed()` sends the next tick's input early
+ * (at most one tick ahead), so a key press shows at the next frame instead of at the next tick.
+ */
+export class InputPacer {
+  static MIN_SPARE_INPUTS = 2;
+  static MAX_LEAD_TICKS = 40;
+
+  constructor({ clock, sample, send, onSent = () => {}, seat, settleMs = 2000, timers = globalThis, now = () => performance.now() }) {
+    this.clock = clock;
+    this.sample = sample;
+    this.send = send;
+    this.onSent = onSent;
+    this.seat = seat;
+    this.settleMs = settleMs;
+    this.timers = timers;
+    this.now = now;
+    this.leadTicks = null;
+    this.targetLead = null;
+    this.nextTick = null; // the tick the next input is for
+    this.firstTick = null;
+    this.bumpedUntil = -Infinity; // no second bump before the snapshot of a tick sent after the last one
+    this.spare = Infinity; // fewest spare inputs seen since the lead last changed
+    this.spareSince = null;
+    this.timer = null;
+    this.running = false;
+    this.stats = { sent: 0, dry: 0, early: 0, resyncs: 0, leadChanges: 0 };
+  }
+
+  /** Start (or go on) sending; `rttMs`, when known, sets the first lead. */
+  start(rttMs = null) {
+    if (this.running) return;
+    this.running = true;
+    if (this.leadTicks === null) {
+      const rtt = rttMs === null ? 150 : rttMs;
+      this.leadTicks = Math.min(InputPacer.MAX_LEAD_TICKS, Math.ceil(rtt / this.clock.dtMs) + 1);
+      this.targetLead = this.leadTicks;
+    }
+    this._schedule();
+  }
+
+  stop() {
+    this.running = false;
+    this.nextTick = null;
+    this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** A snapshot arrived (after the clock has seen it): learn from the seat's buffer. */
+  observe(snapshot, now = this.now()) {
+    if (!this.running || this.firstTick === null || snapshot.tick <= this.firstTick) return;
+    const waiting = snapshot.waiting ? snapshot.waiting[this.seat] || 0 : 0;
+    if (waiting <= 0) {
+      this.stats.dry += 1;
+      if (snapshot.tick > this.bumpedUntil) {
+        this._setLead(this.targetLead + 1);
+        // The next bump waits for the snapshot of a tick whose input went out with this one's effect.
+        this.bumpedUntil = this.nextTick + Math.ceil(this.targetLead - this.leadTicks);
+      }
+      return;
+    }
+    const spare = waiting - 1;
+    if (this.spareSince === null) this.spareSince = now;
+    this.spare = Math.min(this.spare, spare);
+    if (now - this.spareSince >= this.settleMs) {
+      if (this.spare >= InputPacer.MIN_SPARE_INPUTS) this._setLead(this.targetLead - 0.5);
+      this.spare = Infinity;
+      this.spareSince = now;
+    }
+  }
+
+  /** The controls changed: send the coming tick's input now rather than at its time (once per tick). */
+  changed(now = this.now()) {
+    if (!this.running || this.nextTick === null || !this.clock.ready) return;
+    const due = this.clock.timeOf(this.nextTick - this.leadTicks);
+    if (due - now > this.clock.dtMs) return; // already one tick ahead
+    this.stats.early += 1;
+    this._sendNext(now);
+    this._schedule();
+  }
+
+  _setLead(lead) {
+    const clamped = Math.max(1, Math.min(InputPacer.MAX_LEAD_TICKS, lead));
+    if (clamped !== this.targetLead) this.stats.leadChanges += 1;
+    this.targetLead = clamped;
+    this.spare = Infinity;
+    this.spareSince = null;
+  }
+
+  _schedule() {
+    this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.running) return;
+    if (!this.clock.ready) {
+      this.timer = this.timers.setTimeout(() => this._schedule(), this.clock.dtMs);
+      return;
+    }
+    const now = this.now();
+    const current = Math.floor(this.clock.tickAt(now) + this.leadTicks);
+    if (this.nextTick === null || current - this.nextTick > 4) {
+      // First input, or far behind (a throttled tab): start again from the tick now due; the server held the last
+      // input meanwhile.
+      if (this.nextTick !== null) this.stats.resyncs += 1;
+      this.nextTick = current;
+    }
+    const due = this.clock.timeOf(this.nextTick - this.leadTicks);
+    this.timer = this.timers.setTimeout(() => this._tick(), Math.max(0, due - now));
+  }
+
+  _tick() {
+    this.timer = null;
+    if (!this.running) return;
+    const now = this.now();
+    if (now >= this.clock.timeOf(this.nextTick - this.leadTicks) - 1) this._sendNext(now);
+    this._schedule();
+  }
+
+  _sendNext(now) {
+    const input = this.sample();
+    const tick = this.nextTick;
+    this.nextTick += 1;
+    this.leadTicks += Math.max(-0.1, Math.min(0.25, this.targetLead - this.leadTicks));
+    if (input === null) return;
+    const seq = this.send(input);
+    if (seq === null) return;
+    if (this.firstTick === null) this.firstTick = tick;
+    this.stats.sent += 1;
+    // On screen the input's tick lasts until the next input is due.
+    this.onSent(seq, input, now, this.clock.timeOf(this.nextTick - this.leadTicks));
+  }
+}
+
+/**
  * A JSON WebSocket that comes back after drops (lobby rooms, matchmaking status). Events: "message", "state"
  * (open, reconnecting, closed). Close codes in finalCodes stop it for good.
  */

@@ -1,7 +1,8 @@
-// The match page: draws the game at the display's frame rate, samples controls once per server tick, predicts the
-// own avatar, shows connection state and ping, and ends on the result screen with everyone's rating change.
+// The match page: draws the game at the display's frame rate, sends the controls once per server tick (paced by the
+// server's clock, docs/client.md), predicts the own avatar, shows connection state and ping, and ends on the result
+// screen with everyone's rating change.
 
-import { ApiClient, MatchClient, websocketSupported } from "../gsclient.js";
+import { ApiClient, InputPacer, MatchClient, TickClock, websocketSupported } from "../gsclient.js";
 import { GAMES, Interpolator, Predictor, seatColour } from "../games.js";
 import { $, clear, el, formatDelta, sleep } from "./ui.js";
 
@@ -19,8 +20,10 @@ const STATE_LABELS = {
   closed: "Disconnected",
 };
 
-// Visible to tests and to anyone debugging in the console.
-const debug = { client: null, states: [], inputs: 0 };
+// Visible to tests and to anyone debugging in the console. With `record` set, each drawn frame is kept in `frames`
+// (the last MAX_RECORDED_FRAMES): when, the own avatar as drawn, and the others and the ball as drawn.
+const MAX_RECORDED_FRAMES = 3000;
+const debug = { client: null, states: [], inputs: 0, record: false, frames: [], predictor: null, pacer: null, interpolator: null };
 window.gsMatch = debug;
 
 function showOverlay(text, detail = "") {
@@ -48,8 +51,8 @@ function start() {
   let predictor = null;
   let interpolator = null;
   let readControls = null;
-  let lastInputAt = 0;
-  let dtMs = 50;
+  let clock = null;
+  let pacer = null;
 
   client.on("welcome", (welcome) => {
     names = Object.fromEntries(welcome.players.map((p) => [p.seat, p.username]));
@@ -61,14 +64,25 @@ function start() {
         client.close();
         return;
       }
-      dtMs = 1000 / welcome.tick_rate;
       setUpCanvas(game);
-      interpolator = new Interpolator(game, welcome.tick_rate);
+      clock = new TickClock(welcome.tick_rate);
+      interpolator = new Interpolator(game, clock);
+      debug.interpolator = interpolator;
       if (welcome.role === "player") {
         predictor = new Predictor(game, welcome.seat, 1 / welcome.tick_rate);
-        readControls = game.controls(canvas, toWorld, () => predictor.current);
+        pacer = new InputPacer({
+          clock,
+          seat: welcome.seat,
+          sample: sampleInput,
+          send: (input) => client.sendInput(input),
+          onSent: (seq, input, now, until) => {
+            predictor.record(seq, input, now, until);
+            debug.inputs += 1;
+          },
+        });
+        Object.assign(debug, { predictor, pacer });
+        readControls = game.controls(canvas, toWorld, () => predictor.current, () => pacer.changed());
         $("#leave").hidden = false;
-        setInterval(sampleInput, dtMs);
       }
       requestAnimationFrame(frame);
     } else if (predictor) {
@@ -77,8 +91,20 @@ function start() {
   });
 
   client.onSnapshot((snapshot) => {
+    const now = performance.now();
+    // Ticks only advance once play runs; the countdown's snapshots would tell the clock nothing.
+    if (snapshot.phase === "running" || snapshot.phase === "finished") clock.push(snapshot.tick, now);
     interpolator.push(snapshot);
-    if (predictor) predictor.reconcile(snapshot.state, snapshot.acks[client.seat] || 0);
+    if (predictor) {
+      const waiting = snapshot.waiting ? snapshot.waiting[client.seat] || 0 : 0;
+      predictor.reconcile(snapshot.state, snapshot.acks[client.seat] || 0, now, Math.max(0, -waiting));
+      if (snapshot.phase === "running" && !snapshot.removed[client.seat]) {
+        pacer.start(client.rtt);
+        pacer.observe(snapshot, now);
+      } else if (snapshot.phase === "finished" || snapshot.removed[client.seat]) {
+        pacer.stop();
+      }
+    }
     showHud(snapshot);
   });
 
@@ -117,23 +143,23 @@ function start() {
 
   function sampleInput() {
     const snapshot = client.snapshot;
-    if (!snapshot || snapshot.phase !== "running" || snapshot.removed[client.seat]) return;
-    const input = readControls();
-    const seq = client.sendInput(input);
-    if (seq !== null) {
-      predictor.record(seq, input);
-      lastInputAt = performance.now();
-      debug.inputs += 1;
-    }
+    if (!snapshot || snapshot.phase !== "running" || snapshot.removed[client.seat]) return null;
+    return readControls();
   }
 
-  function frame(now) {
+  function frame() {
+    // The time of drawing, on the clock the inputs and snapshots are stamped with (the frame's own timestamp is
+    // when the frame began, which a busy page reaches much later).
+    const now = performance.now();
     const view = interpolator.sample(now);
     if (view) {
-      const alpha = Math.min(1, (now - lastInputAt) / dtMs);
-      const own = predictor ? predictor.at(alpha) : null;
+      const own = predictor ? predictor.at(now) : null;
       game.draw(ctx, view, { seat: client.seat, own, names });
       drawPhase(client.snapshot);
+      if (debug.record) {
+        debug.frames.push({ t: now, own, view });
+        if (debug.frames.length > MAX_RECORDED_FRAMES) debug.frames.shift();
+      }
     }
     requestAnimationFrame(frame);
   }
