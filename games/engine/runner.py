@@ -10,6 +10,7 @@ tick's snapshot is sent once it is durable, so that a successor replaying the jo
 from __future__ import annotations
 
 import asyncio
+import math
 import logging
 import time
 from collections import deque
@@ -39,9 +40,18 @@ WAITING_SNAPSHOT_EVERY = 10
 MAX_CATCH_UP_TICKS = 5
 # While a finished match's result waits for the database, a "saving" snapshot this often tells players it is not lost.
 SAVING_SNAPSHOT_EVERY_SECONDS = 1.0
-# Inputs a seat may have waiting: each tick applies one (docs/protocol.md, "Inputs and ticks"); past this many, a tick
-# applies the oldest surplus too, so a seat that sends faster than the tick catches up instead of lagging further.
-INPUT_BUFFER_MAX = 8
+# How much play a seat may have waiting, in time: each tick applies one input (docs/protocol.md, "Inputs and ticks");
+# past this many ticks' worth, a tick applies the oldest surplus too. Every input waiting is a tick of latency, so the
+# bound is a latency bound: a client that sends faster than the tick, or a server whose ticks fall behind (a busy
+# process ticks at 19.5 Hz while clients send at 20), catches up at 150 ms instead of standing further behind.
+INPUT_BUFFER_SECONDS = 0.15
+# ...but never fewer than this many, so that jitter of a tick or two is absorbed rather than merged.
+INPUT_BUFFER_MIN = 3
+
+
+def input_buffer_max(tick_rate: int) -> int:
+    """Inputs a seat of a game at this tick rate may have waiting: 3 at 20 Hz (arena), 4 at 30 Hz (pong)."""
+    return max(INPUT_BUFFER_MIN, round(INPUT_BUFFER_SECONDS * tick_rate))
 # Ticks that ran dry (repeated a seat's held input) that the seat's next inputs may still be matched to: a spike of
 # jitter, not a seat that was away for seconds.
 INPUT_OWED_MAX = 3
@@ -86,6 +96,7 @@ class MatchRunner:
         self.seats = seats
         # Each seat's inputs not applied yet, (seq, parsed input, raw input) in seq order: one is applied per tick.
         self.inbox: list[deque[tuple[int, Any, Any]]] = [deque() for _ in range(seats)]
+        self.buffer_max = input_buffer_max(self.settings.tick_rate)
         self.waiting = [0] * seats  # inputs each seat had waiting when the last tick began, or -ticks owed
         self.held: list[Any] = [None] * seats  # raw input each seat's last tick applied (None: none yet)
         self.owed = [0] * seats  # ticks that repeated the seat's held input for want of a new one (take_inputs)
@@ -193,7 +204,7 @@ class MatchRunner:
 
     def take_inputs(self) -> list[tuple[int, int, Any, Any]]:
         """This tick's inputs, (seat, seq, parsed, raw) by seat: the oldest waiting input of each seat, and when
-        more than INPUT_BUFFER_MAX wait, the surplus before it (all applied in order: none is ever dropped).
+        more than `buffer_max` wait, the surplus before it (all applied in order: none is ever dropped).
 
         A seat with none waiting gets nothing: its last input holds (the rules keep it), its ack stays, and the tick
         is owed to the seat's next input. When that input arrives and is the same as the one repeated, the repeat
@@ -209,7 +220,7 @@ class MatchRunner:
                 seq, parsed, raw = box.popleft()
                 taken.append((seat, seq, parsed, raw))
             if box:
-                for _ in range(max(1, len(box) - INPUT_BUFFER_MAX + 1)):
+                for _ in range(max(1, len(box) - self.buffer_max + 1)):
                     seq, parsed, raw = box.popleft()
                     taken.append((seat, seq, parsed, raw))
             elif self.held[seat] is not None and not self.removed[seat]:

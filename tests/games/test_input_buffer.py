@@ -8,7 +8,7 @@ import time
 
 from games.engine.host import MatchHost
 from games.engine.journal import decode_record
-from games.engine.runner import INPUT_BUFFER_MAX, MatchRunner
+from games.engine.runner import MatchRunner, input_buffer_max
 from games.engine.store import Checkpoint, MemoryStore, export_log
 from games.rules import get_game
 from games.rules.base import play
@@ -123,12 +123,12 @@ def test_inputs_apply_in_seq_order_across_seats_and_the_journal_record_lists_exa
 
 def test_an_overflowing_buffer_catches_up_without_dropping_an_input():
     runner = running("pong")
-    total = INPUT_BUFFER_MAX + 5
+    total = runner.buffer_max + 5
     for seq in range(1, total + 1):
         send(runner, 0, seq, {"dy": 1.0 if seq % 2 else -1.0})
     message = tick(runner)
     # The surplus over the bound goes in this tick, in order: the buffer is back under its bound at once.
-    assert message["acks"][0] == total - INPUT_BUFFER_MAX + 1 and message["waiting"] == [total, 0]
+    assert message["acks"][0] == total - runner.buffer_max + 1 and message["waiting"] == [total, 0]
     applied = [seq for _, seq, _ in runner.tick_record.inputs]
     while message["acks"][0] < total:
         message = tick(runner)
@@ -139,9 +139,9 @@ def test_an_overflowing_buffer_catches_up_without_dropping_an_input():
 
 def test_a_shot_pressed_and_released_within_one_catch_up_tick_is_not_lost():
     runner = running("arena")
-    for seq in range(1, INPUT_BUFFER_MAX + 1):  # a full buffer: the next tick applies the first two together
+    for seq in range(1, runner.buffer_max + 1):  # a full buffer: the next tick applies the first two together
         send(runner, 0, seq, {"dx": 0.0, "dy": 0.0, "fire": seq == 1, "aim": 0.0})
-    send(runner, 0, INPUT_BUFFER_MAX + 1, {"dx": 0.0, "dy": 0.0})
+    send(runner, 0, runner.buffer_max + 1, {"dx": 0.0, "dy": 0.0})
     tick(runner)
     assert [seq for _, seq, _ in runner.tick_record.inputs] == [1, 2]
     assert [b.owner for b in runner.state.bullets] == [0]
@@ -164,3 +164,9 @@ def test_the_stored_log_replays_to_the_state_the_ticks_reached():
         inputs.setdefault(step, []).append((seat, raw))
     replayed = play(runner.game, 3, 7, inputs, max_ticks=runner.steps)
     assert runner.game.snapshot(replayed) == runner.game.snapshot(runner.state)
+
+
+def test_the_buffer_bounds_latency_in_time_not_in_inputs():
+    """Every input waiting is a tick of latency: the bound is about 150 ms of play, and at least 3 inputs."""
+    assert (input_buffer_max(20), input_buffer_max(30), input_buffer_max(5), input_buffer_max(60)) == (3, 4, 3, 9)
+    assert running("arena").buffer_max == 3 and running("pong").buffer_max == 4
