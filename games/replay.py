@@ -4,11 +4,12 @@ in the order the engine applied them, so the replay must reach the recorded resu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from games.models import Match
 from games.rules import get_game
 from games.rules.base import MatchResult, replay_log
+from games.services import ENDED_BY_ADMIN
 
 
 class NotReplayable(Exception):
@@ -54,7 +55,13 @@ def match_replay(*, match_id: int) -> Replayed:
     )
     differences = []
     finished = game.is_finished(state)
-    if not finished:
+    if match.end_reason == ENDED_BY_ADMIN:
+        # Ended from the live-match console: play stopped at the recorded tick, ranked as the rules ranked it then.
+        finished = ticks == match.ticks
+        result = replace(result, reason=ENDED_BY_ADMIN)
+        if not finished:
+            differences.append(f"the replay took {ticks} ticks, the match was ended at tick {match.ticks}")
+    elif not finished:
         differences.append(f"the replay is not over after the recorded {match.ticks} ticks")
     elif ticks != match.ticks:
         differences.append(f"the replay ended at tick {ticks}, the match at tick {match.ticks}")

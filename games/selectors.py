@@ -74,3 +74,37 @@ def match_end_message(*, match_id: int) -> dict[str, Any]:
         "ticks": match.ticks,
         "results": results,
     }
+
+
+# The console lists the newest this many live matches (an operator looks for one; the metrics count them all).
+LIVE_ROWS_MAX = 500
+
+
+def live_matches() -> list[dict[str, Any]]:
+    """The live-match console's rows: every waiting or running match, with what the processes report of it
+    (games/engine/live.py; nothing when no process runs it yet) and its players. Raises when Redis is unreachable."""
+    from games.engine import live
+
+    reported = live.live_matches(live.read_summaries())
+    rows = []
+    matches = Match.objects.defer("input_log").filter(status__in=Match.ACTIVE).order_by("-pk")[:LIVE_ROWS_MAX]
+    for match in matches.prefetch_related("players__user"):
+        entry = reported.get(match.pk, {"owner": None, "spectators": 0, "processes": [], "seats_on": {}})
+        connected, removed = entry.get("connected"), entry.get("removed")
+        players = [
+            {
+                "seat": p.seat,
+                "username": p.user.username,
+                "state": ("left" if removed and removed[p.seat] else "connected" if connected and connected[p.seat]
+                          else "offline" if connected else "unknown"),
+                "process": entry["seats_on"].get(str(p.seat)),
+            }
+            for p in match.players.all()
+        ]
+        rows.append({
+            "match_id": match.pk, "game": match.game, "status": match.status, "source": match.source,
+            "phase": entry.get("phase"), "tick": entry.get("tick"), "tick_ms": entry.get("tick_ms"),
+            "max_tick_ms": entry.get("max_tick_ms"), "owner": entry["owner"], "spectators": entry["spectators"],
+            "processes": sorted(set(entry["processes"])), "players": players,
+        })
+    return rows
