@@ -108,6 +108,12 @@ function start() {
 
   client.on("error", (error) => console.warn("server:", error.error, error.message));
 
+  client.on("notice", (notice) => {
+    log(`Operator: ${notice.text}`);
+    $("#notice").textContent = notice.text;
+    $("#notice").hidden = false;
+  });
+
   $("#leave").addEventListener("click", () => {
     client.leave();
     $("#leave").disabled = true;
@@ -217,6 +223,7 @@ const REASONS = {
   invitation_declined: "Cancelled: an invitation was declined",
   invitation_expired: "Cancelled: not every invitation was accepted in time",
   cancelled_by_admin: "Cancelled by an admin",
+  ended_by_admin: "Ended by an admin (the score at that moment counts)",
   server_error: "Cancelled after a server error",
 };
 
