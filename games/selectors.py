@@ -108,3 +108,16 @@ def live_matches() -> list[dict[str, Any]]:
             "processes": sorted(set(entry["processes"])), "players": players,
         })
     return rows
+
+
+def replay_visible_to(*, match: Match, user) -> bool:
+    """REPLAY_VISIBILITY "everyone": any logged-in user, for a game that allows spectators; otherwise (and with
+    "players") only the match's players. Staff always."""
+    from games.rules import GAMES
+
+    if user.is_staff:
+        return True
+    game = GAMES.get(match.game)
+    if settings.REPLAY_VISIBILITY == "everyone" and game is not None and game.settings.spectators_allowed:
+        return True
+    return match.players.filter(user_id=user.pk).exists()

@@ -48,3 +48,29 @@ class MatchSerializer(serializers.ModelSerializer):
 
     def get_ws_path(self, match: Match) -> str:
         return f"/ws/matches/{match.pk}/"
+
+
+class ReplaySerializer(serializers.Serializer):
+    """GET /api/matches/<id>/replay/: everything a client needs to replay a finished match (docs/games.md, "Replays")."""
+
+    match = serializers.IntegerField()
+    game = serializers.CharField()
+    settings = GameSerializer()
+    players = MatchPlayerSerializer(many=True)
+    seed = serializers.IntegerField()
+    ticks = serializers.IntegerField(help_text="The last tick: frames run from 0 to ticks.")
+    end_reason = serializers.CharField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    input_log = serializers.ListField(
+        child=serializers.ListField(), help_text="[[tick, seat, input or null (the seat was removed)], ...] in the order "
+        "the engine applied them: a client with the rules replays the match from seed and log alone.")
+    events = serializers.ListField(child=serializers.DictField(), help_text="The timeline: [{tick, type, ...}].")
+    chunk_ticks = serializers.IntegerField(help_text="Frames come in chunks of this many ticks.")
+    frames_url = serializers.CharField()
+
+
+class ReplayFramesSerializer(serializers.Serializer):
+    start = serializers.IntegerField(help_text="The first frame's tick (a multiple of chunk_ticks).")
+    frames = serializers.ListField(
+        child=serializers.DictField(), help_text="[{tick, removed, state}, ...]: the game's snapshot state at each tick.")
+    next = serializers.IntegerField(allow_null=True, help_text="The next chunk's start, null after the last.")

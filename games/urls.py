@@ -11,4 +11,6 @@ urlpatterns = [
     path("matches/<int:pk>/accept/", api.InvitationAnswerView.as_view(answer="accept"), name="api-match-accept"),
     path("matches/<int:pk>/decline/", api.InvitationAnswerView.as_view(answer="decline"), name="api-match-decline"),
     path("matches/<int:pk>/", api.MatchDetailView.as_view(), name="api-match-detail"),
+    path("matches/<int:pk>/replay/", api.MatchReplayView.as_view(), name="api-match-replay"),
+    path("matches/<int:pk>/replay/frames/", api.MatchReplayFramesView.as_view(), name="api-match-replay-frames"),
 ]

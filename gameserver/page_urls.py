@@ -10,6 +10,7 @@ urlpatterns = [
     path("lobbies/", pages.lobbies, name="lobbies"),
     path("lobbies/<str:code>/", pages.lobby_room, name="lobby"),
     path("matches/<int:match_id>/", pages.match, name="match"),
+    path("matches/<int:match_id>/replay/", pages.match_replay, name="match-replay"),
     path("leaderboard/", pages.leaderboard, name="leaderboard"),
     path("history/", pages.history, name="history"),
     path("profile/", pages.profile, name="profile"),

@@ -33,6 +33,11 @@ def match(request: HttpRequest, match_id: int) -> HttpResponse:
 
 
 @_page
+def match_replay(request: HttpRequest, match_id: int) -> HttpResponse:
+    return render(request, "replay.html", {"match_id": match_id})
+
+
+@_page
 def leaderboard(request: HttpRequest) -> HttpResponse:
     return render(request, "leaderboard.html")
 

@@ -89,7 +89,11 @@ function start() {
     else if (event.type === "player_removed") log(`${who(event.seat)} left the match`);
   });
 
-  client.onEnd((end) => showResult(end, client.seat));
+  client.onEnd((end) => {
+    // Over before this page saw any of it (a finished match's page): no empty field, the result and its replay.
+    if (!client.snapshot) $(".stage").hidden = true;
+    showResult(end, client.seat);
+  });
 
   client.onState((state, info) => {
     debug.states.push(state);
@@ -238,6 +242,7 @@ async function showResult(end, mySeat) {
   else if (mine) title = mine.placing === 1 ? "You won!" : "You lost";
   $("#result-title").textContent = title;
   $("#result-reason").textContent = REASONS[end.reason] || end.reason || "";
+  $("#replay-offer").hidden = end.status !== "finished";
   const rows = $("#result-rows");
   clear(rows);
   const cells = new Map();
