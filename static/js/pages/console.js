@@ -77,13 +77,14 @@ function actionCell(match) {
 }
 
 function draw(matches) {
-  // Keep a row whose notice field has focus: redraw the others.
-  const focused = document.activeElement && document.activeElement.closest("tr[data-match]");
-  const keep = focused ? focused.dataset.match : null;
+  // A row whose notice is being typed stays as it is (while its match is live): the others are drawn again.
+  const typing = document.activeElement && document.activeElement.matches("input[name=text]")
+    ? document.activeElement.closest("tr[data-match]") : null;
+  const keep = typing && matches.some((m) => String(m.match_id) === typing.dataset.match) ? typing.dataset.match : null;
   for (const row of [...body.children]) if (row.dataset.match !== keep) row.remove();
   for (const match of matches) {
     if (String(match.match_id) === keep) continue;
-    const tickMs = match.tick_ms == null ? "–" : `${match.tick_ms.toFixed(2)} ms (max ${match.max_tick_ms} ms)`;
+    const tickMs = match.tick_ms == null ? "–" : `${match.tick_ms.toFixed(2)} ms, max ${match.max_tick_ms}`;
     const row = el("tr", {},
       el("td", {}, el("a", { href: `../${match.match_id}/change/` }, `#${match.match_id}`)),
       el("td", {}, match.game),
