@@ -89,6 +89,30 @@ class MatchDetailView(generics.RetrieveAPIView):
         return super().get(request, *args, **kwargs)
 
 
+class WatchableMatchListView(generics.ListAPIView):
+    """GET /api/matches/live/: waiting and running matches of games that allow spectators, newest first."""
+
+    serializer_class = serializers.WatchableMatchSerializer
+
+    def get_queryset(self):
+        watchable = [slug for slug, game in GAMES.items() if game.settings.spectators_allowed]
+        queryset = Match.objects.defer("input_log").filter(status__in=Match.ACTIVE, game__in=watchable)
+        if game := self.request.query_params.get("game"):
+            queryset = queryset.filter(game=game)
+        return queryset.prefetch_related("players__user").order_by("-created_at")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "spectators": selectors.spectator_counts()}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("game", str)],
+        summary="Live matches one may watch (connect to ws_path as a spectator), newest first",
+        responses={200: serializers.WatchableMatchSerializer(many=True), 400: documented_error(INVALID_PAGINATION)},
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
 class MatchReplayView(APIView):
     """GET /api/matches/<id>/replay/: a finished match's game, settings, players, seed, input log and timeline."""
 

@@ -121,3 +121,13 @@ def replay_visible_to(*, match: Match, user) -> bool:
     if settings.REPLAY_VISIBILITY == "everyone" and game is not None and game.settings.spectators_allowed:
         return True
     return match.players.filter(user_id=user.pk).exists()
+
+
+def spectator_counts() -> dict[int, int] | None:
+    """Spectators per live match over every process (games/engine/live.py); None when they cannot be read."""
+    from games.engine import live
+
+    try:
+        return {mid: entry["spectators"] for mid, entry in live.live_matches(live.read_summaries()).items()}
+    except Exception:  # Redis away: the list still lists, without counts
+        return None

@@ -17,6 +17,7 @@ class GameSerializer(serializers.Serializer):
     countdown_seconds = serializers.FloatField()
     reconnect_grace_seconds = serializers.FloatField()
     spectators_allowed = serializers.BooleanField()
+    spectator_delay_seconds = serializers.FloatField()
     abandon_rule = serializers.CharField()
 
 
@@ -74,3 +75,32 @@ class ReplayFramesSerializer(serializers.Serializer):
     frames = serializers.ListField(
         child=serializers.DictField(), help_text="[{tick, removed, state}, ...]: the game's snapshot state at each tick.")
     next = serializers.IntegerField(allow_null=True, help_text="The next chunk's start, null after the last.")
+
+
+class WatchableMatchSerializer(serializers.ModelSerializer):
+    """GET /api/matches/live/: a live match one may watch."""
+
+    players = serializers.SerializerMethodField()
+    spectators = serializers.SerializerMethodField(help_text="Watching now, over every process (null: not known).")
+    spectator_delay_seconds = serializers.SerializerMethodField()
+    ws_path = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Match
+        fields = ["id", "game", "status", "source", "started_at", "players", "spectators", "spectator_delay_seconds",
+                  "ws_path"]
+
+    def get_players(self, match: Match) -> list[dict]:
+        return [{"seat": p.seat, "user_id": p.user_id, "username": p.user.username} for p in match.players.all()]
+
+    def get_spectators(self, match: Match) -> int | None:
+        counts = self.context.get("spectators")
+        return None if counts is None else counts.get(match.pk, 0)
+
+    def get_spectator_delay_seconds(self, match: Match) -> float:
+        from games.rules import GAMES
+
+        return GAMES[match.game].settings.spectator_delay_seconds
+
+    def get_ws_path(self, match: Match) -> str:
+        return f"/ws/matches/{match.pk}/"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("lobbies/<str:code>/", pages.lobby_room, name="lobby"),
     path("matches/<int:match_id>/", pages.match, name="match"),
     path("matches/<int:match_id>/replay/", pages.match_replay, name="match-replay"),
+    path("watch/", pages.watch, name="watch"),
     path("leaderboard/", pages.leaderboard, name="leaderboard"),
     path("history/", pages.history, name="history"),
     path("profile/", pages.profile, name="profile"),

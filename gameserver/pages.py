@@ -38,6 +38,11 @@ def match_replay(request: HttpRequest, match_id: int) -> HttpResponse:
 
 
 @_page
+def watch(request: HttpRequest) -> HttpResponse:
+    return render(request, "watch.html")
+
+
+@_page
 def leaderboard(request: HttpRequest) -> HttpResponse:
     return render(request, "leaderboard.html")
 
