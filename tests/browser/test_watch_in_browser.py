@@ -1,5 +1,6 @@
-"""Operating and watching in a real browser: the live-match console steering a match two players play, a finished
-match's page offering its replay, and the replay page (seek, play, pause, speed, timeline)."""
+"""Operating and watching in a real browser: the live-match console steering a match two players play while a third
+user watches it from the Watch page, a finished match's page offering its replay, and the replay page (seek, play,
+pause, speed, timeline)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,21 @@ def test_the_console_lists_a_live_match_sends_a_notice_and_ends_it_with_its_resu
         f"() => document.querySelector(\"#live-table tr[data-match='{match_id}'] .phase\").textContent === 'running'")
     assert row.locator(".player").nth(0).inner_text().count("connected") == 1
     assert alice_name in row.inner_text() and bob_name in row.inner_text()
+
+    # A third user finds it on the Watch page and joins as a spectator; the console counts them.
+    watcher = new_page()
+    sign_up(watcher, username("carol"))
+    watcher.goto("/watch/")
+    listed = watcher.locator(f"#watch-rows tr[data-match='{match_id}']")
+    listed.wait_for()
+    assert alice_name in listed.inner_text() and "playing" in listed.inner_text()
+    shot(watcher, "watch")
+    listed.locator("a").click()
+    watcher.wait_for_url(MATCH_URL)
+    watcher.wait_for_function("() => document.querySelector('#role').textContent === 'Spectating'")
+    watcher.wait_for_selector("#match[data-phase=running]", state="attached")
+    operator.wait_for_function(
+        f"() => document.querySelector(\"#live-table tr[data-match='{match_id}'] .spectators\").textContent === '1'")
     shot(operator, "console")
 
     row.locator("input[name=text]").fill("Tournament final starts at 8")
@@ -71,7 +87,7 @@ def test_the_console_lists_a_live_match_sends_a_notice_and_ends_it_with_its_resu
 
     operator.on("dialog", lambda dialog: dialog.accept())
     row.locator("button.end-result").click()
-    for page in (alice, bob):
+    for page in (alice, bob, watcher):
         page.wait_for_selector("#result", state="visible")
         assert page.locator("#result-reason").inner_text().startswith("Ended by an admin")
     operator.wait_for_function(f"() => !document.querySelector(\"#live-table tr[data-match='{match_id}']\")")
