@@ -80,6 +80,7 @@ class ReplayFramesSerializer(serializers.Serializer):
 class WatchableMatchSerializer(serializers.ModelSerializer):
     """GET /api/matches/live/: a live match one may watch."""
 
+    status = serializers.CharField(help_text='"waiting" (for its players to connect) or "running".')
     players = serializers.SerializerMethodField()
     spectators = serializers.SerializerMethodField(help_text="Watching now, over every process (null: not known).")
     spectator_delay_seconds = serializers.SerializerMethodField()
