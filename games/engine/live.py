@@ -9,6 +9,7 @@ when its key expires. docs/operations.md ("The live-match console") has the cost
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -106,16 +107,19 @@ def read_summaries() -> list[dict[str, Any]]:
         now = time.monotonic()
         with _local_lock:
             return [data for at, data in _local.values() if now - at < LIVE_TTL_SECONDS]
+    index, prefix = _keys()
+    client = _reader(settings.ENGINE_REDIS_URLS[0], settings.REDIS_TIMEOUT_SECONDS)
+    procs = client.zrangebyscore(index, time.time() - LIVE_TTL_SECONDS, "+inf")
+    raw = client.mget([prefix + proc.decode() for proc in procs]) if procs else []
+    return [orjson.loads(item) for item in raw if item]
+
+
+@functools.cache
+def _reader(url: str, timeout: int):
+    """One client (and connection pool) per process for the console's reads: it polls every second."""
     import redis
 
-    index, prefix = _keys()
-    client = redis.Redis.from_url(settings.ENGINE_REDIS_URLS[0], socket_timeout=settings.REDIS_TIMEOUT_SECONDS)
-    try:
-        procs = client.zrangebyscore(index, time.time() - LIVE_TTL_SECONDS, "+inf")
-        raw = client.mget([prefix + proc.decode() for proc in procs]) if procs else []
-    finally:
-        client.close()
-    return [orjson.loads(item) for item in raw if item]
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 def live_matches(summaries: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
