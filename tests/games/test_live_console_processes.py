@@ -16,7 +16,8 @@ import pytest
 
 from tests.games.test_multiprocess import Player, owner_port, start_match_across_processes
 
-pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
+# Production-shaped (two processes on Redis): in the PostgreSQL and Redis pass only, like the observability tests.
+pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.services_pass, pytest.mark.timeout(120)]
 
 PASSWORD = "operator password for tests"
 
