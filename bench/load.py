@@ -45,8 +45,9 @@ BOT_PASSWORD = "!"  # unusable: bots only ever authenticate with their token
 # --- preparing the database (runs in a child process with the servers' environment) ------------------------------
 
 
-def prepare(bots: int, game: str, players: int, prefix: str) -> list[dict]:
-    """Users <prefix>0..N-1 with fresh tokens, in matches of `players` seats: bot i is seat i % players."""
+def prepare(bots: int, game: str, players: int, prefix: str, spectators: int = 0) -> list[dict]:
+    """Users <prefix>0..N-1 with fresh tokens, in matches of `players` seats: bot i is seat i % players; then
+    `spectators` more users per match (<prefix>s0...), entries with "spectator": true, who watch it."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gameserver.settings")
     import django
 
@@ -58,6 +59,8 @@ def prepare(bots: int, game: str, players: int, prefix: str) -> list[dict]:
     from gameserver.accounts.models import User
 
     names = [f"{prefix}{i}" for i in range(bots)]
+    watchers = [f"{prefix}s{i}" for i in range(spectators * -(-bots // players))]
+    names += watchers
     with transaction.atomic():
         User.objects.bulk_create([User(username=name, password=BOT_PASSWORD) for name in names], ignore_conflicts=True, batch_size=500)
         by_name = {u.username: u for u in User.objects.filter(username__in=names)}
@@ -65,10 +68,13 @@ def prepare(bots: int, game: str, players: int, prefix: str) -> list[dict]:
         Token.objects.filter(user__in=users).delete()
         tokens = Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users], batch_size=500)
         out = []
-        for start in range(0, bots, players):
+        for k, start in enumerate(range(0, bots, players)):
             group = users[start : start + players]
             match = services.match_create(game=game, users=group, source="bench")
             out.extend({"match": match.pk, "token": t.key, "user": u.pk} for u, t in zip(group, tokens[start : start + len(group)], strict=True))
+            first = bots + k * spectators
+            out.extend({"match": match.pk, "token": t.key, "user": u.pk, "spectator": True}
+                       for u, t in zip(users[first : first + spectators], tokens[first : first + spectators], strict=True))
     return out
 
 
@@ -93,10 +99,10 @@ def factory_main() -> None:
         close_old_connections()
 
 
-def _prepare_in_child(env: dict[str, str], bots: int, game: str, players: int, prefix: str) -> list[dict]:
+def _prepare_in_child(env: dict[str, str], bots: int, game: str, players: int, prefix: str, spectators: int = 0) -> list[dict]:
     code = "import json, sys; from bench.load import prepare; print(json.dumps(prepare(*json.loads(sys.argv[1]))))"
     result = subprocess.run(
-        [sys.executable, "-c", code, json.dumps([bots, game, players, prefix])],
+        [sys.executable, "-c", code, json.dumps([bots, game, players, prefix, spectators])],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     if result.returncode:
@@ -248,6 +254,13 @@ class Result:
     connect_errors: list[str]
     error_codes: dict[str, int]
     close_codes_of_dropped: dict[str, int]
+    # --spectators: sockets watching the bots' matches (not counted above: the players' numbers are the players')
+    spectators: int = 0
+    spectators_dropped: int = 0
+    spectator_snapshots_per_s: float | None = None
+    # The players' time between consecutive snapshots (ms): 50 at 20 Hz when nothing delays the tick or its sending
+    interval_p99_ms: float | None = None
+    interval_max_ms: float | None = None
 
 
 # What the loopback interface counts per TCP segment besides its payload: IPv4 (20) and TCP with the timestamp option
@@ -302,7 +315,8 @@ def run(args: argparse.Namespace) -> Result:
         else:
             subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
                            capture_output=True, timeout=300)
-        plan = _prepare_in_child(env, args.bots, args.game, args.players, f"loadbot-{prefix}-" if args.attach else "bot")
+        plan = _prepare_in_child(env, args.bots, args.game, args.players, f"loadbot-{prefix}-" if args.attach else "bot",
+                                 args.spectators)
         if not args.attach:
             endpoints = []
             for i in range(args.servers):
@@ -376,9 +390,12 @@ def run(args: argparse.Namespace) -> Result:
     redis_cores = (after[2] - before[2]) / elapsed if rpid else None
     other = (after[3] - before[3]) / elapsed - server_cores - driver_cores - (redis_cores or 0.0)
 
+    watching = [s for s in stats if s.connected and s.spectator]
+    stats = [s for s in stats if not s.spectator]  # everything below is the players'
     connected = [s for s in stats if s.connected]
     rates = sorted(s.snapshots / args.window for s in connected)
     latencies = sorted(x for s in connected for x in s.latencies)
+    intervals = sorted(x for s in connected for x in s.intervals)
     settings_tick = 20 if args.game == "arena" else 30
     return Result(
         label=args.label or f"{args.server} x{args.servers}" + (" + redis" if args.redis else ""),
@@ -424,6 +441,11 @@ def run(args: argparse.Namespace) -> Result:
         connect_errors=sorted({s.connect_error for s in stats if s.connect_error})[:5],
         error_codes=dict(sum((collections.Counter(s.error_codes) for s in stats), collections.Counter())),
         close_codes_of_dropped=dict(collections.Counter(str(s.close_code) for s in connected if s.dropped)),
+        interval_p99_ms=round(percentile(intervals, 99), 1) if intervals else None,
+        interval_max_ms=round(intervals[-1], 1) if intervals else None,
+        spectators=len(watching),
+        spectators_dropped=sum(1 for s in watching if s.dropped),
+        spectator_snapshots_per_s=round(statistics.fmean(s.snapshots / args.window for s in watching), 2) if watching else None,
     )
 
 
@@ -767,6 +789,8 @@ COLUMNS = [
     ("server_cores", "server cores"), ("server_rss_mb", "RSS MB"), ("redis_cores", "redis cores"),
     ("driver_cores", "driver cores"), ("other_cores", "other cores"), ("cpu_us_per_player_tick", "us/player-tick"),
     ("wire_bytes_per_player_tick", "lo B/player-tick"), ("socket_bytes_per_player_tick", "socket B/player-tick"),
+    ("interval_p99_ms", "gap p99 ms"), ("interval_max_ms", "gap max ms"),
+    ("spectators", "spectators"), ("spectator_snapshots_per_s", "snap/spectator/s"),
 ]
 
 
@@ -786,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bots", type=int, default=100)
     parser.add_argument("--game", default="arena")
     parser.add_argument("--players", type=int, default=4, help="seats per match")
+    parser.add_argument("--spectators", type=int, default=0,
+                        help="spectator sockets per match besides the players (they only read; reported apart)")
     parser.add_argument("--server", choices=["daphne", "daphne-asgi", "uvicorn"], default="daphne")
     parser.add_argument("--servers", type=int, default=1, help="server processes to start")
     parser.add_argument("--redis", default="", help="REDIS_URL for the servers (needed for --servers > 1)")

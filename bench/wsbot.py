@@ -55,6 +55,10 @@ class BotStats:
     # both ways (pure ACKs included), for a wire count that other traffic on the loopback cannot inflate.
     tcp_payload_bytes: int = 0
     tcp_segments: int = 0
+    spectator: bool = False  # welcomed without a seat: it only watches (--spectators)
+    # ms between consecutive snapshots inside the window: a tick loop that something slows shows here, whatever the
+    # bot's input phase (which input->ack latency depends on)
+    intervals: array = field(default_factory=lambda: array("d"))
 
 
 # struct tcp_info (linux/tcp.h): offsets of tcpi_bytes_received (u64), tcpi_segs_out and tcpi_segs_in (u32),
@@ -115,6 +119,7 @@ class Bot(asyncio.Protocol):
         self.seq = 0
         self.sent_at: dict[int, float] = {}  # seq -> monotonic send time, for inputs sent inside the window
         self.last_ack = 0
+        self.last_snapshot_at: float | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.done = asyncio.get_running_loop().create_future()
         self.opened = asyncio.get_running_loop().create_future()
@@ -226,6 +231,9 @@ class Bot(asyncio.Protocol):
         if kind == "snapshot":
             if self.window.start <= now < self.window.end:
                 self.stats.snapshots += 1
+                if self.last_snapshot_at is not None:
+                    self.stats.intervals.append((now - self.last_snapshot_at) * 1000)
+            self.last_snapshot_at = now
             if ack is not None and ack != self.last_ack:
                 self.last_ack = ack
                 sent = self.sent_at.pop(ack, None)
@@ -234,7 +242,10 @@ class Bot(asyncio.Protocol):
         elif kind == "welcome":
             if self.binary:
                 self.seat = message.get("seat")
-            self.start_inputs()
+            if self.seat is None:
+                self.stats.spectator = True
+            else:
+                self.start_inputs()
         elif kind == "error":
             self.stats.errors += 1
             code = (msgpack.unpackb(payload) if self.binary else json.loads(payload)).get("error", "?")

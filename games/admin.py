@@ -1,19 +1,28 @@
-"""Admin for matches: browse with players and results, create one for chosen players, rematch, cancel.
+"""Admin for matches: browse with players and results, create one for chosen players, rematch, cancel; and the
+live-match console (/admin/games/match/live/): live matches across every process, refreshed every second, from which
+staff end a match (with or without its result), kick a player or send the players a notice.
 
 Matches created here need no invitation (staff seat players, as lobbies and matchmaking do); a cancel reaches the
-running match within a tick (services.match_cancel)."""
+running match within a tick (services.match_cancel), and so does every console action (games/engine/control.py)."""
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseRedirect
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 
-from games import services
+from games import selectors, services
 from games.models import Match, MatchPlayer
 from games.rules import GAMES
 from gameserver.accounts.models import User
+
+log = logging.getLogger(__name__)
 
 
 class MatchPlayerInline(admin.TabularInline):
@@ -113,3 +122,59 @@ class MatchAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         cancelled = sum(services.match_cancel(match_id=m.pk, reason="cancelled_by_admin") for m in queryset)
         self.message_user(request, f"Cancelled {cancelled} match(es).", messages.SUCCESS)
+
+    # --- the live-match console ---------------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("live/", view(self.live_view), name="games_match_live"),
+            path("live/data/", view(self.live_data), name="games_match_live_data"),
+            path("live/<int:match_id>/<str:action>/", view(require_POST(self.live_action)), name="games_match_live_action"),
+            *super().get_urls(),
+        ]
+
+    def live_view(self, request: HttpRequest):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Live matches",
+            "opts": self.model._meta,
+            "can_act": self.has_change_permission(request),
+        }
+        return TemplateResponse(request, "admin/games/match/live.html", context)
+
+    def live_data(self, request: HttpRequest):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            rows = selectors.live_matches()
+        except Exception as exc:  # Redis away: say so on the page, which keeps polling
+            return JsonResponse({"error": "service_unavailable", "message": f"Live state unavailable: {exc}"}, status=503)
+        return JsonResponse({"matches": rows})
+
+    def live_action(self, request: HttpRequest, match_id: int, action: str):
+        """POST end (with "result": "1" to record it), kick ("seat") or notice ("text"): JSON {"ok": true} or
+        {"error": code, "message": text} with 400, 404 or 409; 503 when Redis cannot be reached."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        data = request.POST
+        try:
+            if action == "end":
+                services.match_end_live(match_id=match_id, user=request.user, record_result=data.get("result") == "1")
+            elif action == "kick":
+                seat = data.get("seat", "")
+                if not seat.isdigit():
+                    raise services.MatchError("bad_seat", "seat must be a seat number.")
+                services.match_kick(match_id=match_id, seat=int(seat), user=request.user)
+            elif action == "notice":
+                services.match_notice(match_id=match_id, text=data.get("text", ""), user=request.user)
+            else:
+                return JsonResponse({"error": "unknown_action", "message": f"No console action {action!r}."}, status=404)
+        except services.MatchError as exc:
+            return JsonResponse({"error": exc.code, "message": str(exc)}, status=exc.status_code)
+        except Exception as exc:  # the channel layer (Redis) could not be reached: nothing was sent or logged
+            log.exception("live-match console: %s on match %s failed", action, match_id)
+            return JsonResponse({"error": "service_unavailable", "message": f"Could not reach the match: {exc}"}, status=503)
+        return JsonResponse({"ok": True})

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from games import serializers, services
+from games import replay, selectors, serializers, services
 from games.models import Match
 from games.rules import GAMES
 from gameserver.accounts.models import User
@@ -87,6 +87,94 @@ class MatchDetailView(generics.RetrieveAPIView):
     @extend_schema(responses={200: serializers.MatchSerializer, 404: documented_error("not_found")}, summary="One match, with results once finished")
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
+
+
+class WatchableMatchListView(generics.ListAPIView):
+    """GET /api/matches/live/: waiting and running matches of games that allow spectators, newest first."""
+
+    serializer_class = serializers.WatchableMatchSerializer
+
+    def get_queryset(self):
+        watchable = [slug for slug, game in GAMES.items() if game.settings.spectators_allowed]
+        queryset = Match.objects.defer("input_log").filter(status__in=Match.ACTIVE, game__in=watchable)
+        if game := self.request.query_params.get("game"):
+            queryset = queryset.filter(game=game)
+        return queryset.prefetch_related("players__user").order_by("-created_at")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "spectators": selectors.spectator_counts()}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("game", str)],
+        summary="Live matches one may watch (connect to ws_path as a spectator), newest first",
+        responses={200: serializers.WatchableMatchSerializer(many=True), 400: documented_error(INVALID_PAGINATION)},
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class MatchReplayView(APIView):
+    """GET /api/matches/<id>/replay/: a finished match's game, settings, players, seed, input log and timeline."""
+
+    @extend_schema(
+        summary="What a client needs to replay a finished match (REPLAY_VISIBILITY decides who may)",
+        responses={
+            200: serializers.ReplaySerializer,
+            403: documented_error("not_allowed: replays of this match are for its players"),
+            404: documented_error("not_found"),
+            409: documented_error("not_replayable: the match is not finished (waiting, running or cancelled)"),
+        },
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        match = _replayable(request, pk)
+        ticks, events = replay.cached_replay(match=match)
+        players = match.players.select_related("user").order_by("seat")
+        return Response(serializers.ReplaySerializer({
+            "match": match.pk, "game": match.game, "settings": asdict(GAMES[match.game].settings),
+            "players": players, "seed": match.seed, "ticks": ticks, "end_reason": match.end_reason,
+            "duration_seconds": match.duration_seconds, "input_log": match.input_log or [], "events": events,
+            "chunk_ticks": replay.CHUNK_TICKS, "frames_url": f"/api/matches/{match.pk}/replay/frames/",
+        }).data)
+
+
+class MatchReplayFramesView(APIView):
+    """GET /api/matches/<id>/replay/frames/?start=<tick>: the state at each tick of one chunk, computed on the server
+    by replaying the rules (once: chunks are cached)."""
+
+    @extend_schema(
+        summary="A finished match's snapshot at every tick of one chunk (from ?start=, a multiple of chunk_ticks)",
+        parameters=[OpenApiParameter("start", int, description="0, chunk_ticks, 2 * chunk_ticks, ... up to ticks")],
+        responses={
+            200: serializers.ReplayFramesSerializer,
+            400: documented_error("validation_error: start is not a chunk's first tick within the match"),
+            403: documented_error("not_allowed"),
+            404: documented_error("not_found"),
+            409: documented_error("not_replayable"),
+        },
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        match = _replayable(request, pk)
+        ticks, _ = replay.cached_replay(match=match)
+        raw = request.query_params.get("start", "0")
+        start = int(raw) if raw.isdigit() and len(raw) < 10 else -1
+        if start < 0 or start % replay.CHUNK_TICKS or start > ticks:
+            raise ApiError("validation_error", f"start must be a multiple of {replay.CHUNK_TICKS} from 0 to {ticks}.")
+        following = start + replay.CHUNK_TICKS
+        return Response(serializers.ReplayFramesSerializer({
+            "start": start, "frames": replay.cached_frames(match=match, start=start),
+            "next": following if following <= ticks else None,
+        }).data)
+
+
+def _replayable(request: Request, pk: int) -> Match:
+    match = Match.objects.defer("input_log").filter(pk=pk).first()
+    if match is None or match.game not in GAMES:
+        raise ApiError("not_found", "No such match.", status_code=404)
+    if not selectors.replay_visible_to(match=match, user=request.user):
+        raise ApiError("not_allowed", "Replays of this match are for its players.", status_code=403)
+    if match.status != Match.Status.FINISHED:
+        raise ApiError("not_replayable", f"The match is {match.status}: only finished matches have a replay.", status_code=409)
+    return Match.objects.get(pk=pk)  # with its input log now
 
 
 class InvitationListView(generics.ListAPIView):

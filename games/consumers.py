@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 
 from games import selectors
 from games.engine import protocol
+from games.engine.delay import DelayedOutlet
 from games.engine.host import get_host
 from games.engine.protocol import ClientMessageError, Frame
 from games.rules import get_game
@@ -104,6 +105,8 @@ class MatchConsumer(BaseConsumer):
             self.out.send(Frame(end))
             self.out.close(CloseCode.MATCH_OVER)
             return
+        if self.seat is None and self.game.settings.spectator_delay_seconds:
+            self.out = DelayedOutlet(self.out, self.game.settings.spectator_delay_seconds)
         self.attached = True
         try:
             await host.attach(self)
@@ -224,6 +227,8 @@ class MatchConsumer(BaseConsumer):
             "reconnect_grace": settings.reconnect_grace_seconds,
             "encoding": "msgpack" if self.binary else "json",
         }
+        if self.seat is None and settings.spectator_delay_seconds:
+            message["spectator_delay"] = settings.spectator_delay_seconds
         if self.version >= protocol.DELTA_VERSION:
             message["input_fields"] = list(settings.input_fields)  # for compact inputs; [] when the game has none
         return message

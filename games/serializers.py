@@ -17,6 +17,7 @@ class GameSerializer(serializers.Serializer):
     countdown_seconds = serializers.FloatField()
     reconnect_grace_seconds = serializers.FloatField()
     spectators_allowed = serializers.BooleanField()
+    spectator_delay_seconds = serializers.FloatField()
     abandon_rule = serializers.CharField()
 
 
@@ -45,6 +46,62 @@ class MatchSerializer(serializers.ModelSerializer):
         model = Match
         fields = ["id", "game", "status", "source", "created_at", "invite_expires_at", "join_deadline", "started_at",
                   "finished_at", "duration_seconds", "ticks", "end_reason", "players", "ws_path"]
+
+    def get_ws_path(self, match: Match) -> str:
+        return f"/ws/matches/{match.pk}/"
+
+
+class ReplaySerializer(serializers.Serializer):
+    """GET /api/matches/<id>/replay/: everything a client needs to replay a finished match (docs/games.md, "Replays")."""
+
+    match = serializers.IntegerField()
+    game = serializers.CharField()
+    settings = GameSerializer()
+    players = MatchPlayerSerializer(many=True)
+    seed = serializers.IntegerField()
+    ticks = serializers.IntegerField(help_text="The last tick: frames run from 0 to ticks.")
+    end_reason = serializers.CharField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    input_log = serializers.ListField(
+        child=serializers.ListField(), help_text="[[tick, seat, input or null (the seat was removed)], ...] in the order "
+        "the engine applied them: a client with the rules replays the match from seed and log alone.")
+    events = serializers.ListField(child=serializers.DictField(), help_text="The timeline: [{tick, type, ...}].")
+    chunk_ticks = serializers.IntegerField(help_text="Frames come in chunks of this many ticks.")
+    frames_url = serializers.CharField()
+
+
+class ReplayFramesSerializer(serializers.Serializer):
+    start = serializers.IntegerField(help_text="The first frame's tick (a multiple of chunk_ticks).")
+    frames = serializers.ListField(
+        child=serializers.DictField(), help_text="[{tick, removed, state}, ...]: the game's snapshot state at each tick.")
+    next = serializers.IntegerField(allow_null=True, help_text="The next chunk's start, null after the last.")
+
+
+class WatchableMatchSerializer(serializers.ModelSerializer):
+    """GET /api/matches/live/: a live match one may watch."""
+
+    status = serializers.CharField(help_text='"waiting" (for its players to connect) or "running".')
+    players = serializers.SerializerMethodField()
+    spectators = serializers.SerializerMethodField(help_text="Watching now, over every process (null: not known).")
+    spectator_delay_seconds = serializers.SerializerMethodField()
+    ws_path = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Match
+        fields = ["id", "game", "status", "source", "started_at", "players", "spectators", "spectator_delay_seconds",
+                  "ws_path"]
+
+    def get_players(self, match: Match) -> list[dict]:
+        return [{"seat": p.seat, "user_id": p.user_id, "username": p.user.username} for p in match.players.all()]
+
+    def get_spectators(self, match: Match) -> int | None:
+        counts = self.context.get("spectators")
+        return None if counts is None else counts.get(match.pk, 0)
+
+    def get_spectator_delay_seconds(self, match: Match) -> float:
+        from games.rules import GAMES
+
+        return GAMES[match.game].settings.spectator_delay_seconds
 
     def get_ws_path(self, match: Match) -> str:
         return f"/ws/matches/{match.pk}/"

@@ -219,3 +219,58 @@ def match_cancel_overdue(*, now: datetime | None = None) -> int:
     if cancelled:
         log.info("cancelled %d match(es) past their deadline", cancelled)
     return cancelled
+
+
+# --- the live-match console (games/admin.py): each action reaches the match wherever it runs and is logged ----------
+
+ENDED_BY_ADMIN = "ended_by_admin"
+NOTICE_MAX_CHARS = 500
+
+
+def _open_match_for(match_id: int) -> Match:
+    match = Match.objects.defer("input_log").filter(pk=match_id).first()
+    if match is None:
+        raise MatchError("not_found", f"There is no match {match_id}.", 404)
+    if match.status not in Match.ACTIVE:
+        raise MatchError("match_not_live", f"Match {match_id} is {match.status}, not live.", 409)
+    return match
+
+
+def _admin_log(*, user: User, match: Match, message: str) -> None:
+    from django.contrib.admin.models import CHANGE, LogEntry
+
+    LogEntry.objects.log_actions(user.pk, [match], CHANGE, change_message=message, single_object=True)
+
+
+def match_end_live(*, match_id: int, user: User, record_result: bool) -> None:
+    """End a live match: with `record_result` its owner ends play at its next tick and records the result as the rules
+    rank it then (reason "ended_by_admin"; a match still waiting for players is cancelled instead); without, it is
+    cancelled ("cancelled_by_admin": no result, no ratings)."""
+    match = _open_match_for(match_id)
+    if record_result:
+        control.finish_match(match_id=match_id, reason=ENDED_BY_ADMIN)
+        _admin_log(user=user, match=match, message="Ended from the live-match console, recording the result.")
+    else:
+        with transaction.atomic():
+            match_cancel(match_id=match_id, reason="cancelled_by_admin")
+            _admin_log(user=user, match=match, message="Ended from the live-match console without a result.")
+
+
+def match_kick(*, match_id: int, seat: int, user: User) -> None:
+    """Remove a seat from a live match at its next tick (as if its player left); its sockets close with 4014."""
+    match = _open_match_for(match_id)
+    player = match.players.select_related("user").filter(seat=seat).first()
+    if player is None:
+        raise MatchError("bad_seat", f"Match {match_id} has no seat {seat}.")
+    control.kick_seat(match_id=match_id, seat=seat)
+    _admin_log(user=user, match=match, message=f"Kicked {player.user.username} (seat {seat}) from the live-match console.")
+
+
+def match_notice(*, match_id: int, text: str, user: User) -> None:
+    """A message every socket of a live match receives ({"type": "notice"}); plain text, 1-500 characters."""
+    text = text.strip()
+    if not text or len(text) > NOTICE_MAX_CHARS:
+        raise MatchError("bad_notice", f"A notice has 1 to {NOTICE_MAX_CHARS} characters.")
+    match = _open_match_for(match_id)
+    control.send_notice(match_id=match_id, text=text)
+    _admin_log(user=user, match=match, message=f"Notice sent from the live-match console: {text}")

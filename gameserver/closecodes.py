@@ -17,6 +17,7 @@ class CloseCode:
     REPLACED = 4011  # the same seat was opened by a newer connection
     REVOKED = 4012  # logged out or banned while connected
     MATCH_OVER = 4013  # the match has finished (or was cancelled): nothing more to play here
+    KICKED = 4014  # an operator removed this seat from the match (the live-match console)
     TOO_MANY_CONNECTIONS = 4029  # this address or user has too many sockets open on this process already
     # PostgreSQL or Redis, which setting the socket up needs (credentials, tickets, the match, its groups), is
     # unreachable for now: reconnect after a few seconds (as HTTP's 503 + Retry-After). Sent after accepting: ASGI servers cannot answer a WebSocket handshake with a 503, and

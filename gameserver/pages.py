@@ -33,6 +33,16 @@ def match(request: HttpRequest, match_id: int) -> HttpResponse:
 
 
 @_page
+def match_replay(request: HttpRequest, match_id: int) -> HttpResponse:
+    return render(request, "replay.html", {"match_id": match_id})
+
+
+@_page
+def watch(request: HttpRequest) -> HttpResponse:
+    return render(request, "watch.html")
+
+
+@_page
 def leaderboard(request: HttpRequest) -> HttpResponse:
     return render(request, "leaderboard.html")
 

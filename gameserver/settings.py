@@ -281,6 +281,9 @@ ENGINE_HANDOVER_ON_SIGTERM = env_bool("ENGINE_HANDOVER_ON_SIGTERM", True)
 # invitation accepted); invitations from POST /api/matches/ expire after MATCH_INVITE_TIMEOUT_SECONDS.
 MATCH_JOIN_TIMEOUT_SECONDS = env_int("MATCH_JOIN_TIMEOUT_SECONDS", 60, minimum=5, maximum=3600)
 MATCH_INVITE_TIMEOUT_SECONDS = env_int("MATCH_INVITE_TIMEOUT_SECONDS", 300, minimum=10, maximum=7 * 86400)
+# Who may watch a finished match's replay: "everyone" logged in (for games that allow spectators; others: players
+# only), or "players" (its players only). Staff always may.
+REPLAY_VISIBILITY = env_choice("REPLAY_VISIBILITY", "everyone", {"everyone", "players"})
 # Run the matchmaker inside the server processes too (it stands down while a `run_matchmaker` worker is alive).
 MATCHMAKER_IN_PROCESS = env_bool("MATCHMAKER_IN_PROCESS", True)
 # Single-use tickets that non-browser clients exchange for a WebSocket connection.

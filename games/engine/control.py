@@ -1,4 +1,5 @@
-"""Ending a running match from outside its tick loop (an admin's cancel, a deadline sweep), wherever it runs.
+"""Reaching a running match from outside its tick loop, wherever it runs: ending it (an admin's cancel, a deadline
+sweep, the live-match console's end with a result), kicking a seat, and an operator's notice to its sockets.
 
 The owner of a match listens on the match's control group and its relays on the relay group (host.py); a Stop
 message (messages.py) carries the match_end message as the database recorded it. With Redis both groups are on the "relay"
@@ -35,6 +36,46 @@ def stop_message(match_id: int, end: dict[str, Any]) -> dict[str, Any]:
     from games.engine import messages  # msgspec schemas; lazy like selectors below
 
     return messages.to_layer(messages.Stop(match_id, end))
+
+
+def finish_match(*, match_id: int, reason: str) -> None:
+    """Ask the match's owner to end play at its next tick and record the result as the rules rank it then."""
+    from games.engine import messages
+
+    _tell_match(match_id, messages.Finish(match_id, reason))
+
+
+def kick_seat(*, match_id: int, seat: int) -> None:
+    """Remove a seat at the match's next tick; every process closes that seat's sockets with 4014."""
+    from games.engine import messages
+
+    _tell_match(match_id, messages.Remove(match_id, seat))
+
+
+def send_notice(*, match_id: int, text: str) -> None:
+    """An operator's message to every socket of the match ({"type": "notice"}, docs/protocol.md)."""
+    from games.engine import messages
+
+    _tell_match(match_id, messages.Notice(match_id, text))
+
+
+def _tell_match(match_id: int, message: Any) -> None:
+    """To the match's owner and relays (sync code only); in-process hosts are called directly without Redis. Raises
+    when Redis cannot be reached: the console reports it, nothing was recorded."""
+    from games.engine import messages
+
+    if settings.REDIS_URL:
+        async_to_sync(_send_to_groups)(get_channel_layer("relay"), match_id, messages.to_layer(message))
+        return
+    from games.engine.host import local_hosts
+
+    for loop, host in local_hosts():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_spawn_handler, host, message)
+
+
+def _spawn_handler(host, message: Any) -> None:
+    host.spawn(host.handle_control(message))
 
 
 def stop_match_on_commit(*, match_id: int) -> None:

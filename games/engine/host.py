@@ -33,7 +33,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from games import selectors, services
-from games.engine import messages
+from games.engine import live, messages
 from games.engine.fanout import Connection, LocalSockets
 from games.engine.outage import TAKEOVER_GRACE_SECONDS, RedisHealth
 from games.engine.protocol import Frame
@@ -93,6 +93,15 @@ class MatchHost:
                 messages.Leave: self._on_leave,
                 messages.Here: self._on_here,
             })
+        # The live-match console's messages (control.py): by the relay layer with Redis, else handle_control.
+        self.control_handlers = {
+            messages.Finish: self._on_finish,
+            messages.Remove: self._on_remove,
+            messages.Notice: self._on_notice,
+        }
+        if self.link is not None:
+            self.link.handlers.update(self.control_handlers)
+        self._tick_times = live.TickTimes()
 
     @property
     def relayed(self) -> dict[int, str | None]:
@@ -134,6 +143,7 @@ class MatchHost:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        live.forget_local(self.proc)
         await self.store.close()
 
     @contextlib.asynccontextmanager
@@ -285,6 +295,35 @@ class MatchHost:
         if message.match_id in self.relayed:
             await self._try_take_over(message.match_id)
 
+    # The live-match console (control.py): to the owner and the relays alike.
+
+    async def handle_control(self, message: messages.RelayMessage) -> None:
+        """A console message without Redis (control.py calls this host directly)."""
+        await self.control_handlers[type(message)](message)
+
+    async def _on_finish(self, message: messages.Finish) -> None:
+        runner = self.runners.get(message.match_id)
+        if runner is None or runner.finishing:
+            return
+        if runner.phase == "waiting":  # no play yet, so no result to record: cancelled instead
+            await database_sync_to_async(services.match_cancel)(match_id=message.match_id, reason="cancelled_by_admin")
+            return
+        log.info("match %s: ended by an operator (%s)", message.match_id, message.reason)
+        runner.end_now(message.reason)
+
+    async def _on_remove(self, message: messages.Remove) -> None:
+        runner = self._owned(message.match_id, message.seat)
+        if runner is not None:
+            log.info("match %s: seat %s kicked by an operator", message.match_id, message.seat)
+            runner.leave(message.seat)
+        for conn in [c for c in self.sockets.of(message.match_id) if c.seat == message.seat]:
+            conn.out.close(CloseCode.KICKED)
+
+    async def _on_notice(self, message: messages.Notice) -> None:
+        frame = Frame({"type": "notice", "text": message.text})
+        for conn in list(self.sockets.of(message.match_id)):
+            conn.out.send(frame)
+
     # Owner side: what relays tell the process that runs the match (ignored by any other process).
 
     def _owned(self, mid: int, seat: int) -> MatchRunner | None:
@@ -430,6 +469,8 @@ class MatchHost:
         self._rounds += 1
         if self._rounds % SWEEP_EVERY_ROUNDS == 0:
             self.spawn(self._sweep_overdue())  # beside the renewals: a slow database must not delay them
+        if self._rounds % live.LIVE_EVERY_ROUNDS == 0:
+            self.spawn(self.publish_live())  # beside the renewals too
         checkpoint = self.store.journal is None or self._rounds % CHECKPOINT_EVERY_ROUNDS == 0
         round_started = time.monotonic()
         # A ticking match's journal renews its lease every tick: the round renews only the others (waiting, saving a
@@ -480,6 +521,10 @@ class MatchHost:
                 if self._rounds % HEARTBEAT_EVERY_ROUNDS == 0:
                     self.link.announce(mid, self.sockets.seats(mid))
                 await self._cancel_if_orphaned(mid, owner, time.monotonic())
+
+    async def publish_live(self) -> None:
+        """This process's summary for the live-match console (live.py); a Redis error costs one summary."""
+        await self.health.contained("live summary", live.publish(self, live.summary(self, self._tick_times)))
 
     async def _retry_leftovers(self) -> None:
         """After an outage: delete the keys of matches that ended meanwhile, and leave the groups we could not."""

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-VERSION = 1
+VERSION = 2
 # The channel-layer message that carries an envelope (channels-redis wants a dict with a "type").
 LAYER_TYPE = "gs.relay"
 
@@ -96,7 +96,33 @@ class Moved(_Message, tag="moved"):
     """The owner handed the match over (SIGTERM): relays try to take it now rather than at the lease's expiry."""
 
 
-RelayMessage = Input | SeatChange | Leave | Here | Snapshot | End | Stop | Kick | Moved
+# --- the live-match console (control.py) -> owner and relays -------------------------------------------------------
+
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+NoticeText = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class Finish(_Message, tag="finish"):
+    """An operator ends the match with a result: its owner ends play at its next tick and records the result as the
+    rules rank it then, with this reason (relays ignore it: the owner's End reaches them)."""
+
+    reason: Reason
+
+
+class Remove(_Message, tag="remove"):
+    """An operator kicks a seat: its owner removes the seat at its next tick; every process closes that seat's sockets
+    (4014)."""
+
+    seat: Seat
+
+
+class Notice(_Message, tag="notice"):
+    """An operator's message: every process sends it to its sockets of the match."""
+
+    text: NoticeText
+
+
+RelayMessage = Input | SeatChange | Leave | Here | Snapshot | End | Stop | Kick | Moved | Finish | Remove | Notice
 
 
 class Envelope(msgspec.Struct, array_like=True):

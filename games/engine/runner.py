@@ -10,7 +10,7 @@ tick's snapshot is sent once it is durable, so that a successor replaying the jo
 from __future__ import annotations
 
 import asyncio
-import math
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -113,6 +113,7 @@ class MatchRunner:
         # Until when our lease is certainly ours (host.py sets it after each renewal): ticks wait past it.
         self.lease_safe_until = 0.0
         self.finishing = False
+        self.ended_by: str | None = None  # an operator's reason when the live-match console ended play
         self.task: asyncio.Task | None = None
         # The process's journal writer (None without Redis, or with ENGINE_JOURNAL off); records of this match go
         # there, numbered from 1 (journal_n: the last one made), and ticks are sent once theirs is durable.
@@ -188,6 +189,13 @@ class MatchRunner:
         """The player gave their seat up: removed at the next tick, as if their grace period had run out."""
         if not self.removed[seat] and seat not in self.leaving:
             self.leaving.append(seat)
+
+    def end_now(self, reason: str) -> None:
+        """An operator ends play (the live-match console): the loop stops before its next tick and records the
+        result as the rules rank the state now, with this reason."""
+        if self.phase in (COUNTDOWN, RUNNING):
+            self.ended_by = reason
+            self.phase = FINISHED
 
     def queue_input(self, seat: int, seq: int, parsed: Any, raw: Any) -> bool:
         """False for a stale or repeated sequence number (ignored); otherwise the input waits in the seat's buffer,
@@ -447,6 +455,8 @@ class MatchRunner:
     async def _finish(self) -> None:
         self.finishing = True
         result = self.game.result(self.state)
+        if self.ended_by is not None:
+            result = dataclasses.replace(result, reason=self.ended_by)
         duration = time.time() - self.started_wall if self.started_wall else 0.0
         saving = asyncio.ensure_future(
             self._with_db_retries(

@@ -245,6 +245,11 @@ class RedisStore:
     def _node(self, match_id: int):
         return self._nodes[match_id % len(self._nodes)]
 
+    @property
+    def live_node(self):
+        """Where processes write their live-match summaries (live.py): the first node."""
+        return self._nodes[0]
+
     def _keys(self, match_id: int) -> list[str]:
         p = self._prefix
         return [f"{p}:lease:{match_id}", f"{p}:ckpt:{match_id}", f"{p}:log:{match_id}", f"{p}:jrnl:{match_id}",

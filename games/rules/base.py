@@ -31,6 +31,8 @@ class GameSettings:
     countdown_seconds: float = 3.0
     reconnect_grace_seconds: float = 15.0
     spectators_allowed: bool = True
+    # Spectators see the match this many seconds late (games/engine/delay.py); 0: live.
+    spectator_delay_seconds: float = 0.0
     abandon_rule: str = "continue"
     # The keys of an input object in a fixed order: protocol v2 clients may then send an input as the compact array
     # [seq, value, ...] in this order (docs/protocol.md, "Compact inputs"). Empty: inputs are objects only.
@@ -41,6 +43,8 @@ class GameSettings:
             raise ValueError(f"need 1 <= min_players <= max_players, got {self.min_players}..{self.max_players}")
         if self.tick_rate <= 0 or self.match_seconds <= 0:
             raise ValueError("tick_rate and match_seconds must be positive")
+        if not 0 <= self.spectator_delay_seconds <= 300:
+            raise ValueError(f"spectator_delay_seconds must be 0-300, got {self.spectator_delay_seconds}")
         if self.abandon_rule not in ABANDON_RULES:
             raise ValueError(f"abandon_rule must be one of {ABANDON_RULES}, got {self.abandon_rule!r}")
 

@@ -73,6 +73,7 @@ const FINAL_CLOSE_CODES = new Map([
   [4009, "A message was too large."],
   [4011, "This seat was opened in another tab or device."],
   [4012, "You were logged out."],
+  [4014, "An operator removed you from this match."],
 ]);
 const CLOSE_SERVER_RESTART = 4010;
 const CLOSE_MATCH_OVER = 4013;
@@ -204,7 +205,8 @@ class Emitter {
  * One seat (or a spectator's view) of a match over ws/matches/<id>/.
  *
  * Events: "state" (connection state: connecting, open, reconnecting, ended, closed), "welcome", "snapshot",
- * "event" (each game event of a snapshot), "end" (match_end), "error" (server error messages), "pong" (rtt ms).
+ * "event" (each game event of a snapshot), "end" (match_end), "error" (server error messages), "pong" (rtt ms),
+ * "notice" (an operator's message).
  */
 export class MatchClient extends Emitter {
   constructor({
@@ -375,6 +377,9 @@ export class MatchClient extends Emitter {
         break;
       case "error":
         this.emit("error", message);
+        break;
+      case "notice":
+        this.emit("notice", message);
         break;
       default:
         break; // newer server messages are ignored, as the protocol asks

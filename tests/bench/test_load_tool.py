@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.embedded_o
 def test_eight_bots_for_three_seconds_play_at_the_tick_rate_and_are_reported(tmp_path):
     out = tmp_path / "load.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "bench.load", "--bots", "8", "--window", "3", "--ramp", "1", "--bot-procs", "2",
-         "--out", str(out)],
+        [sys.executable, "-m", "bench.load", "--bots", "8", "--spectators", "3", "--window", "3", "--ramp", "1",
+         "--bot-procs", "2", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=80,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -30,6 +30,10 @@ def test_eight_bots_for_three_seconds_play_at_the_tick_rate_and_are_reported(tmp
     assert record["inputs_per_bot_s"] > 10
     assert record["samples"] > 0 and 0 < record["p50_ms"] <= record["p99_ms"]
     assert record["server_cores"] > 0 and record["server_rss_mb"] > 0
+    # Three spectators per match (two matches of four), reported apart: they watch, they send no inputs.
+    assert record["spectators"] == 6 and record["spectators_dropped"] == 0
+    assert record["spectator_snapshots_per_s"] > 10
+    assert 40 < record["interval_p99_ms"] <= record["interval_max_ms"]
 
 
 

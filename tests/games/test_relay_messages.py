@@ -42,8 +42,8 @@ def raw(envelope) -> dict:
 @pytest.mark.parametrize(
     ("payload", "says"),
     [
-        (raw([messages.VERSION + 1, [["in", 3, 1, 17, {}]]]), "version 2 from another process"),
-        (raw([messages.VERSION + 1, [["teleport", 3]]]), "version 2 from another process"),
+        (raw([messages.VERSION + 1, [["in", 3, 1, 17, {}]]]), f"version {messages.VERSION + 1} from another process"),
+        (raw([messages.VERSION + 1, [["teleport", 3]]]), f"version {messages.VERSION + 1} from another process"),
         (raw([messages.VERSION, [["in", 3, -1, 17, {}]]]), "invalid relay message"),
         (raw([messages.VERSION, [["in", 0, 1, 17, {}]]]), "invalid relay message"),
         (raw([messages.VERSION, [["in", 3, 1, 0, {}]]]), "invalid relay message"),
@@ -71,7 +71,7 @@ async def test_the_link_drops_a_refused_payload_with_a_log_line_and_goes_on(capl
         await link.on_payload(raw([messages.VERSION + 1, [["moved", 3]]]))
         await link.on_payload(messages.to_layer(messages.Moved(3)))
     assert seen == [messages.Moved(3)]
-    assert "relay envelope of version 2" in caplog.text
+    assert f"relay envelope of version {messages.VERSION + 1}" in caplog.text
     assert link.refused_payloads == 1
 
 

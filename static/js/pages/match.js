@@ -115,7 +115,11 @@ function start() {
     else if (event.type === "player_removed") log(`${who(event.seat)} left the match`);
   });
 
-  client.onEnd((end) => showResult(end, client.seat));
+  client.onEnd((end) => {
+    // Over before this page saw any of it (a finished match's page): no empty field, the result and its replay.
+    if (!client.snapshot) $(".stage").hidden = true;
+    showResult(end, client.seat);
+  });
 
   client.onState((state, info) => {
     debug.states.push(state);
@@ -133,6 +137,12 @@ function start() {
   });
 
   client.on("error", (error) => console.warn("server:", error.error, error.message));
+
+  client.on("notice", (notice) => {
+    log(`Operator: ${notice.text}`);
+    $("#notice").textContent = notice.text;
+    $("#notice").hidden = false;
+  });
 
   $("#leave").addEventListener("click", () => {
     client.leave();
@@ -243,6 +253,7 @@ const REASONS = {
   invitation_declined: "Cancelled: an invitation was declined",
   invitation_expired: "Cancelled: not every invitation was accepted in time",
   cancelled_by_admin: "Cancelled by an admin",
+  ended_by_admin: "Ended by an admin (the score at that moment counts)",
   server_error: "Cancelled after a server error",
 };
 
@@ -257,6 +268,7 @@ async function showResult(end, mySeat) {
   else if (mine) title = mine.placing === 1 ? "You won!" : "You lost";
   $("#result-title").textContent = title;
   $("#result-reason").textContent = REASONS[end.reason] || end.reason || "";
+  $("#replay-offer").hidden = end.status !== "finished";
   const rows = $("#result-rows");
   clear(rows);
   const cells = new Map();
