@@ -18,6 +18,9 @@ class GameSerializer(serializers.Serializer):
     reconnect_grace_seconds = serializers.FloatField()
     spectators_allowed = serializers.BooleanField()
     abandon_rule = serializers.CharField()
+    input_fields = serializers.ListField(child=serializers.CharField(), help_text="The order of compact v2 inputs.")
+    turn_seconds = serializers.FloatField(allow_null=True, help_text="Turn timer of a turn-based game, else null.")
+    end_reasons = serializers.ListField(child=serializers.CharField(), help_text="The game's own end reasons.")
 
 
 class MatchCreateSerializer(serializers.Serializer):
