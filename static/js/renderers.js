@@ -21,8 +21,13 @@ export const generic = {
     ctx.textAlign = "left";
     ctx.fillText(`${slug || "This game"}: no renderer, showing the raw state`, 20, 36);
     ctx.font = "15px ui-monospace, monospace";
-    const lines = JSON.stringify(state, null, 1).split("\n");
-    lines.slice(0, 34).forEach((line, i) => ctx.fillText(line.slice(0, 90), 20, 66 + i * 16));
+    // One top-level key a line, long values wrapped.
+    const lines = [];
+    for (const [key, value] of Object.entries(state || {})) {
+      const text = `${key}: ${JSON.stringify(value)}`;
+      for (let at = 0; at < text.length; at += 86) lines.push((at ? "  " : "") + text.slice(at, at + 86));
+    }
+    lines.slice(0, 34).forEach((line, i) => ctx.fillText(line, 20, 66 + i * 16));
   },
 };
 
