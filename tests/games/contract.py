@@ -99,9 +99,13 @@ def check_snapshots(game: Game, seats: int, seed: int = 123, ticks: int = 60) ->
         for event in match.tick():
             assert isinstance(event["type"], str)
             assert json.loads(json.dumps(event, allow_nan=False)) == event
-        check_snapshot(game, game.snapshot(match.state))
+        snap = game.snapshot(match.state)
+        check_snapshot(game, snap)
         if game.is_finished(match.state):
             break
+        # The clock a player reads: whole seconds of the time limit left, rounded up.
+        settings = game.settings
+        assert snap["time_left"] == math.ceil((settings.match_ticks - match.steps) / settings.tick_rate)
     json.dumps(game.to_checkpoint(match.state), allow_nan=False)
 
 

@@ -54,6 +54,13 @@ class NanInSnapshot(pong.PongGame):
         return snap
 
 
+class ClockRoundsDown(pong.PongGame):
+    def snapshot(self, state):
+        snap = super().snapshot(state)
+        snap["time_left"] = (self.settings.match_ticks - state.tick) // self.settings.tick_rate
+        return snap
+
+
 class NeverEnds(pong.PongGame):
     def is_finished(self, state):
         return False
@@ -98,6 +105,7 @@ def test_the_unbroken_game_passes():
         (ScoresAsFloats, lambda g: contract.check_full_match_and_replay(g, 2, 1)),
         (NotDeterministic, lambda g: contract.check_full_match_and_replay(g, 2, 1)),
         (NanInSnapshot, lambda g: contract.check_snapshots(g, 2)),
+        (ClockRoundsDown, lambda g: contract.check_snapshots(g, 2)),
         (NeverEnds, lambda g: contract.check_full_match_and_replay(g, 2, 1)),
         (IgnoresForfeit, contract.check_removals),
     ],
