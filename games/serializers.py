@@ -19,6 +19,9 @@ class GameSerializer(serializers.Serializer):
     spectators_allowed = serializers.BooleanField()
     spectator_delay_seconds = serializers.FloatField()
     abandon_rule = serializers.CharField()
+    input_fields = serializers.ListField(child=serializers.CharField(), help_text="The order of compact v2 inputs.")
+    turn_seconds = serializers.FloatField(allow_null=True, help_text="Turn timer of a turn-based game, else null.")
+    end_reasons = serializers.ListField(child=serializers.CharField(), help_text="The game's own end reasons.")
 
 
 class MatchCreateSerializer(serializers.Serializer):

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from games.rules.base import (
     GameSettings,
+    InputExamples,
     MatchResult,
     check_object,
     check_seat,
@@ -181,6 +182,29 @@ class ArenaGame:
         "_bullet_ticks",
         "_respawn_ticks",
         "_invulnerable_ticks",
+    )
+
+    # What the contract tests (tests/games/test_rules_registry.py) feed every game.
+    examples = InputExamples(
+        valid=(
+            {"dx": 1.0, "dy": 0.0},
+            {"dx": -1.0, "dy": -1.0, "fire": True, "aim": 0.5},
+            {"dx": 0.0, "dy": 1.0, "fire": True},
+            {"dx": 0.3, "dy": -0.7, "fire": False, "aim": -3.0},
+            {"dx": 0, "dy": 0, "fire": True, "aim": 3.14},
+        ),
+        invalid=(
+            ({}, "missing_field"),
+            ({"dx": 1.0}, "missing_field"),
+            ("left", "wrong_type"),
+            ({"dx": "1", "dy": 0.0}, "wrong_type"),
+            ({"dx": True, "dy": 0.0}, "wrong_type"),
+            ({"dx": 0.0, "dy": 0.0, "fire": 1}, "wrong_type"),
+            ({"dx": float("nan"), "dy": 0.0}, "not_finite"),
+            ({"dx": 0.0, "dy": float("-inf")}, "not_finite"),
+            ({"dx": 2.0, "dy": 0.0}, "out_of_range"),
+            ({"dx": 0.0, "dy": 0.0, "aim": 4.0}, "out_of_range"),
+        ),
     )
 
     def __init__(self, settings: GameSettings = SETTINGS, score_limit: int = SCORE_LIMIT):

@@ -4,12 +4,27 @@ Rules are pure (no Django, asyncio, I/O, wall clock or `random`); docs/games.md 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 ABANDON_RULES = ("forfeit", "continue")
-END_REASONS = ("score_limit", "time_limit", "forfeit", "last_player_standing")
+# The generic end reasons any game may use; a game adds its own in GameSettings.end_reasons (docs/games.md).
+END_REASONS = ("score_limit", "time_limit", "forfeit", "last_player_standing", "elimination", "draw")
+# Every code an InputError carries from the helpers below, plus not_your_turn (turn-based games, in an
+# input_refused event); a game may add its own snake_case codes (docs/games.md, "Input validation").
+INPUT_ERROR_CODES = (
+    "wrong_type",
+    "missing_field",
+    "not_finite",
+    "out_of_range",
+    "not_an_integer",
+    "unknown_choice",
+    "wrong_length",
+    "not_your_turn",
+)
+_SNAKE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class InputError(ValueError):
@@ -37,6 +52,11 @@ class GameSettings:
     # The keys of an input object in a fixed order: protocol v2 clients may then send an input as the compact array
     # [seq, value, ...] in this order (docs/protocol.md, "Compact inputs"). Empty: inputs are objects only.
     input_fields: tuple[str, ...] = ()
+    # Turn-based games: the turn timer in seconds (None: a real-time game, or turns without a timer). The rules
+    # enforce it, counting settings.turn_ticks; the engine only reports it to clients.
+    turn_seconds: float | None = None
+    # The game's own end reasons (snake_case), on top of the generic END_REASONS.
+    end_reasons: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_players <= self.max_players:
@@ -47,6 +67,21 @@ class GameSettings:
             raise ValueError(f"spectator_delay_seconds must be 0-300, got {self.spectator_delay_seconds}")
         if self.abandon_rule not in ABANDON_RULES:
             raise ValueError(f"abandon_rule must be one of {ABANDON_RULES}, got {self.abandon_rule!r}")
+        if self.turn_seconds is not None and not self.turn_seconds > 0:
+            raise ValueError("turn_seconds must be positive (or None)")
+        for reason in self.end_reasons:
+            if not _SNAKE.fullmatch(reason):
+                raise ValueError(f"end reasons are snake_case, got {reason!r}")
+
+    @property
+    def all_end_reasons(self) -> tuple[str, ...]:
+        """Every reason result() may give: the generic ones and the game's own."""
+        return END_REASONS + tuple(r for r in self.end_reasons if r not in END_REASONS)
+
+    @property
+    def turn_ticks(self) -> int | None:
+        """The turn timer in whole ticks (at least 1), or None without one."""
+        return None if self.turn_seconds is None else max(1, round(self.turn_seconds * self.tick_rate))
 
     @property
     def dt(self) -> float:
@@ -69,10 +104,23 @@ class MatchResult:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class InputExamples:
+    """Raw inputs (as a client sends them) that the contract tests feed a game: `valid` ones parse and are legal at
+    any time (real-time games), `invalid` ones are (raw, the InputError code parse_input must raise)."""
+
+    valid: tuple[Any, ...]
+    invalid: tuple[tuple[Any, str], ...] = ()
+
+
 class Game(Protocol):
-    """One object per game (e.g. `arena.GAME`); the state it creates is opaque to the engine."""
+    """One object per game (e.g. `arena.GAME`); the state it creates is opaque to the engine.
+
+    Optional: `legal_inputs(state, seat) -> list` of raw inputs legal right now (turn-based games; the contract tests
+    use it instead of examples.valid when it exists)."""
 
     settings: GameSettings
+    examples: InputExamples
 
     def initial_state(self, seats: int, *, seed: int) -> Any: ...
 
@@ -135,6 +183,53 @@ def read_bool(raw: Mapping[str, Any], key: str, default: bool | None = None) -> 
     return value
 
 
+def read_int(raw: Mapping[str, Any], key: str, lo: int, hi: int, default: int | None = None) -> int:
+    """A required whole number in [lo, hi] (2.0 counts as 2, since JavaScript and 32-bit msgpack floats cannot tell
+    them apart; 2.5 is not_an_integer); with a default, optional."""
+    if key not in raw:
+        if default is None:
+            raise InputError("missing_field", f"{key} is required")
+        return default
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError("wrong_type", f"{key} must be a whole number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError("not_finite", f"{key} must be a finite number")
+        if not value.is_integer():
+            raise InputError("not_an_integer", f"{key} must be a whole number")
+    if not lo <= value <= hi:
+        raise InputError("out_of_range", f"{key} must be between {lo} and {hi}")
+    return int(value)
+
+
+def read_choice(raw: Mapping[str, Any], key: str, choices: Sequence[str], default: str | None = None) -> str:
+    """One string of a fixed set (case-sensitive); with a default, optional."""
+    if key not in raw:
+        if default is None:
+            raise InputError("missing_field", f"{key} is required")
+        return default
+    value = raw[key]
+    if not isinstance(value, str):
+        raise InputError("wrong_type", f"{key} must be a string")
+    if value not in choices:
+        shown = ", ".join(choices) if len(choices) <= 8 else ", ".join(choices[:8]) + ", ..."
+        raise InputError("unknown_choice", f"{key} must be one of {shown}")
+    return value
+
+
+def read_vector(raw: Mapping[str, Any], key: str, size: int, lo: float, hi: float) -> tuple[float, ...]:
+    """A required list of exactly `size` finite numbers, each in [lo, hi], as a tuple of floats."""
+    if key not in raw:
+        raise InputError("missing_field", f"{key} is required")
+    value = raw[key]
+    if not isinstance(value, (list, tuple)):
+        raise InputError("wrong_type", f"{key} must be a list of {size} numbers")
+    if len(value) != size:
+        raise InputError("wrong_length", f"{key} must have {size} numbers")
+    return tuple(read_number({key: item}, key, lo, hi) for item in value)
+
+
 def check_seat(seat: int, seats: int) -> None:
     # A negative seat would silently index from the end of the per-seat lists.
     if not 0 <= seat < seats:
@@ -146,14 +241,36 @@ def check_seat_count(settings: GameSettings, seats: int) -> None:
         raise ValueError(f"{settings.slug} needs {settings.min_players}..{settings.max_players} players, got {seats}")
 
 
-def rank_result(scores: Sequence[int], removed: Sequence[bool], reason: str) -> MatchResult:
-    """Competition ranking by score (ties share a place, the next place is skipped); removed seats share last place."""
-    if reason not in END_REASONS:
-        raise ValueError(f"reason must be one of {END_REASONS}, got {reason!r}")
-    keys = [(0, 0) if gone else (1, score) for score, gone in zip(scores, removed, strict=True)]
-    placings = [1 + sum(other > mine for other in keys) for mine in keys]
+def rank_result(
+    scores: Sequence[int],
+    removed: Sequence[bool],
+    reason: str,
+    *,
+    keys: Sequence[Any] | None = None,
+    settings: GameSettings | None = None,
+) -> MatchResult:
+    """Competition ranking (ties share a place, the next place is skipped); removed seats share last place.
+
+    Seats are ranked by `keys` (one comparable value per seat, higher is better: a number or a tuple such as
+    (alive, survived_ticks)) when given, else by score; the scores are reported as they are either way. `reason` must
+    be a generic END_REASONS one or, with `settings`, one of the game's own end_reasons."""
+    allowed = settings.all_end_reasons if settings is not None else END_REASONS
+    if reason not in allowed:
+        raise ValueError(f"reason must be one of {allowed}, got {reason!r}")
+    ranks = scores if keys is None else keys
+    if len(ranks) != len(scores):
+        raise ValueError("one ranking key per seat")
+    order = [(0, 0) if gone else (1, key) for key, gone in zip(ranks, removed, strict=True)]
+    placings = [1 + sum(other > mine for other in order) for mine in order]
     winners = [seat for seat, place in enumerate(placings) if place == 1]
     return MatchResult(placings=placings, scores=list(scores), winner_seats=winners, reason=reason)
+
+
+def refused(seat: int, code: str, message: str) -> dict[str, Any]:
+    """The event a step reports for an input the rules ignored because of the state (not its shape), e.g. an input out
+    of turn: {"type": "input_refused", "seat", "code", "message"}. parse_input cannot see the state, so such errors
+    reach the client as an event of the next snapshot rather than as an `error` message."""
+    return {"type": "input_refused", "seat": seat, "code": code, "message": message}
 
 
 def play(

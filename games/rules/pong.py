@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from games.rules.base import (
     GameSettings,
+    InputExamples,
     MatchResult,
     check_object,
     check_seat,
@@ -86,6 +87,21 @@ class PongGame:
     """Input {"dy": -1..1} is the paddle's velocity as a fraction of PADDLE_SPEED and holds until the next input."""
 
     __slots__ = ("settings", "score_limit", "_limit_ticks", "_serve_delay_ticks")
+
+    # What the contract tests (tests/games/test_rules_registry.py) feed every game.
+    examples = InputExamples(
+        valid=({"dy": -1.0}, {"dy": 0.0}, {"dy": 1.0}, {"dy": 0.35}, {"dy": -1}, {"dy": 1, "dx": 5}),
+        invalid=(
+            ({}, "missing_field"),
+            ([0.5], "wrong_type"),
+            ({"dy": "up"}, "wrong_type"),
+            ({"dy": None}, "wrong_type"),
+            ({"dy": True}, "wrong_type"),
+            ({"dy": float("nan")}, "not_finite"),
+            ({"dy": float("inf")}, "not_finite"),
+            ({"dy": 1.5}, "out_of_range"),
+        ),
+    )
 
     def __init__(self, settings: GameSettings = SETTINGS, score_limit: int = SCORE_LIMIT):
         self.settings = settings

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
 import games.rules as rules
 from games.rules import GAMES, UnknownGame, arena, get_game, pong, register
-from games.rules.base import GameSettings, InputError, MatchResult, rank_result
+from games.rules.base import GameSettings, InputError, rank_result
 from games.rules.rng import Rng
+from tests.games import contract
 
 # --- registry -------------------------------------------------------------------------------------------------------
 
@@ -49,78 +49,51 @@ def test_builtin_settings_match_the_design():
     assert (arena.GAME.score_limit, pong.GAME.score_limit) == (10, 5)
 
 
-# --- the contract, for every registered game -----------------------------------------------------------------------
+# --- the contract, for every registered game (tests/games/contract.py, driven by what each game declares) ---------
 
 registered = pytest.mark.parametrize("slug", sorted(GAMES))
 
 
 @registered
+def test_game_declares_what_the_contract_needs(slug):
+    contract.check_settings(get_game(slug))
+
+
+@registered
 @pytest.mark.parametrize("size", ["min_players", "max_players"])
-def test_game_state_snapshots_and_checkpoints_are_json(slug, size):
+def test_game_snapshots_are_json_and_msgpack(slug, size):
     game = get_game(slug)
-    seats = getattr(game.settings, size)
-    state = game.initial_state(seats, seed=123)
-    for _ in range(30):
-        assert all(isinstance(event["type"], str) for event in game.step(state, game.settings.dt))
-    snap = game.snapshot(state)
-    assert json.loads(json.dumps(snap, allow_nan=False)) == snap
-    # Whole seconds left, rounded up: the clock a player reads.
-    assert snap["time_left"] == math.ceil((game.settings.match_ticks - 30) / game.settings.tick_rate)
-    json.dumps(game.to_checkpoint(state), allow_nan=False)
-
-
-def busy_input(seat: int, tick: int) -> dict:
-    """One raw input that every built-in game parses (each reads its own fields and ignores the rest)."""
-    return {"dx": (-1.0) ** seat, "dy": 1.0 if tick // 7 % 2 else -1.0, "fire": True, "aim": (tick + seat) % 6 - 3.0}
+    contract.check_snapshots(game, getattr(game.settings, size))
 
 
 @registered
-def test_a_game_restored_from_its_checkpoint_plays_on_exactly_like_the_original(slug):
-    """What a checkpoint leaves out shows up as a different future, however to_checkpoint and from_checkpoint agree."""
+@pytest.mark.parametrize("size", ["min_players", "max_players"])
+def test_a_game_restored_from_its_checkpoint_mid_match_plays_on_exactly_like_the_original(slug, size):
     game = get_game(slug)
-    seats, dt = game.settings.max_players, game.settings.dt
-    state = game.initial_state(seats, seed=77)
-    for tick in range(40):
-        for seat in range(seats):
-            game.apply_input(state, seat, game.parse_input(busy_input(seat, tick)))
-        game.step(state, dt)
-    restored = game.from_checkpoint(json.loads(json.dumps(game.to_checkpoint(state), allow_nan=False)))
-    # No new input: what was held (moves, firing, bullets, serves) must carry on from the checkpoint alone.
-    for _ in range(60):
-        assert game.step(restored, dt) == game.step(state, dt)
-        assert game.snapshot(restored) == game.snapshot(state)
+    contract.check_checkpoint_round_trip(game, getattr(game.settings, size))
 
 
 @registered
-def test_game_runs_out_of_time_untouched_and_gives_a_full_result(slug):
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_full_match_of_random_legal_inputs_ends_by_the_games_own_rule_and_replays_to_the_same_result(slug, seed):
     game = get_game(slug)
-    seats = game.settings.min_players
-    state = game.initial_state(seats, seed=5)
-    for _ in range(game.settings.match_ticks):
-        game.step(state, game.settings.dt)
-    assert game.is_finished(state)
-    result = game.result(state)
-    assert isinstance(result, MatchResult)
-    assert len(result.placings) == len(result.scores) == seats
-    assert result.winner_seats and all(result.placings[seat] == 1 for seat in result.winner_seats)
-    assert result.reason in {"score_limit", "time_limit"}
+    seats = game.settings.min_players if seed == 1 else game.settings.max_players
+    contract.check_full_match_and_replay(game, seats, seed)
 
 
 @registered
-def test_game_rejects_an_empty_input_as_missing_a_field(slug):
-    with pytest.raises(InputError) as caught:
-        get_game(slug).parse_input({})
-    assert caught.value.code == "missing_field"
+def test_abandoning_follows_the_declared_abandon_rule(slug):
+    contract.check_removals(get_game(slug))
 
 
 @registered
-def test_input_from_a_removed_seat_changes_nothing(slug):
-    game = get_game(slug)
-    state = game.initial_state(game.settings.max_players, seed=9)
-    game.remove_player(state, 0)
-    before = game.to_checkpoint(state)
-    game.apply_input(state, 0, game.parse_input({"dx": 1.0, "dy": 1.0, "fire": True}))
-    assert game.to_checkpoint(state) == before
+def test_bad_inputs_are_refused_with_the_declared_codes_and_junk_never_crashes(slug):
+    contract.check_bad_inputs(get_game(slug))
+
+
+@registered
+def test_turn_based_games_refuse_inputs_out_of_turn(slug):
+    contract.check_turns(get_game(slug))
 
 
 # --- RNG ------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 import { ApiClient, InputPacer, MatchClient, TickClock, websocketSupported } from "../gsclient.js";
 import { GAMES, Interpolator, Predictor, seatColour } from "../games.js";
 import { $, clear, el, formatDelta, sleep } from "./ui.js";
+// Renderers of games beyond the built-in ones, by slug (static/js/renderers.js; docs/games.md, "The renderer").
+import { complete, generic, loadRenderers } from "../renderers.js";
 
 const root = $("#match");
 const matchId = Number(root.dataset.matchId);
@@ -40,7 +42,7 @@ function hideOverlay() {
 if (!websocketSupported()) {
   showOverlay("Your browser cannot play live games", "It has no WebSocket support. Please use a current browser.");
 } else {
-  start();
+  loadRenderers(api).then(start); // renderer loader: every game's renderer is in GAMES before the socket opens
 }
 
 function start() {
@@ -58,12 +60,8 @@ function start() {
     names = Object.fromEntries(welcome.players.map((p) => [p.seat, p.username]));
     $("#role").textContent = welcome.role === "player" ? `You play seat ${welcome.seat + 1}` : "Spectating";
     if (game === null) {
-      game = GAMES[welcome.game];
-      if (!game) {
-        showOverlay("Unknown game", `This page cannot draw "${welcome.game}".`);
-        client.close();
-        return;
-      }
+      // renderer loader: a game without a renderer gets the raw-state view and the socket stays open.
+      game = GAMES[welcome.game] || (GAMES[welcome.game] = complete(generic, welcome.game));
       setUpCanvas(game);
       clock = new TickClock(welcome.tick_rate);
       interpolator = new Interpolator(game, clock);
@@ -228,7 +226,7 @@ function setUpCanvas(game) {
   };
   resize();
   window.addEventListener("resize", resize);
-  canvas.dataset.game = game === GAMES.arena ? "arena" : "pong";
+  canvas.dataset.game = Object.keys(GAMES).find((slug) => GAMES[slug] === game); // renderer loader: any slug
 }
 
 function toWorld(clientX, clientY) {
