@@ -148,3 +148,18 @@ def make_cluster(tmp_path: Path, redis_url: str) -> Cluster:
     cluster = Cluster(env=env, tmp_path=tmp_path)
     cluster.manage("migrate", "--noinput")
     return cluster
+
+
+async def wait_until(check, timeout: float, what: str, every: float = 0.05):
+    """Calls the blocking `check` (an HTTP request to a server process, say) in a thread until it returns something
+    true, and returns that; fails after `timeout` seconds, naming `what` it waited for."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await asyncio.to_thread(check)
+        if result:
+            return result
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from tests.games.test_multiprocess import Player, owner_port, start_match_across_processes
+from tests.procs import wait_until
 
 # Production-shaped (two processes on Redis): in the PostgreSQL and Redis pass only, like the observability tests.
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.services_pass, pytest.mark.timeout(120)]
@@ -56,15 +57,6 @@ class Operator:
         assert status == 200, body
         return time.monotonic()
 
-
-async def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_the_console_on_one_process_sees_and_steers_a_match_run_by_the_other(cluster):

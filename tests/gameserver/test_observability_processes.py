@@ -8,7 +8,6 @@ import asyncio
 import json
 import shutil
 import signal
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.games.test_multiprocess import owner_port, start_match_across_processes
 from tests.games.test_redis_faults import OwnRedis
+from tests.procs import wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.services_pass, pytest.mark.timeout(90)]
 
@@ -48,15 +48,6 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
 def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
-
-async def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_each_process_reports_its_own_share_of_a_match_and_a_sigterm_handover(cluster):
