@@ -17,6 +17,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.multiprocess, pytest.mark.slow, pyt
 class Player:
     """One player's socket and everything it received, with arrival times."""
 
+    read_error: Exception | None = None  # what broke reading the socket, other than a close (wait_for reports it)
+
     def __init__(self, port: int, match_id: int, token: str):
         self.port, self.match_id, self.token = port, match_id, token
         self.messages: list[tuple[float, dict]] = []
@@ -31,7 +33,7 @@ class Player:
             subprotocols=["gs.v1.json"],
         )
         self.close_code = None
-        self.read_error: Exception | None = None
+        self.read_error = None
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
