@@ -52,6 +52,8 @@ INPUT_BUFFER_MIN = 3
 def input_buffer_max(tick_rate: int) -> int:
     """Inputs a seat of a game at this tick rate may have waiting: 3 at 20 Hz (arena), 4 at 30 Hz (pong)."""
     return max(INPUT_BUFFER_MIN, round(INPUT_BUFFER_SECONDS * tick_rate))
+
+
 # Ticks that ran dry (repeated a seat's held input) that the seat's next inputs may still be matched to: a spike of
 # jitter, not a seat that was away for seconds.
 INPUT_OWED_MAX = 3
