@@ -43,14 +43,15 @@ SAVING_SNAPSHOT_EVERY_SECONDS = 1.0
 # How much play a seat may have waiting, in time: each tick applies one input (docs/protocol.md, "Inputs and ticks");
 # past this many ticks' worth, a tick applies the oldest surplus too. Every input waiting is a tick of latency, so the
 # bound is a latency bound: a client that sends faster than the tick, or a server whose ticks fall behind (a busy
-# process ticks at 19.5 Hz while clients send at 20), catches up at 150 ms instead of standing further behind.
-INPUT_BUFFER_SECONDS = 0.15
+# process ticks at 19.5 Hz while clients send at 20), catches up at 200 ms instead of standing further behind. Less
+# would merge inputs (a correction on the client) on every stall of a few ticks.
+INPUT_BUFFER_SECONDS = 0.2
 # ...but never fewer than this many, so that jitter of a tick or two is absorbed rather than merged.
 INPUT_BUFFER_MIN = 3
 
 
 def input_buffer_max(tick_rate: int) -> int:
-    """Inputs a seat of a game at this tick rate may have waiting: 3 at 20 Hz (arena), 4 at 30 Hz (pong)."""
+    """Inputs a seat of a game at this tick rate may have waiting: 4 at 20 Hz (arena), 6 at 30 Hz (pong)."""
     return max(INPUT_BUFFER_MIN, round(INPUT_BUFFER_SECONDS * tick_rate))
 
 

@@ -208,6 +208,9 @@ def play_and_measure(mover, watcher, game: str) -> tuple[dict, dict]:
     return mover.evaluate(COLLECT), watcher.evaluate(COLLECT)
 
 
+# One rerun: what the page draws depends on when the machine runs the page, the proxy and the server. A busy CI box
+# can make one stall of a tick (a correction, a pause) in a run; a broken tick rule or predictor fails every run.
+@pytest.mark.flaky(reruns=1)
 def test_own_avatar_reacts_at_once_is_never_corrected_and_others_stay_smooth(latency, server, new_page, username):
     proxy, delay, jitter = latency
     cluster, cuttable = server
