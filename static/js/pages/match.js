@@ -21,6 +21,9 @@ const STATE_LABELS = {
   ended: "Match over",
   closed: "Disconnected",
 };
+// Snapshots come every tick while playing and twice a second otherwise: a second without one is an outage the badge
+// shows at once, long before the client's watchdog (staleAfterMs) gives the socket up.
+const STALLED_AFTER_MS = 1000;
 
 // Visible to tests and to anyone debugging in the console. With `record` set, each drawn frame is kept in `frames`
 // (the last MAX_RECORDED_FRAMES): when, the own avatar as drawn, and the others and the ball as drawn.
@@ -55,6 +58,8 @@ function start() {
   let readControls = null;
   let clock = null;
   let pacer = null;
+  let lastSnapshotAt = null;
+  let left = false;
 
   client.on("welcome", (welcome) => {
     names = Object.fromEntries(welcome.players.map((p) => [p.seat, p.username]));
@@ -90,6 +95,7 @@ function start() {
 
   client.onSnapshot((snapshot) => {
     const now = performance.now();
+    lastSnapshotAt = now;
     // Ticks only advance once play runs; the countdown's snapshots would tell the clock nothing.
     if (snapshot.phase === "running" || snapshot.phase === "finished") clock.push(snapshot.tick, now);
     interpolator.push(snapshot);
@@ -104,6 +110,9 @@ function start() {
       }
     }
     showHud(snapshot);
+    if (left && client.seat !== null && snapshot.removed[client.seat] && snapshot.phase !== "finished") {
+      showLeft("The match goes on without you.");
+    }
   });
 
   client.onEvent((event) => {
@@ -122,17 +131,28 @@ function start() {
   client.onState((state, info) => {
     debug.states.push(state);
     document.body.dataset.connState = state;
-    $("#conn").textContent = STATE_LABELS[state] || state;
-    $("#conn").className = `badge ${state}`;
+    showBadge();
     if (state === "reconnecting") showOverlay("Reconnecting…", "Your seat is kept while we get you back.");
     else if (state === "open") hideOverlay();
+    else if (state === "closed" && info && info.serverReason === "banned") showOverlay("You have been banned", info.reason);
     else if (state === "closed") showOverlay("Disconnected", info ? info.reason : "");
     else if (state === "ended") hideOverlay();
   });
 
-  client.on("pong", (rtt) => {
-    $("#ping").textContent = `${Math.round(rtt)} ms`;
-  });
+  client.on("pong", () => showBadge());
+
+  // The badge follows the snapshots, not only the socket: an open socket that carries nothing is not "Connected".
+  function showBadge() {
+    const badge = $("#conn");
+    const silentMs = lastSnapshotAt === null ? 0 : performance.now() - lastSnapshotAt;
+    const stalled = client.state === "open" && silentMs > STALLED_AFTER_MS;
+    badge.textContent = stalled ? `No updates for ${Math.floor(silentMs / 1000)} s` : STATE_LABELS[client.state] || client.state;
+    badge.className = `badge ${stalled ? "stalled" : client.state}`;
+    badge.dataset.state = stalled ? "stalled" : client.state;
+    // A ping measured before the outage says nothing about now.
+    $("#ping").textContent = client.state === "open" && !stalled && client.rtt !== null ? `${Math.round(client.rtt)} ms` : "–";
+  }
+  setInterval(showBadge, 250);
 
   client.on("error", (error) => console.warn("server:", error.error, error.message));
 
@@ -142,9 +162,29 @@ function start() {
     $("#notice").hidden = false;
   });
 
+  // Leaving forfeits or gives the seat up for good: it takes a click on Leave, then on the confirmation. The space
+  // bar (fire in the arena) must never press these buttons, whatever has the focus.
+  for (const button of document.querySelectorAll("#leave, #leave-yes, #leave-no")) {
+    for (const kind of ["keydown", "keyup"]) {
+      button.addEventListener(kind, (event) => {
+        if (event.key === " ") event.preventDefault();
+      });
+    }
+  }
   $("#leave").addEventListener("click", () => {
+    $("#leave-confirm").hidden = false;
+    $("#leave-no").focus();
+  });
+  $("#leave-no").addEventListener("click", () => {
+    $("#leave-confirm").hidden = true;
+    canvas.focus();
+  });
+  $("#leave-yes").addEventListener("click", () => {
+    $("#leave-confirm").hidden = true;
+    left = true;
     client.leave();
     $("#leave").disabled = true;
+    canvas.focus();
   });
 
   client.connect();
@@ -235,6 +275,14 @@ function toWorld(clientX, clientY) {
   return [((clientX - rect.left) / rect.width) * game.width, ((clientY - rect.top) / rect.height) * game.height];
 }
 
+function showLeft(detail) {
+  const box = $("#left-notice");
+  if (!box.hidden) return;
+  $("#left-detail").textContent = detail;
+  box.hidden = false;
+  $("#leave").hidden = true;
+}
+
 function log(text) {
   const list = $("#events");
   list.prepend(el("li", {}, text));
@@ -260,12 +308,16 @@ async function showResult(end, mySeat) {
   section.hidden = false;
   section.scrollIntoView({ block: "start" });
   $("#leave").hidden = true;
+  $("#leave-confirm").hidden = true;
+  $("#left-notice").hidden = true;
   const mine = end.results.find((r) => r.seat === mySeat);
   let title = "Match over";
   if (end.status === "cancelled") title = "Match cancelled";
   else if (mine) title = mine.placing === 1 ? "You won!" : "You lost";
   $("#result-title").textContent = title;
-  $("#result-reason").textContent = REASONS[end.reason] || end.reason || "";
+  let reason = REASONS[end.reason] || end.reason || "";
+  if (mine && mine.abandoned) reason = end.reason === "forfeit" ? "You left the match: a forfeit" : `You left the match. ${reason}`;
+  $("#result-reason").textContent = reason;
   $("#replay-offer").hidden = end.status !== "finished";
   const rows = $("#result-rows");
   clear(rows);
