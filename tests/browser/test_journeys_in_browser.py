@@ -3,6 +3,7 @@ an outage, leaving on purpose only, a ban told as a ban."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -96,3 +97,36 @@ def test_a_player_banned_during_a_match_is_told_they_were_banned(new_page, usern
     assert "Your account has been banned." in ann.locator("#overlay").inner_text()
     assert ann.locator("#conn").inner_text() == "Disconnected"
     shot(ann, "match-banned")
+
+
+def test_pages_have_titles_an_icon_a_styled_404_and_the_leaderboard_keeps_its_game(new_page, username, base_url):
+    page = new_page()
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    sign_up(page, username("pat"))
+    assert page.title() == "Play · Arena"
+    icon = page.get_attribute("link[rel=icon]", "href")
+    assert page.request.get(icon).status == 200
+    assert page.request.get("/favicon.ico").ok  # followed to the same icon, for pages without the link
+
+    # The leaderboard's game is in the URL: a reload and the back button keep the choice.
+    page.goto("/leaderboard/")
+    page.wait_for_selector("#board-game option[value=arena]", state="attached")
+    page.select_option("#board-game", "arena")
+    page.wait_for_url(re.compile(r".*/leaderboard/\?game=arena$"))
+    assert page.title() == "Leaderboard: Arena · Arena"
+    page.reload()
+    page.wait_for_function("document.querySelector('#board-game').value === 'arena'")
+    page.select_option("#board-game", "pong")
+    page.wait_for_url(re.compile(r".*/leaderboard/\?game=pong$"))
+    page.go_back()
+    page.wait_for_url(re.compile(r".*/leaderboard/\?game=arena$"))
+    page.wait_for_function("document.querySelector('#board-game').value === 'arena'")
+    assert missing == []
+
+    response = page.goto("/matches/999999/replay/nothing/")
+    assert response.status == 404
+    assert page.title() == "Page not found · Arena"
+    assert page.locator(".topbar nav a:has-text('Lobbies')").is_visible()
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 19, 32)"  # the site's CSS
+    shot(page, "not-found")

@@ -63,6 +63,8 @@ function start() {
 
   client.on("welcome", (welcome) => {
     names = Object.fromEntries(welcome.players.map((p) => [p.seat, p.username]));
+    const gameName = welcome.game.charAt(0).toUpperCase() + welcome.game.slice(1).replaceAll("_", " ");
+    if (!client.matchEnd) document.title = `${gameName}: ${welcome.players.map((p) => p.username).join(" vs ")} · Arena`;
     $("#role").textContent = welcome.role === "player" ? `You play seat ${welcome.seat + 1}` : "Spectating";
     if (game === null) {
       // renderer loader: a game without a renderer gets the raw-state view and the socket stays open.
@@ -315,6 +317,7 @@ async function showResult(end, mySeat) {
   if (end.status === "cancelled") title = "Match cancelled";
   else if (mine) title = mine.placing === 1 ? "You won!" : "You lost";
   $("#result-title").textContent = title;
+  document.title = `${title} · Arena`;
   let reason = REASONS[end.reason] || end.reason || "";
   if (mine && mine.abandoned) reason = end.reason === "forfeit" ? "You left the match: a forfeit" : `You left the match. ${reason}`;
   $("#result-reason").textContent = reason;
