@@ -130,3 +130,59 @@ def test_pages_have_titles_an_icon_a_styled_404_and_the_leaderboard_keeps_its_ga
     assert page.locator(".topbar nav a:has-text('Lobbies')").is_visible()
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 19, 32)"  # the site's CSS
     shot(page, "not-found")
+
+
+def ticket_of(page) -> dict:
+    """The page's remembered ticket as the server has it now."""
+    remembered = page.evaluate("JSON.parse(localStorage.getItem('gs.queue'))")
+    return page.evaluate(f"fetch('/api/matchmaking/tickets/{remembered['id']}/').then((r) => r.json())")
+
+
+def test_queued_on_every_page_cancelled_from_the_bar_and_matched_from_any_page(new_page, username):
+    ann, ben = new_page(), new_page()
+    sign_up(ann, username("ann"))
+    sign_up(ben, username("ben"))
+    queue_for(ann, "arena")
+    ann.click(".topbar nav a:has-text('Leaderboard')")
+    ann.wait_for_selector("#queue-bar", state="visible")
+    assert ann.locator("#queue-bar-game").inner_text() == "Arena"
+    ann.wait_for_timeout(6_000)  # longer than MATCHMAKING_AWAY_SECONDS: the bar's socket holds the ticket
+    assert ann.locator("#queue-bar-timer").inner_text() >= "0:06"
+    assert ticket_of(ann)["status"] == "searching"
+    shot(ann, "queue-bar")
+    ann.click("#queue-bar-cancel")
+    ann.wait_for_selector("#queue-bar", state="hidden")
+    assert ann.evaluate("localStorage.getItem('gs.queue')") is None
+
+    # Queued again, then reading the lobby list when Ben queues: Ann is taken to the match from there.
+    queue_for(ann, "pong")
+    ann.goto("/lobbies/")
+    ann.wait_for_selector("#queue-bar", state="visible")
+    queue_for(ben, "pong")
+    ann.wait_for_url(MATCH_URL)
+    ben.wait_for_url(MATCH_URL)
+    assert ann.url == ben.url
+
+
+def test_closing_the_tab_while_queued_stops_the_search_and_coming_back_says_so(new_page, username):
+    ann, ben = new_page(), new_page()
+    sign_up(ann, username("ann"))
+    sign_up(ben, username("ben"))
+    queue_for(ann, "pong")
+    ticket = ticket_of(ann)
+    context = ann.context
+    ann.close()
+    # Ben queues for the same game a moment later: he must not be matched with Ann, who is gone.
+    time.sleep(6)
+    queue_for(ben, "pong")
+    ben.wait_for_timeout(2_500)  # two matchmaker steps
+    assert ben.locator("#queue").is_visible() and MATCH_URL.match(ben.url) is None
+
+    back = context.new_page()
+    back.goto("/")
+    back.wait_for_selector("#away", state="visible")
+    assert "stopped because you left the site" in back.locator("#away-text").inner_text()
+    assert back.evaluate(f"fetch('/api/matchmaking/tickets/{ticket['id']}/').then((r) => r.json())")["status"] == "cancelled"
+    assert back.locator("#play").is_enabled()
+    shot(back, "home-after-leaving")
+    ben.click("#cancel")
