@@ -21,9 +21,12 @@ const STATE_LABELS = {
   ended: "Match over",
   closed: "Disconnected",
 };
-// Snapshots come every tick while playing and twice a second otherwise: a second without one is an outage the badge
-// shows at once, long before the client's watchdog (staleAfterMs) gives the socket up.
+// Snapshots come every tick while playing (4 to 30 a second): a second without one is an outage that the badge shows
+// at once, long before the client's watchdog (staleAfterMs) gives the socket up. Slower phases send less often
+// (every 10th tick while waiting for players, once a second while the result is saved): twice their gap, then.
 const STALLED_AFTER_MS = 1000;
+const WAITING_SNAPSHOT_EVERY_TICKS = 10; // games/engine/runner.py
+const SAVING_SNAPSHOT_EVERY_MS = 1000;
 
 // Visible to tests and to anyone debugging in the console. With `record` set, each drawn frame is kept in `frames`
 // (the last MAX_RECORDED_FRAMES): when, the own avatar as drawn, and the others and the ball as drawn.
@@ -98,6 +101,7 @@ function start() {
   client.onSnapshot((snapshot) => {
     const now = performance.now();
     lastSnapshotAt = now;
+    if ($("#conn").dataset.state === "stalled") showBadge();
     // Ticks only advance once play runs; the countdown's snapshots would tell the clock nothing.
     if (snapshot.phase === "running" || snapshot.phase === "finished") clock.push(snapshot.tick, now);
     interpolator.push(snapshot);
@@ -133,6 +137,7 @@ function start() {
   client.onState((state, info) => {
     debug.states.push(state);
     document.body.dataset.connState = state;
+    if (state === "open") lastSnapshotAt = performance.now(); // it opens on a snapshot, just before the page hears of it
     showBadge();
     if (state === "reconnecting") showOverlay("Reconnecting…", "Your seat is kept while we get you back.");
     else if (state === "open") hideOverlay();
@@ -147,7 +152,7 @@ function start() {
   function showBadge() {
     const badge = $("#conn");
     const silentMs = lastSnapshotAt === null ? 0 : performance.now() - lastSnapshotAt;
-    const stalled = client.state === "open" && silentMs > STALLED_AFTER_MS;
+    const stalled = client.state === "open" && silentMs > stalledAfterMs();
     badge.textContent = stalled ? `No updates for ${Math.floor(silentMs / 1000)} s` : STATE_LABELS[client.state] || client.state;
     badge.className = `badge ${stalled ? "stalled" : client.state}`;
     badge.dataset.state = stalled ? "stalled" : client.state;
@@ -155,6 +160,14 @@ function start() {
     $("#ping").textContent = client.state === "open" && !stalled && client.rtt !== null ? `${Math.round(client.rtt)} ms` : "–";
   }
   setInterval(showBadge, 250);
+
+  function stalledAfterMs() {
+    const phase = client.snapshot ? client.snapshot.phase : null;
+    const tickMs = client.welcome ? 1000 / client.welcome.tick_rate : 250;
+    if (phase === "waiting") return Math.max(STALLED_AFTER_MS, 2 * WAITING_SNAPSHOT_EVERY_TICKS * tickMs);
+    if (phase === "finished") return 2 * SAVING_SNAPSHOT_EVERY_MS + STALLED_AFTER_MS;
+    return STALLED_AFTER_MS;
+  }
 
   client.on("error", (error) => console.warn("server:", error.error, error.message));
 
