@@ -97,6 +97,8 @@ def test_a_player_banned_during_a_match_is_told_they_were_banned(new_page, usern
     assert "Your account has been banned." in ann.locator("#overlay").inner_text()
     assert ann.locator("#conn").inner_text() == "Disconnected"
     shot(ann, "match-banned")
+    ann.reload()  # the session no longer logs in: the login page says why
+    ann.wait_for_selector(".errors:has-text('Your account has been banned.')")
 
 
 def test_pages_have_titles_an_icon_a_styled_404_and_the_leaderboard_keeps_its_game(new_page, username, base_url):
