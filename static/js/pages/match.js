@@ -111,7 +111,7 @@ function start() {
       if (snapshot.phase === "running" && !snapshot.removed[client.seat]) {
         pacer.start(client.rtt);
         pacer.observe(snapshot, now);
-      } else if (snapshot.phase === "finished" || snapshot.removed[client.seat]) {
+      } else if (snapshot.phase === "finished" || snapshot.phase === "paused" || snapshot.removed[client.seat]) {
         pacer.stop();
       }
     }
@@ -143,6 +143,7 @@ function start() {
     else if (state === "open") hideOverlay();
     else if (state === "closed" && info && info.serverReason === "banned") showOverlay("You have been banned", info.reason);
     else if (state === "closed") showOverlay("Disconnected", info ? info.reason : "");
+    if (state === "closed") $("#leave").hidden = true; // for good: there is no seat left to give up from here
     else if (state === "ended") hideOverlay();
   });
 
@@ -230,6 +231,7 @@ function start() {
   function drawPhase(snapshot) {
     let text = null;
     if (snapshot.phase === "waiting") text = "Waiting for players";
+    else if (snapshot.phase === "paused") text = "Paused";
     else if (snapshot.phase === "countdown") text = String(Math.ceil(snapshot.countdown || 0));
     else if (snapshot.phase === "finished" && snapshot.saving) text = "Saving the result…";
     if (!text) return;
@@ -239,12 +241,24 @@ function start() {
     ctx.font = "bold 56px system-ui, sans-serif";
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
-    ctx.fillText(text, game.width / 2, game.height / 2);
+    const detail = snapshot.phase === "paused" ? awayText(snapshot) : "";
+    ctx.fillText(text, game.width / 2, game.height / 2 - (detail ? 14 : 0));
+    if (detail) {
+      ctx.font = "20px system-ui, sans-serif";
+      ctx.fillText(detail, game.width / 2, game.height / 2 + 34);
+    }
     ctx.textBaseline = "alphabetic";
+  }
+
+  // Who play waits for, and how long they have left to come back before they lose by forfeit.
+  function awayText(snapshot) {
+    const away = (snapshot.away || []).map((left, seat) => [seat, left]).filter(([, left]) => left !== null);
+    return away.map(([seat, left]) => `${names[seat] || `seat ${seat}`} is offline, ${Math.ceil(left)} s to come back`).join("; ");
   }
 
   function showHud(snapshot) {
     let phase = snapshot.phase === "countdown" ? `starting in ${Math.ceil(snapshot.countdown || 0)}` : snapshot.phase;
+    if (snapshot.phase === "paused") phase = `paused: ${awayText(snapshot)}`;
     if (snapshot.saving) phase = "finished, saving the result"; // the database is away: the result is stored later
     $("#phase").textContent = phase;
     root.dataset.phase = snapshot.phase;
