@@ -60,7 +60,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
     status, retry_after = 200, None
     if request.method == "GET" and _session_user_banned(request):
         # Banned while logged in: the session no longer logs anyone in, and the player is told why.
-        form.add_error(None, "Your account has been banned.")
+        messages.error(request, "Your account has been banned.")
     if request.method == "POST" and form.is_valid():
         try:
             user = services.user_authenticate(
