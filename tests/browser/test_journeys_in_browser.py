@@ -98,7 +98,7 @@ def test_a_player_banned_during_a_match_is_told_they_were_banned(new_page, usern
     assert ann.locator("#conn").inner_text() == "Disconnected"
     shot(ann, "match-banned")
     ann.reload()  # the session no longer logs in: the login page says why
-    ann.wait_for_selector(".errors:has-text('Your account has been banned.')")
+    ann.wait_for_selector(".notice:has-text('Your account has been banned.')")
 
 
 def test_pages_have_titles_an_icon_a_styled_404_and_the_leaderboard_keeps_its_game(new_page, username, base_url):
@@ -188,3 +188,24 @@ def test_closing_the_tab_while_queued_stops_the_search_and_coming_back_says_so(n
     assert back.locator("#play").is_enabled()
     shot(back, "home-after-leaving")
     ben.click("#cancel")
+
+
+def test_pong_pauses_while_a_player_is_offline_and_resumes_with_a_countdown(new_page, username, proxy):
+    ann, ben, (_, ben_name) = matched(new_page, username)
+    needles = match_socket(ben)
+    proxy.refuse(*needles)
+    try:
+        assert proxy.cut(*needles) == 1
+        ann.wait_for_selector("#match[data-phase=paused]", state="attached", timeout=10_000)
+        ann.wait_for_function("document.querySelector('#phase').textContent.includes('s to come back')")
+        assert ann.locator("#phase").inner_text().startswith(f"paused: {ben_name} is offline, ")
+        ball = ann.evaluate("window.gsMatch.client.snapshot.state.ball")
+        ann.wait_for_timeout(1_000)
+        assert ann.evaluate("window.gsMatch.client.snapshot.state.ball") == ball  # nothing moves meanwhile
+        shot(ann, "match-paused")
+    finally:
+        proxy.refuse()
+    ben.wait_for_function("() => window.gsMatch.client.state === 'open'", timeout=30_000)
+    ann.wait_for_selector("#match[data-phase=countdown]", state="attached", timeout=10_000)
+    wait_running(ann)
+    assert ann.evaluate("window.gsMatch.client.snapshot.removed") == [False, False]
