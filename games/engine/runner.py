@@ -109,6 +109,9 @@ class MatchRunner:
         self.local_conns = [0] * seats
         self.remote_until = [0.0] * seats  # monotonic time until which another process says the seat is there
         self.disconnected_since: list[float | None] = [None] * seats
+        # Seats away since a takeover and not back yet: their absence is the dead owner's doing, not theirs, so it
+        # does not pause play (a failover goes on as before); a drop after they are back does.
+        self.away_since_takeover: set[int] = set()
         self.events: list[dict] = []
         self.leaving: list[int] = []
         self.stats = TickStats()
@@ -157,6 +160,7 @@ class MatchRunner:
             # A takeover is nobody's fault: everyone gets a fresh grace period to reconnect.
             now = time.monotonic()
             self.disconnected_since = [None if gone else now for gone in self.removed]
+            self.away_since_takeover = {seat for seat, gone in enumerate(self.removed) if not gone}
 
     def replay(self, records: list[bytes]) -> None:
         """Applies journal records after the checkpoint, in order, through the same code as the ticks that made
@@ -187,6 +191,7 @@ class MatchRunner:
         if self.is_connected(seat, now):
             self.disconnected_since[seat] = None
             self.ever_connected[seat] = True
+            self.away_since_takeover.discard(seat)
         elif self.disconnected_since[seat] is None:
             self.disconnected_since[seat] = now
 
@@ -304,8 +309,10 @@ class MatchRunner:
         back; None otherwise (and on a tick that removes a seat: the rules decide what that means)."""
         if not self.settings.pause_on_disconnect or self.seats != 2 or removals:
             return None
-        away = [since for seat, since in enumerate(self.disconnected_since) if since is not None and not self.removed[seat]]
-        if self.phase in (COUNTDOWN, RUNNING) and any(now - since >= PAUSE_AFTER_SECONDS for since in away):
+        away = {seat: since for seat, since in enumerate(self.disconnected_since) if since is not None and not self.removed[seat]}
+        if self.phase in (COUNTDOWN, RUNNING) and any(
+            now - since >= PAUSE_AFTER_SECONDS for seat, since in away.items() if seat not in self.away_since_takeover
+        ):
             return PAUSE
         if self.phase == PAUSED and not away:
             return RESUME

@@ -102,6 +102,18 @@ def test_a_successor_replaying_the_journal_pauses_and_resumes_as_the_owner_did()
     assert ball(successor) == ball(owner)
 
 
+def test_a_takeover_does_not_pause_for_players_still_reconnecting_but_a_later_drop_does():
+    owner = running("pong")
+    host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
+    successor = MatchRunner(host, owner.info, Checkpoint(data=copy.deepcopy(owner.renewal().checkpoint), log=[]))
+    t = time.monotonic()
+    assert step(successor, t + 5)["phase"] == "running"  # nobody is back yet: the dead owner's fault, not theirs
+    successor.seat_presence(0, local_delta=1)
+    successor.seat_presence(1, local_delta=1)
+    left = drop(successor, 1)
+    assert step(successor, left + 2)["phase"] == "paused"
+
+
 def test_only_1v1_matches_of_games_that_pause_do(monkeypatch):
     left = drop(runner := running("arena", 2), 1)
     assert step(runner, left + 5)["phase"] == "running"  # arena does not pause
