@@ -123,6 +123,8 @@ def server(tmp_path_factory) -> Iterator[tuple[Cluster, CuttableProxy]]:
         THROTTLE_REGISTER="1000/minute",
         DB_CONN_MAX_AGE="0",
         LOG_LEVEL="WARNING",
+        # A ticket left behind stops searching sooner than the default 5 s: the queue journeys wait for it.
+        MATCHMAKING_AWAY_SECONDS="3",
     )
     cluster = Cluster(env=env, tmp_path=tmp_path)
     cluster.manage("migrate", "--noinput")
