@@ -16,6 +16,7 @@ class GameSerializer(serializers.Serializer):
     match_seconds = serializers.FloatField()
     countdown_seconds = serializers.FloatField()
     reconnect_grace_seconds = serializers.FloatField()
+    pause_on_disconnect = serializers.BooleanField(help_text="1-v-1 matches pause while a player is disconnected.")
     spectators_allowed = serializers.BooleanField()
     spectator_delay_seconds = serializers.FloatField()
     abandon_rule = serializers.CharField()

@@ -16,4 +16,5 @@ urlpatterns = [
     path("history/", pages.history, name="history"),
     path("profile/", pages.profile, name="profile"),
     path("users/<int:user_id>/", pages.user_profile, name="user-profile"),
+    path("favicon.ico", pages.favicon, name="favicon"),
 ]

@@ -6,8 +6,9 @@ the WebSockets. ensure_csrf_cookie because those scripts send the CSRF cookie ba
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import get_object_or_404, render
+from django.templatetags.static import static
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from gameserver.accounts.models import User
@@ -61,3 +62,8 @@ def profile(request: HttpRequest) -> HttpResponse:
 def user_profile(request: HttpRequest, user_id: int) -> HttpResponse:
     shown = get_object_or_404(User, pk=user_id)
     return render(request, "profile.html", {"profile_user": shown, "is_me": shown.pk == request.user.pk})
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on pages without an icon link (the admin, the API docs): the site's SVG."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

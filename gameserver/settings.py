@@ -286,6 +286,10 @@ MATCH_INVITE_TIMEOUT_SECONDS = env_int("MATCH_INVITE_TIMEOUT_SECONDS", 300, mini
 REPLAY_VISIBILITY = env_choice("REPLAY_VISIBILITY", "everyone", {"everyone", "players"})
 # Run the matchmaker inside the server processes too (it stands down while a `run_matchmaker` worker is alive).
 MATCHMAKER_IN_PROCESS = env_bool("MATCHMAKER_IN_PROCESS", True)
+# A searching ticket whose player closed their last matchmaking socket (left the site, closed the tab) is cancelled
+# when none reopens within this many seconds: long enough to go from page to page, short enough that nobody is
+# matched with someone who is gone (docs/lobby.md, "Leaving while queued").
+MATCHMAKING_AWAY_SECONDS = env_int("MATCHMAKING_AWAY_SECONDS", 5, minimum=1, maximum=600)
 # Single-use tickets that non-browser clients exchange for a WebSocket connection.
 WS_TICKET_TTL_SECONDS = env_int("WS_TICKET_TTL_SECONDS", 30, minimum=1, maximum=600)
 # --- WebSocket bounds per socket (gameserver/directws.py SocketLimits, gameserver/ws.py; docs/security.md) ---

@@ -8,13 +8,15 @@ import json
 import logging
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 
 from games.engine.protocol import MAX_MESSAGE_BYTES
 from gameserver.closecodes import CloseCode
 from gameserver.ws import BaseConsumer, MessageRateLimit
-from lobby import matchmaker, selectors, services
+from lobby import matchmaker, presence, selectors, services
 from lobby.groups import lobby_group, matchmaking_group
 from lobby.models import Lobby, LobbyMember
 
@@ -192,10 +194,40 @@ def _active_ticket(user) -> dict[str, Any] | None:
     return selectors.ticket_snapshot(ticket=ticket) if ticket else None
 
 
+async def _presence(change, user_id: int) -> int | None:
+    """Run a lobby.presence call off the event loop; None when the cache (Redis) could not answer."""
+    try:
+        return await sync_to_async(change, thread_sensitive=False)(user_id=user_id)
+    except Exception:  # Redis away: presence unknown, and an unknown presence never cancels a ticket
+        log.warning("matchmaking presence of user %s unavailable", user_id, exc_info=True)
+        return None
+
+
+# Pending away checks, referenced until they finish: the consumer that started one is gone by then.
+_away_checks: set[asyncio.Task] = set()
+
+
+async def _cancel_if_still_away(user) -> None:
+    """The user's last matchmaking socket closed: unless one reopened meanwhile (the next page of the site), their
+    searching ticket stops, so that nobody is matched with a player who left."""
+    await asyncio.sleep(settings.MATCHMAKING_AWAY_SECONDS)
+    if await _presence(presence.count, user.pk) != 0:
+        return
+    try:
+        ticket = await database_sync_to_async(services.ticket_abandon)(user=user)
+    except DatabaseError:
+        log.warning("could not cancel the ticket of user %s, who left; it expires as usual", user.pk, exc_info=True)
+        return
+    if ticket is not None:
+        log.info("ticket %s cancelled: user %s left while queued", ticket.pk, user.pk)
+
+
 class MatchmakingConsumer(JsonConsumer):
-    """Pushes the status of the user's tickets; sends the active one (or null) on connect."""
+    """Pushes the status of the user's tickets; sends the active one (or null) on connect. Open sockets hold the
+    user's ticket: when the last one closes and none reopens within MATCHMAKING_AWAY_SECONDS, it is cancelled."""
 
     metrics_kind = "matchmaking"
+    counted = False
 
     async def connect(self) -> None:
         if not await self.join_group(matchmaking_group(self.user.pk)):
@@ -203,12 +235,17 @@ class MatchmakingConsumer(JsonConsumer):
             await self.close(CloseCode.TRY_AGAIN_LATER)  # Redis away: the ticket's news could not reach this socket
             return
         await self.accept()
+        self.counted = await _presence(presence.arrive, self.user.pk) is not None
         await self.send_json({"type": "matchmaking.state", "ticket": await _active_ticket(self.user)})
         await matchmaker.ensure_embedded_async()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "user", None) is not None and self.user.is_authenticated:
             await self.leave_group(matchmaking_group(self.user.pk))
+            if self.counted and await _presence(presence.depart, self.user.pk) == 0:
+                task = asyncio.get_running_loop().create_task(_cancel_if_still_away(self.user))
+                _away_checks.add(task)
+                task.add_done_callback(_away_checks.discard)
 
     async def matchmaking_event(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])

@@ -287,6 +287,21 @@ def _ticket_end(ticket_ids: list[int], status: str, now) -> int:
 
 
 @transaction.atomic
+def ticket_abandon(*, user: User) -> Ticket | None:
+    """The user left while queued (their matchmaking sockets closed and stayed closed): their searching ticket, a
+    party's too, is cancelled as if they had pressed Cancel. None when there was nothing searching."""
+    ticket = Ticket.objects.filter(members__user=user, members__active=True, status=Ticket.Status.SEARCHING).first()
+    if ticket is None:
+        return None
+    now = timezone.now()
+    if not _ticket_end([ticket.pk], Ticket.Status.CANCELLED, now):
+        return None  # matched or cancelled meanwhile
+    ticket.refresh_from_db()
+    ticket_notify(ticket=ticket, now=now)
+    return ticket
+
+
+@transaction.atomic
 def ticket_cancel(*, user: User | None, ticket_id: int) -> Ticket:
     """Cancel a searching ticket; any party member may, and user=None is the admin."""
     tickets = Ticket.objects.all() if user is None else Ticket.objects.filter(members__user=user)

@@ -54,25 +54,33 @@ class Written(enum.IntEnum):
 @dataclass(slots=True)
 class TickRecord:
     """One tick's decisions. `inputs`: (seat, seq, raw input as JSON text) in the order applied; `removals`: seats
-    removed this tick, in order; `started`: wall time when play started this tick (waiting -> countdown), else None."""
+    removed this tick, in order; `started`: wall time when play started this tick (waiting -> countdown), else None;
+    `pause`: PAUSE or RESUME when play paused for a disconnected player or resumed this tick, else None."""
 
     n: int
     inputs: list[tuple[int, int, str]] = field(default_factory=list)
     removals: list[int] = field(default_factory=list)
     started: float | None = None
+    pause: str | None = None
 
     def encode(self) -> bytes:
         # The raw inputs are JSON text already (the input log's): spliced in, not decoded and encoded again.
         inputs = ",".join(f"[{seat},{seq},{raw}]" for seat, seq, raw in self.inputs)
         started = "null" if self.started is None else repr(self.started)
         removals = ",".join(map(str, self.removals))
-        return f"[{self.n},{started},[{inputs}],[{removals}]]".encode()
+        # A fifth item only on the rare ticks that pause or resume: every other record keeps its old form.
+        pause = "" if self.pause is None else f',"{self.pause}"'
+        return f"[{self.n},{started},[{inputs}],[{removals}]{pause}]".encode()
 
 
-def decode_record(raw: bytes | str) -> tuple[int, float | None, list[tuple[int, int, Any]], list[int]]:
-    """(n, started, [(seat, seq, raw input as a value)], removals): a stored record, for replay."""
-    n, started, inputs, removals = orjson.loads(raw)
-    return n, started, [(seat, seq, value) for seat, seq, value in inputs], removals
+PAUSE, RESUME = "pause", "resume"
+
+
+def decode_record(raw: bytes | str) -> tuple[int, float | None, list[tuple[int, int, Any]], list[int], str | None]:
+    """(n, started, [(seat, seq, raw input as a value)], removals, pause): a stored record, for replay."""
+    n, started, inputs, removals, *rest = orjson.loads(raw)
+    pause = rest[0] if rest and rest[0] in (PAUSE, RESUME) else None
+    return n, started, [(seat, seq, value) for seat, seq, value in inputs], removals, pause
 
 
 def record_number(raw: bytes | str) -> int:

@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
 from games import selectors, services
-from games.engine.journal import TickRecord, Written, decode_record
+from games.engine.journal import PAUSE, RESUME, TickRecord, Written, decode_record
 from games.engine.protocol import Frame
 from games.engine.store import LEASE_SAFE_SECONDS, Checkpoint, LogEntry, Renewal, export_log, log_entry
 from games.rules import get_game
@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAITING, COUNTDOWN, RUNNING, FINISHED = "waiting", "countdown", "running", "finished"
+# A 1-v-1 match of a game that pauses (settings.pause_on_disconnect) while a player is disconnected.
+PAUSED = "paused"
+# A seat away this long pauses such a match: a socket that comes straight back (a blip, a takeover's reconnect) does
+# not cost both players a countdown.
+PAUSE_AFTER_SECONDS = 1.0
 # While waiting nothing moves: a snapshot every this many ticks keeps clients' view of who has arrived fresh.
 WAITING_SNAPSHOT_EVERY = 10
 # A tick this many periods late is not caught up: the schedule restarts from now (the game slows, never bursts).
@@ -107,6 +112,9 @@ class MatchRunner:
         self.local_conns = [0] * seats
         self.remote_until = [0.0] * seats  # monotonic time until which another process says the seat is there
         self.disconnected_since: list[float | None] = [None] * seats
+        # Seats away since a takeover and not back yet: their absence is the dead owner's doing, not theirs, so it
+        # does not pause play (a failover goes on as before); a drop after they are back does.
+        self.away_since_takeover: set[int] = set()
         self.events: list[dict] = []
         self.leaving: list[int] = []
         self.stats = TickStats()
@@ -155,19 +163,20 @@ class MatchRunner:
             # A takeover is nobody's fault: everyone gets a fresh grace period to reconnect.
             now = time.monotonic()
             self.disconnected_since = [None if gone else now for gone in self.removed]
+            self.away_since_takeover = {seat for seat, gone in enumerate(self.removed) if not gone}
 
     def replay(self, records: list[bytes]) -> None:
         """Applies journal records after the checkpoint, in order, through the same code as the ticks that made
         them. A record already included (a write repeated after a timeout) is skipped; a gap ends the replay."""
         for raw in records:
-            n, started, inputs, removals = decode_record(raw)
+            n, started, inputs, removals, pause = decode_record(raw)
             if n <= self.journal_n:
                 continue
             if n != self.journal_n + 1:
                 log.warning("match %s: journal gap after record %s (next is %s); replay stops", self.match_id, self.journal_n, n)
                 break
             applied = [(seat, seq, self.game.parse_input(value), value) for seat, seq, value in inputs]
-            self._apply(TickRecord(n=n, removals=removals, started=started), applied)
+            self._apply(TickRecord(n=n, removals=removals, started=started, pause=pause), applied)
             self.journal_n = n
         # The players saw these ticks' events already, from the dead owner.
         self.events = []
@@ -185,6 +194,7 @@ class MatchRunner:
         if self.is_connected(seat, now):
             self.disconnected_since[seat] = None
             self.ever_connected[seat] = True
+            self.away_since_takeover.discard(seat)
         elif self.disconnected_since[seat] is None:
             self.disconnected_since[seat] = now
 
@@ -196,7 +206,7 @@ class MatchRunner:
     def end_now(self, reason: str) -> None:
         """An operator ends play (the live-match console): the loop stops before its next tick and records the
         result as the rules rank the state now, with this reason."""
-        if self.phase in (COUNTDOWN, RUNNING):
+        if self.phase in (COUNTDOWN, RUNNING, PAUSED):
             self.ended_by = reason
             self.phase = FINISHED
 
@@ -254,14 +264,20 @@ class MatchRunner:
             started = self._start_if_ready(now)
             inputs: list[tuple[int, int, Any, Any]] = []
             removals = started[1] if started else []
+            pause = None
         else:
             started = None
-            inputs = self.take_inputs()
             removals = self._due_removals(now)
+            pause = self._pause_change(now, removals)
+            if self.phase == PAUSED or pause == PAUSE:
+                self._clear_inputs()  # nothing is played while paused; the controls' state starts afresh after it
+                inputs = []
+            else:
+                inputs = self.take_inputs()
         record = None
         if self.phase != WAITING or started:
             self.journal_n += 1
-            record = TickRecord(n=self.journal_n, removals=removals, started=started[0] if started else None)
+            record = TickRecord(n=self.journal_n, removals=removals, started=started[0] if started else None, pause=pause)
             self._apply(record, inputs)
             if started:
                 self.host.spawn(database_sync_to_async(services.match_start)(match_id=self.match_id))
@@ -291,6 +307,20 @@ class MatchRunner:
                 due.append(seat)
         return due
 
+    def _pause_change(self, now: float, removals: list[int]) -> str | None:
+        """PAUSE when a seat of a 1-v-1 match that pauses has been away PAUSE_AFTER_SECONDS, RESUME once every seat is
+        back; None otherwise (and on a tick that removes a seat: the rules decide what that means)."""
+        if not self.settings.pause_on_disconnect or self.seats != 2 or removals:
+            return None
+        away = {seat: since for seat, since in enumerate(self.disconnected_since) if since is not None and not self.removed[seat]}
+        if self.phase in (COUNTDOWN, RUNNING) and any(
+            now - since >= PAUSE_AFTER_SECONDS for seat, since in away.items() if seat not in self.away_since_takeover
+        ):
+            return PAUSE
+        if self.phase == PAUSED and not away:
+            return RESUME
+        return None
+
     def _apply(self, record: TickRecord, inputs: list[tuple[int, int, Any, Any]]) -> None:
         """One tick's decisions through the pure rules: the same on the owner and when a successor replays the
         journal, so both reach the same state. `inputs`: (seat, seq, parsed, raw) in order; their JSON text goes into
@@ -299,11 +329,11 @@ class MatchRunner:
             for seat in record.removals:
                 self._remove(seat)
             self.phase = COUNTDOWN
-            self.countdown_left = max(1, round(self.settings.countdown_seconds * self.settings.tick_rate))
+            self.countdown_left = self._countdown_ticks()
             self.started_wall = record.started
         else:
             self._apply_play(record, inputs)
-        if self.phase in (COUNTDOWN, RUNNING) and self.game.is_finished(self.state):
+        if self.phase in (COUNTDOWN, RUNNING, PAUSED) and self.game.is_finished(self.state):
             self.phase = FINISHED
 
     def _apply_play(self, record: TickRecord, inputs: list[tuple[int, int, Any, Any]]) -> None:
@@ -317,13 +347,22 @@ class MatchRunner:
             self.ever_connected[seat] = True  # it sent an input (on replay: as the dead owner saw it)
         for seat in record.removals:
             self._remove(seat)
-        if self.phase == COUNTDOWN:
+        if record.pause == PAUSE:
+            self.phase = PAUSED
+        elif record.pause == RESUME:
+            # Back to the countdown the match began with: nobody is surprised by a ball already moving.
+            self.phase = COUNTDOWN
+            self.countdown_left = self._countdown_ticks()
+        elif self.phase == COUNTDOWN:
             self.countdown_left -= 1
             if self.countdown_left <= 0:
                 self.phase = RUNNING
         elif self.phase == RUNNING and not self.game.is_finished(self.state):
             self.events.extend(self.game.step(self.state, self.settings.dt))
             self.steps += 1
+
+    def _countdown_ticks(self) -> int:
+        return max(1, round(self.settings.countdown_seconds * self.settings.tick_rate))
 
     def _remove(self, seat: int) -> None:
         self.removed[seat] = True
@@ -351,6 +390,13 @@ class MatchRunner:
             message["countdown"] = round(self.countdown_left / self.settings.tick_rate, 2)
         if self.phase == WAITING:
             message["join_deadline_in"] = round(max(0.0, self.join_deadline - now), 1)
+        if self.phase == PAUSED:
+            # Per seat: seconds left of the grace period of a disconnected player (null: connected, or removed).
+            grace = self.settings.reconnect_grace_seconds
+            message["away"] = [
+                None if since is None or self.removed[seat] else round(max(0.0, grace - (now - since)), 1)
+                for seat, since in enumerate(self.disconnected_since)
+            ]
         if self.events and take_events:
             message["events"] = self.events
             self.events = []

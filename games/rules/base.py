@@ -49,6 +49,9 @@ class GameSettings:
     # Spectators see the match this many seconds late (games/engine/delay.py); 0: live.
     spectator_delay_seconds: float = 0.0
     abandon_rule: str = "continue"
+    # 1-v-1 matches: play pauses while a player is disconnected (within reconnect_grace_seconds) and resumes with a
+    # countdown when they are back, so that a drop costs no points. Matches of more players go on regardless.
+    pause_on_disconnect: bool = False
     # The keys of an input object in a fixed order: protocol v2 clients may then send an input as the compact array
     # [seq, value, ...] in this order (docs/protocol.md, "Compact inputs"). Empty: inputs are objects only.
     input_fields: tuple[str, ...] = ()

@@ -28,6 +28,7 @@ SETTINGS = GameSettings(
     tick_rate=30,
     match_seconds=180.0,
     abandon_rule="forfeit",
+    pause_on_disconnect=True,
     input_fields=("dy",),
 )
 SCORE_LIMIT = 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import SESSION_KEY, login, logout
 from django.contrib.auth.forms import UserCreationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -58,6 +58,9 @@ def signup(request: HttpRequest) -> HttpResponse:
 def login_page(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
     status, retry_after = 200, None
+    if request.method == "GET" and _session_user_banned(request):
+        # Banned while logged in: the session no longer logs anyone in, and the player is told why.
+        messages.error(request, "Your account has been banned.")
     if request.method == "POST" and form.is_valid():
         try:
             user = services.user_authenticate(
@@ -78,6 +81,14 @@ def login_page(request: HttpRequest) -> HttpResponse:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(_next_url(request))
     return _form_page(request, "accounts/login.html", form, "Log in", "Log in", status, retry_after)
+
+
+def _session_user_banned(request: HttpRequest) -> bool:
+    """The session names a user, Django no longer logs them in (inactive), and that is because of a ban."""
+    user_id = request.session.get(SESSION_KEY)
+    if user_id is None or request.user.is_authenticated:
+        return False
+    return User.objects.filter(pk=user_id, banned_at__isnull=False).exists()
 
 
 def _form_page(

@@ -75,7 +75,19 @@ const FINAL_CLOSE_CODES = new Map([
   [4012, "You were logged out."],
   [4014, "An operator removed you from this match."],
 ]);
+// 4012 names why the credential was revoked; a player must learn that a ban is not a logout.
+const REVOKED_REASONS = new Map([
+  ["banned", "Your account has been banned."],
+  ["password_changed", "The password was changed: log in again."],
+]);
+const CLOSE_REVOKED = 4012;
 const CLOSE_SERVER_RESTART = 4010;
+
+/** What to tell a person about a final close code (4012 by its reason: logged out, password changed, banned). */
+export function closeMessage(code, reason = "") {
+  if (code === CLOSE_REVOKED && REVOKED_REASONS.has(reason)) return REVOKED_REASONS.get(reason);
+  return FINAL_CLOSE_CODES.get(code) || reason || "The connection was lost.";
+}
 const CLOSE_MATCH_OVER = 4013;
 
 export class UnsupportedBrowserError extends Error {}
@@ -447,7 +459,7 @@ export class MatchClient extends Emitter {
     if (code === CLOSE_MATCH_OVER || this.matchEnd) {
       this._finish("ended", { code, reason: "The match is over." });
     } else if (FINAL_CLOSE_CODES.has(code)) {
-      this._finish("closed", { code, reason: FINAL_CLOSE_CODES.get(code) });
+      this._finish("closed", { code, reason: closeMessage(code, reason), serverReason: reason });
     } else if (!this.reconnect) {
       this._finish("closed", { code, reason: reason || "The connection was lost." });
     } else {
@@ -771,7 +783,7 @@ export class LiveSocket extends Emitter {
       this.ws = null;
       if (this.finalCodes.has(event.code)) {
         this.stopped = true;
-        this.emit("state", "closed", event.code);
+        this.emit("state", "closed", event.code, closeMessage(event.code, event.reason));
       } else {
         this._retry();
       }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from gameserver.accounts import services
 from gameserver.accounts.models import User
 from tests.conftest import PASSWORD
 
@@ -75,3 +76,14 @@ def test_admin_user_list_searches_and_filters(admin_client, alice, bob):
     assert listed(q="ali") == {"alice"}
     assert listed(banned="yes") == {"bob"}
     assert listed(banned="no") == {"admin", "alice"}
+
+
+def test_a_player_banned_while_logged_in_is_told_so_on_the_login_page(alice):
+    client = Client()
+    client.force_login(alice)
+    services.user_ban(user=alice)
+    page = client.get("/history/", follow=True)
+    assert page.redirect_chain[-1][0].startswith("/login/")
+    assert "Your account has been banned." in page.content.decode()
+    # Someone else opening the login page in a fresh browser sees no such message.
+    assert "banned" not in Client().get("/login/").content.decode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,8 @@ PASSWORD = "correct horse battery staple"
 
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to the server byte for byte, and can cut the connections whose request contains
-    every given needle (a path, a session cookie): a real dropped socket (the browser sees 1006), not a close."""
+    every given needle (a path, a session cookie): a real dropped socket (the browser sees 1006), not a close. It can
+    also hold what the server sends on such connections (an outage with the socket still open) until released."""
 
     def __init__(self, upstream_port: int):
         self.upstream_port = upstream_port
@@ -39,6 +41,7 @@ class CuttableProxy:
         self.lock = threading.Lock()
         self.links: list[tuple[bytes, socket.socket, socket.socket]] = []
         self.refusing: tuple[bytes, ...] = ()
+        self.holding: tuple[bytes, ...] = ()
         self.cuts = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -60,6 +63,10 @@ class CuttableProxy:
     def refuse(self, *needles: bytes) -> None:
         """Until called again without needles, new connections with all of them are dropped at their request."""
         self.refusing = needles
+
+    def hold(self, *needles: bytes) -> None:
+        """Until called again without needles, the server's bytes to connections with all of them wait here."""
+        self.holding = needles
 
     def close(self) -> None:
         self.listener.close()
@@ -87,13 +94,14 @@ class CuttableProxy:
             return
         with self.lock:
             self.links.append((first, client, upstream))
-        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, first), daemon=True).start()
         self._pump(client, upstream)
 
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
+    def _pump(self, source: socket.socket, target: socket.socket, request: bytes | None = None) -> None:
         try:
             while data := source.recv(65536):
+                while request is not None and self.holding and all(n in request for n in self.holding):
+                    time.sleep(0.02)
                 target.sendall(data)
         except OSError:
             pass
@@ -115,6 +123,8 @@ def server(tmp_path_factory) -> Iterator[tuple[Cluster, CuttableProxy]]:
         THROTTLE_REGISTER="1000/minute",
         DB_CONN_MAX_AGE="0",
         LOG_LEVEL="WARNING",
+        # A ticket left behind stops searching sooner than the default 5 s: the queue journeys wait for it.
+        MATCHMAKING_AWAY_SECONDS="3",
     )
     cluster = Cluster(env=env, tmp_path=tmp_path)
     cluster.manage("migrate", "--noinput")

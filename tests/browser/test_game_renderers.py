@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import shot
-from tests.browser.test_play_in_browser import MATCH_URL, queue_for, seat_of, sign_up, wait_running
+from tests.browser.test_play_in_browser import MATCH_URL, leave_match, queue_for, seat_of, sign_up, wait_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.multiprocess, pytest.mark.timeout(120)]
 
@@ -73,7 +73,7 @@ def test_a_game_whose_renderer_does_not_load_shows_the_raw_state_and_keeps_the_s
     assert ann.evaluate("window.gsMatch.inputs") == 0  # no renderer, no controls: nothing is sent
     shot(ann, "match-generic-view")
     # The match is not lost: it ends as any other (here by the page's own Leave button), with a result for both.
-    ann.click("#leave")
+    leave_match(ann)
     for page, title in ((ann, "You lost"), (ben, "You won!")):
         page.wait_for_selector("#result", state="visible")
         assert page.locator("#result-title").inner_text() == title

@@ -234,6 +234,7 @@ def test_own_avatar_reacts_at_once_is_never_corrected_and_others_stay_smooth(lat
                         "pacer": mine["pacer"], "delay_ms": round(theirs["delayMs"] or 0, 1)}
         print(f"\n{delay} +- {jitter} ms, {game}: {report[game]}")
         mover.click("#leave")
+        mover.click("#leave-yes")
         watcher.wait_for_selector("#result", state="visible")
     for game, r in report.items():
         where = f"{game} at {delay} +- {jitter} ms: {r}"

@@ -55,6 +55,12 @@ def move_own_paddle(page, key: str, beyond: str) -> None:
         page.keyboard.up(key)
 
 
+def leave_match(page) -> None:
+    """Leave through the button and its confirmation, as a player does."""
+    page.click("#leave")
+    page.click("#leave-yes")
+
+
 def test_two_players_are_matched_play_and_see_their_rating_change(new_page, username):
     alice, bob = new_page(), new_page()
     sign_up(alice, username("alice"))
@@ -80,11 +86,14 @@ def test_two_players_are_matched_play_and_see_their_rating_change(new_page, user
     stats = bob.evaluate("({v: window.gsMatch.client.version, ...window.gsMatch.client.stats})")
     assert stats["v"] == 2 and stats["deltas"] > 30 and stats["gaps"] == 0, stats
 
-    alice.click("#leave")
-    for page, title, sign in ((alice, "You lost", "−"), (bob, "You won!", "+")):
+    leave_match(alice)
+    for page, title, reason, sign in (
+        (alice, "You lost", "You left the match: a forfeit", "−"),
+        (bob, "You won!", "Won by forfeit", "+"),
+    ):
         page.wait_for_selector("#result", state="visible")
         assert page.locator("#result-title").inner_text() == title
-        assert page.locator("#result-reason").inner_text() == "Won by forfeit"
+        assert page.locator("#result-reason").inner_text() == reason
         page.wait_for_function(
             "[...document.querySelectorAll('.rating-change')].every(c => c.textContent.includes('now'))"
         )
@@ -138,7 +147,7 @@ def test_a_dropped_socket_reconnects_to_the_same_seat_and_the_match_goes_on(new_
     assert carol.get_attribute("#match", "data-phase") == "running"
     # Inputs after the reconnect carry on above the acknowledged seq, so the server still takes them.
     move_own_paddle(carol, "ArrowDown", "> 400")
-    carol.click("#leave")
+    leave_match(carol)
     dave.wait_for_selector("#result", state="visible")
 
 

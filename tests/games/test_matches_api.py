@@ -14,6 +14,7 @@ def test_games_are_listed_with_their_settings(api):
     games = {g["slug"]: g for g in api.get("/api/games/").json()}
     assert games["pong"]["max_players"] == 2
     assert games["arena"]["min_players"] == 2 and games["arena"]["max_players"] == 8
+    assert games["pong"]["pause_on_disconnect"] is True and games["arena"]["pause_on_disconnect"] is False
 
 
 def test_create_match_seats_players_in_order(api_as, alice, bob):

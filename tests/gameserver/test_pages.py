@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from gameserver.errors_views import server_error
+
 pytestmark = pytest.mark.django_db
 
 PAGES = ["/lobbies/", "/lobbies/abcd2345/", "/matches/7/", "/leaderboard/", "/history/", "/profile/"]
@@ -67,3 +69,38 @@ def test_static_client_library_is_served(alice_client):
     response = alice_client.get("/static/js/gsclient.js")
     assert response.status_code == 200
     assert b"export class MatchClient" in b"".join(response.streaming_content)
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [("/", "Play · Arena"), ("/leaderboard/", "Leaderboard · Arena"), ("/profile/", "Your profile · Arena"),
+     ("/history/", "Match history · Arena")],
+)
+def test_pages_are_titled_by_what_they_are(alice_client, path, title):
+    assert f"<title>{title}</title>" in alice_client.get(path).content.decode()
+
+
+def test_a_missing_page_is_the_sites_own_404_with_its_navigation(alice_client):
+    response = alice_client.get("/no-such-page/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "<title>Page not found · Arena</title>" in html
+    assert 'href="/lobbies/"' in html and 'href="/static/css/site.css"' in html
+    assert "/no-such-page/" in html
+    # The API keeps its JSON error shape.
+    assert alice_client.get("/api/no-such-endpoint/").json()["error"] == "not_found"
+
+
+def test_a_server_error_is_the_sites_own_500_that_needs_no_user_or_database(rf):
+    response = server_error(rf.get("/matches/7/"))
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "<title>Server error · Arena</title>" in html
+    assert 'href="/lobbies/"' in html and 'href="/static/css/site.css"' in html
+    assert "Log in" not in html  # it cannot know who is logged in, so it does not claim nobody is
+
+
+def test_favicon_ico_points_at_the_sites_icon():
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/favicon.svg"

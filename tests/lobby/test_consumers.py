@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 
@@ -209,3 +210,45 @@ async def test_anonymous_matchmaking_socket_is_closed():
     assert (await comm.connect())[0]
     await expect_close(comm, CloseCode.UNAUTHENTICATED)
     await comm.disconnect()
+
+
+async def ticket_status(ticket) -> str:
+    await database_sync_to_async(ticket.refresh_from_db)()
+    return ticket.status
+
+
+async def test_the_ticket_of_a_player_who_left_stops_searching_after_the_away_time(alice, bob, settings):
+    settings.MATCHMAKING_AWAY_SECONDS = 1
+    comm = await connect("/ws/matchmaking/", alice)
+    await receive(comm)
+    mine = await call(services.ticket_create)(user=alice, game="arena")
+    polling_only = await call(services.ticket_create)(user=bob, game="arena")  # a client that never opens the socket
+    await receive(comm)
+    await comm.disconnect()
+    assert await ticket_status(mine) == "searching"  # not at once: the next page may open its socket
+    for _ in range(30):
+        if await ticket_status(mine) != "searching":
+            break
+        await asyncio.sleep(0.1)
+    assert mine.status == "cancelled"
+    assert await ticket_status(polling_only) == "searching"
+
+
+async def test_going_to_another_page_within_the_away_time_keeps_the_ticket(alice, settings):
+    settings.MATCHMAKING_AWAY_SECONDS = 1
+    page = await connect("/ws/matchmaking/", alice)
+    await receive(page)
+    ticket = await call(services.ticket_create)(user=alice, game="arena")
+    await receive(page)
+    other_tab = await connect("/ws/matchmaking/", alice)
+    await receive(other_tab)
+    await page.disconnect()  # the other tab still holds the ticket
+    await other_tab.disconnect()  # now none: the away time starts
+    await asyncio.sleep(0.3)
+    next_page = await connect("/ws/matchmaking/", alice)
+    try:
+        assert (await receive(next_page))["ticket"]["status"] == "searching"
+        await asyncio.sleep(1.2)
+        assert await ticket_status(ticket) == "searching"
+    finally:
+        await next_page.disconnect()

@@ -1,7 +1,9 @@
 // Home: "Play now" queues for a game and follows the ticket live (ws/matchmaking/), with a polling fallback,
-// until it is matched (go to the match), cancelled or expired.
+// until it is matched (go to the match), cancelled or expired. The ticket is remembered for the queue bar of the
+// other pages (queuebar.js); coming back after leaving the site while queued says what became of it.
 
 import { ApiClient, LiveSocket, websocketSupported } from "../gsclient.js";
+import { forgetTicket, justMatched, rememberTicket, rememberedTicket, whileAway } from "./queue.js";
 import { $, formatSeconds, gameOptions, showError } from "./ui.js";
 
 const api = new ApiClient();
@@ -21,13 +23,18 @@ if (!websocketSupported()) {
 } else {
   const socket = new LiveSocket("/ws/matchmaking/", { api });
   socket.on("message", (message) => {
+    if (message.type === "matchmaking.state" && message.ticket === null) comeBack();
     if (message.type === "matchmaking.state" || message.type === "ticket.update") show(message.ticket);
+  });
+  socket.on("state", (state, code, text) => {
+    if (state === "closed") showError(errorBox, text);
   });
   socket.connect();
 }
 
 playButton.addEventListener("click", async () => {
   errorBox.hidden = true;
+  $("#away").hidden = true;
   playButton.disabled = true;
   try {
     show(await api.post("/api/matchmaking/tickets/", { game: select.value }));
@@ -59,15 +66,51 @@ function show(next) {
   clearInterval(poller);
   if (searching) {
     select.value = ticket.game;
-    $("#queue-game").textContent = select.selectedOptions[0] ? select.selectedOptions[0].textContent : ticket.game;
+    const name = select.selectedOptions[0] ? select.selectedOptions[0].textContent : ticket.game;
+    $("#queue-game").textContent = name;
+    rememberTicket(ticket, name);
     const estimate = ticket.estimated_wait_seconds;
     $("#queue-estimate").textContent = estimate === null ? "unknown" : `about ${formatSeconds(estimate)}`;
     poller = setInterval(refresh, 3000);
   } else if (ticket && ticket.status === "matched" && ticket.match) {
+    forgetTicket();
     $("#queue-status").textContent = "Match found!";
     window.location.assign(`/matches/${ticket.match.id}/`);
   } else if (ticket && ticket.status === "expired") {
+    forgetTicket();
     showError(errorBox, "No match was found in time. Try again?");
+  } else if (ticket) {
+    forgetTicket();
+  }
+}
+
+// The server has no searching ticket for us, but this browser queued one: say what became of it (the player left
+// the site and it was cancelled, it expired, or a match was found meanwhile).
+async function comeBack() {
+  const remembered = rememberedTicket();
+  if (!remembered) return;
+  forgetTicket();
+  let last;
+  try {
+    last = await api.get(`/api/matchmaking/tickets/${remembered.id}/`);
+  } catch {
+    return; // not ours any more (another account on this browser) or the server is away: nothing true to say
+  }
+  if (justMatched(last)) {
+    show(last);
+    return;
+  }
+  if (last.status === "matched" && last.match) {
+    $("#away-text").textContent = `A ${remembered.name} match was found while you were away.`;
+    $("#away-match").href = `/matches/${last.match.id}/`;
+    $("#away-match").hidden = false;
+    $("#away").hidden = false;
+    return;
+  }
+  const text = whileAway(last, remembered.name);
+  if (text) {
+    $("#away-text").textContent = text;
+    $("#away").hidden = false;
   }
 }
 

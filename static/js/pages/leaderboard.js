@@ -32,5 +32,24 @@ async function load() {
     : "You have no rating in this game yet: play a match!";
 }
 
-select.addEventListener("change", () => load().catch((error) => showError(errorBox, error)));
-gameOptions(api, select).then(load).catch((error) => showError(errorBox, error));
+// The chosen game lives in the URL (?game=pong): a reload, a shared link and the back button keep it.
+function gameInUrl() {
+  return new URLSearchParams(window.location.search).get("game");
+}
+
+function choose(slug) {
+  // An unknown or missing game shows the first one, as the page does without a choice.
+  const known = [...select.options].some((option) => option.value === slug);
+  if (select.options.length) select.value = known ? slug : select.options[0].value;
+  document.title = `Leaderboard: ${select.selectedOptions[0] ? select.selectedOptions[0].textContent : select.value} · Arena`;
+  return load();
+}
+
+select.addEventListener("change", () => {
+  const url = new URL(window.location.href);
+  url.searchParams.set("game", select.value);
+  window.history.pushState({ game: select.value }, "", url);
+  choose(select.value).catch((error) => showError(errorBox, error));
+});
+window.addEventListener("popstate", () => choose(gameInUrl()).catch((error) => showError(errorBox, error)));
+gameOptions(api, select).then(() => choose(gameInUrl())).catch((error) => showError(errorBox, error));

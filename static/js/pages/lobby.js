@@ -86,11 +86,12 @@ if (!websocketSupported()) {
     } else if (message.type === "lobby.chat") chatLine(message);
     else if (message.type === "error") showError(errorBox, message);
   });
-  socket.on("state", (state, closeCode) => {
+  socket.on("state", (state, closeCode, message) => {
     const status = $("#lobby-conn");
     status.textContent = state === "open" ? "" : state === "reconnecting" ? "Reconnecting…" : "";
     if (state !== "closed") return;
     if (closeCode === 4004) status.textContent = "This lobby is closed.";
+    else if (closeCode === 4012 || closeCode === 4001) status.textContent = message;
     else if (closeCode === 4003 && lobby === null) $("#join-lobby").hidden = false; // followed a link: not in it yet
     else status.textContent = "You are no longer in this lobby.";
   });

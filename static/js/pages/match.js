@@ -21,6 +21,12 @@ const STATE_LABELS = {
   ended: "Match over",
   closed: "Disconnected",
 };
+// Snapshots come every tick while playing (4 to 30 a second): a second without one is an outage that the badge shows
+// at once, long before the client's watchdog (staleAfterMs) gives the socket up. Slower phases send less often
+// (every 10th tick while waiting for players, once a second while the result is saved): twice their gap, then.
+const STALLED_AFTER_MS = 1000;
+const WAITING_SNAPSHOT_EVERY_TICKS = 10; // games/engine/runner.py
+const SAVING_SNAPSHOT_EVERY_MS = 1000;
 
 // Visible to tests and to anyone debugging in the console. With `record` set, each drawn frame is kept in `frames`
 // (the last MAX_RECORDED_FRAMES): when, the own avatar as drawn, and the others and the ball as drawn.
@@ -55,9 +61,13 @@ function start() {
   let readControls = null;
   let clock = null;
   let pacer = null;
+  let lastSnapshotAt = null;
+  let left = false;
 
   client.on("welcome", (welcome) => {
     names = Object.fromEntries(welcome.players.map((p) => [p.seat, p.username]));
+    const gameName = welcome.game.charAt(0).toUpperCase() + welcome.game.slice(1).replaceAll("_", " ");
+    if (!client.matchEnd) document.title = `${gameName}: ${welcome.players.map((p) => p.username).join(" vs ")} · Arena`;
     $("#role").textContent = welcome.role === "player" ? `You play seat ${welcome.seat + 1}` : "Spectating";
     if (game === null) {
       // renderer loader: a game without a renderer gets the raw-state view and the socket stays open.
@@ -90,6 +100,8 @@ function start() {
 
   client.onSnapshot((snapshot) => {
     const now = performance.now();
+    lastSnapshotAt = now;
+    if ($("#conn").dataset.state === "stalled") showBadge();
     // Ticks only advance once play runs; the countdown's snapshots would tell the clock nothing.
     if (snapshot.phase === "running" || snapshot.phase === "finished") clock.push(snapshot.tick, now);
     interpolator.push(snapshot);
@@ -99,11 +111,14 @@ function start() {
       if (snapshot.phase === "running" && !snapshot.removed[client.seat]) {
         pacer.start(client.rtt);
         pacer.observe(snapshot, now);
-      } else if (snapshot.phase === "finished" || snapshot.removed[client.seat]) {
+      } else if (snapshot.phase === "finished" || snapshot.phase === "paused" || snapshot.removed[client.seat]) {
         pacer.stop();
       }
     }
     showHud(snapshot);
+    if (left && client.seat !== null && snapshot.removed[client.seat] && snapshot.phase !== "finished") {
+      showLeft("The match goes on without you.");
+    }
   });
 
   client.onEvent((event) => {
@@ -122,17 +137,38 @@ function start() {
   client.onState((state, info) => {
     debug.states.push(state);
     document.body.dataset.connState = state;
-    $("#conn").textContent = STATE_LABELS[state] || state;
-    $("#conn").className = `badge ${state}`;
+    if (state === "open") lastSnapshotAt = performance.now(); // it opens on a snapshot, just before the page hears of it
+    showBadge();
     if (state === "reconnecting") showOverlay("Reconnecting…", "Your seat is kept while we get you back.");
     else if (state === "open") hideOverlay();
+    else if (state === "closed" && info && info.serverReason === "banned") showOverlay("You have been banned", info.reason);
     else if (state === "closed") showOverlay("Disconnected", info ? info.reason : "");
+    if (state === "closed") $("#leave").hidden = true; // for good: there is no seat left to give up from here
     else if (state === "ended") hideOverlay();
   });
 
-  client.on("pong", (rtt) => {
-    $("#ping").textContent = `${Math.round(rtt)} ms`;
-  });
+  client.on("pong", () => showBadge());
+
+  // The badge follows the snapshots, not only the socket: an open socket that carries nothing is not "Connected".
+  function showBadge() {
+    const badge = $("#conn");
+    const silentMs = lastSnapshotAt === null ? 0 : performance.now() - lastSnapshotAt;
+    const stalled = client.state === "open" && silentMs > stalledAfterMs();
+    badge.textContent = stalled ? `No updates for ${Math.floor(silentMs / 1000)} s` : STATE_LABELS[client.state] || client.state;
+    badge.className = `badge ${stalled ? "stalled" : client.state}`;
+    badge.dataset.state = stalled ? "stalled" : client.state;
+    // A ping measured before the outage says nothing about now.
+    $("#ping").textContent = client.state === "open" && !stalled && client.rtt !== null ? `${Math.round(client.rtt)} ms` : "–";
+  }
+  setInterval(showBadge, 250);
+
+  function stalledAfterMs() {
+    const phase = client.snapshot ? client.snapshot.phase : null;
+    const tickMs = client.welcome ? 1000 / client.welcome.tick_rate : 250;
+    if (phase === "waiting") return Math.max(STALLED_AFTER_MS, 2 * WAITING_SNAPSHOT_EVERY_TICKS * tickMs);
+    if (phase === "finished") return 2 * SAVING_SNAPSHOT_EVERY_MS + STALLED_AFTER_MS;
+    return STALLED_AFTER_MS;
+  }
 
   client.on("error", (error) => console.warn("server:", error.error, error.message));
 
@@ -142,9 +178,29 @@ function start() {
     $("#notice").hidden = false;
   });
 
+  // Leaving forfeits or gives the seat up for good: it takes a click on Leave, then on the confirmation. The space
+  // bar (fire in the arena) must never press these buttons, whatever has the focus.
+  for (const button of document.querySelectorAll("#leave, #leave-yes, #leave-no")) {
+    for (const kind of ["keydown", "keyup"]) {
+      button.addEventListener(kind, (event) => {
+        if (event.key === " ") event.preventDefault();
+      });
+    }
+  }
   $("#leave").addEventListener("click", () => {
+    $("#leave-confirm").hidden = false;
+    $("#leave-no").focus();
+  });
+  $("#leave-no").addEventListener("click", () => {
+    $("#leave-confirm").hidden = true;
+    canvas.focus();
+  });
+  $("#leave-yes").addEventListener("click", () => {
+    $("#leave-confirm").hidden = true;
+    left = true;
     client.leave();
     $("#leave").disabled = true;
+    canvas.focus();
   });
 
   client.connect();
@@ -175,6 +231,7 @@ function start() {
   function drawPhase(snapshot) {
     let text = null;
     if (snapshot.phase === "waiting") text = "Waiting for players";
+    else if (snapshot.phase === "paused") text = "Paused";
     else if (snapshot.phase === "countdown") text = String(Math.ceil(snapshot.countdown || 0));
     else if (snapshot.phase === "finished" && snapshot.saving) text = "Saving the result…";
     if (!text) return;
@@ -184,12 +241,24 @@ function start() {
     ctx.font = "bold 56px system-ui, sans-serif";
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
-    ctx.fillText(text, game.width / 2, game.height / 2);
+    const detail = snapshot.phase === "paused" ? awayText(snapshot) : "";
+    ctx.fillText(text, game.width / 2, game.height / 2 - (detail ? 14 : 0));
+    if (detail) {
+      ctx.font = "20px system-ui, sans-serif";
+      ctx.fillText(detail, game.width / 2, game.height / 2 + 34);
+    }
     ctx.textBaseline = "alphabetic";
+  }
+
+  // Who play waits for, and how long they have left to come back before they lose by forfeit.
+  function awayText(snapshot) {
+    const away = (snapshot.away || []).map((left, seat) => [seat, left]).filter(([, left]) => left !== null);
+    return away.map(([seat, left]) => `${names[seat] || `seat ${seat}`} is offline, ${Math.ceil(left)} s to come back`).join("; ");
   }
 
   function showHud(snapshot) {
     let phase = snapshot.phase === "countdown" ? `starting in ${Math.ceil(snapshot.countdown || 0)}` : snapshot.phase;
+    if (snapshot.phase === "paused") phase = `paused: ${awayText(snapshot)}`;
     if (snapshot.saving) phase = "finished, saving the result"; // the database is away: the result is stored later
     $("#phase").textContent = phase;
     root.dataset.phase = snapshot.phase;
@@ -235,6 +304,14 @@ function toWorld(clientX, clientY) {
   return [((clientX - rect.left) / rect.width) * game.width, ((clientY - rect.top) / rect.height) * game.height];
 }
 
+function showLeft(detail) {
+  const box = $("#left-notice");
+  if (!box.hidden) return;
+  $("#left-detail").textContent = detail;
+  box.hidden = false;
+  $("#leave").hidden = true;
+}
+
 function log(text) {
   const list = $("#events");
   list.prepend(el("li", {}, text));
@@ -260,12 +337,17 @@ async function showResult(end, mySeat) {
   section.hidden = false;
   section.scrollIntoView({ block: "start" });
   $("#leave").hidden = true;
+  $("#leave-confirm").hidden = true;
+  $("#left-notice").hidden = true;
   const mine = end.results.find((r) => r.seat === mySeat);
   let title = "Match over";
   if (end.status === "cancelled") title = "Match cancelled";
   else if (mine) title = mine.placing === 1 ? "You won!" : "You lost";
   $("#result-title").textContent = title;
-  $("#result-reason").textContent = REASONS[end.reason] || end.reason || "";
+  document.title = `${title} · Arena`;
+  let reason = REASONS[end.reason] || end.reason || "";
+  if (mine && mine.abandoned) reason = end.reason === "forfeit" ? "You left the match: a forfeit" : `You left the match. ${reason}`;
+  $("#result-reason").textContent = reason;
   $("#replay-offer").hidden = end.status !== "finished";
   const rows = $("#result-rows");
   clear(rows);

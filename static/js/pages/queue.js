@@ -1,0 +1,45 @@
+// The matchmaking ticket this browser queued, remembered in localStorage so that every page (and every tab) knows
+// to show the queue bar, and so that coming back can say what became of it. The server stays the truth: pages only
+// use this to know which ticket to ask about.
+
+const KEY = "gs.queue";
+
+/** {id, game, name} of the searching ticket, or null. */
+export function rememberedTicket() {
+  try {
+    const value = JSON.parse(localStorage.getItem(KEY));
+    return value && Number.isInteger(value.id) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+export function rememberTicket(ticket, name) {
+  localStorage.setItem(KEY, JSON.stringify({ id: ticket.id, game: ticket.game, name: name || gameName(ticket.game) }));
+}
+
+export function forgetTicket() {
+  localStorage.removeItem(KEY);
+}
+
+export function gameName(slug) {
+  return slug.charAt(0).toUpperCase() + slug.slice(1).replaceAll("_", " ");
+}
+
+// A match found this recently still waits for its players (MATCH_JOIN_TIMEOUT_SECONDS is 60 by default).
+const FRESH_MATCH_MS = 30_000;
+
+/** True for a ticket matched moments ago (found while the player went from page to page): go to that match. */
+export function justMatched(ticket) {
+  const endedAt = Date.parse(ticket.created_at) + ticket.waited_seconds * 1000;
+  return ticket.status === "matched" && Boolean(ticket.match) && Date.now() - endedAt < FRESH_MATCH_MS;
+}
+
+/** What to tell a player who comes back to find their ticket no longer searching; null when nothing is worth saying. */
+export function whileAway(ticket, name) {
+  if (ticket.status === "cancelled") {
+    return `Your search for a ${name} match stopped because you left the site. Press Play now to search again.`;
+  }
+  if (ticket.status === "expired") return `No ${name} match was found in time. Try again?`;
+  return null;
+}
