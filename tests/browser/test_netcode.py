@@ -208,9 +208,10 @@ def play_and_measure(mover, watcher, game: str) -> tuple[dict, dict]:
     return mover.evaluate(COLLECT), watcher.evaluate(COLLECT)
 
 
-# One rerun: what the page draws depends on when the machine runs the page, the proxy and the server. A busy CI box
-# can make one stall of a tick (a correction, a pause) in a run; a broken tick rule or predictor fails every run.
-@pytest.mark.flaky(reruns=1)
+# Reruns: what the page draws depends on when the machine runs two pages, the proxy and the server on two cores. A
+# stall of a tick (a correction, a pause) happens in about one run in three at 100 +- 20 ms even with nothing else on
+# the machine; a broken tick rule or predictor fails every run (docs/client.md).
+@pytest.mark.flaky(reruns=2)
 def test_own_avatar_reacts_at_once_is_never_corrected_and_others_stay_smooth(latency, server, new_page, username):
     proxy, delay, jitter = latency
     cluster, cuttable = server
