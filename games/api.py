@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from games import replay, selectors, serializers, services
@@ -116,6 +117,9 @@ class WatchableMatchListView(generics.ListAPIView):
 class MatchReplayView(APIView):
     """GET /api/matches/<id>/replay/: a finished match's game, settings, players, seed, input log and timeline."""
 
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "replay"  # shared with the frames: a match not cached costs a replay of its rules
+
     @extend_schema(
         summary="What a client needs to replay a finished match (REPLAY_VISIBILITY decides who may)",
         responses={
@@ -123,6 +127,7 @@ class MatchReplayView(APIView):
             403: documented_error("not_allowed: replays of this match are for its players"),
             404: documented_error("not_found"),
             409: documented_error("not_replayable: the match is not finished (waiting, running or cancelled)"),
+            429: documented_error("throttled: over THROTTLE_REPLAY (replay and frames requests together)"),
         },
     )
     def get(self, request: Request, pk: int) -> Response:
@@ -140,6 +145,9 @@ class MatchReplayView(APIView):
 class MatchReplayFramesView(APIView):
     """GET /api/matches/<id>/replay/frames/?start=<tick>: the state at each tick of one chunk, computed on the server
     by replaying the rules (once: chunks are cached)."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "replay"
 
     @extend_schema(
         summary="A finished match's snapshot at every tick of one chunk (from ?start=, a multiple of chunk_ticks)",

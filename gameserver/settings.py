@@ -261,7 +261,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "gameserver.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "gameserver.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"ws_ticket": env_str("THROTTLE_WS_TICKET", "120/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "ws_ticket": env_str("THROTTLE_WS_TICKET", "120/minute"),
+        # Replays: a match not in the cache is replayed through its rules (tens of ms of CPU for a full arena match),
+        # so one client must not walk every finished match; a replay page needs a dozen requests for a 2-minute match.
+        "replay": env_str("THROTTLE_REPLAY", "120/minute"),
+    },
     # REMOTE_ADDR is already the client's address (gameserver/clientaddr.py): DRF must not read X-Forwarded-For again.
     "NUM_PROXIES": 0,
 }

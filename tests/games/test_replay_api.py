@@ -128,3 +128,19 @@ def test_the_replay_page_loads_its_script(client, alice, pong_played):
     client.force_login(alice)
     page = client.get(f"/matches/{pong_played.pk}/replay/")
     assert page.status_code == 200 and b"js/pages/replay.js" in page.content
+
+
+def test_replay_requests_are_throttled_per_user(api_as, alice, pong_played, monkeypatch):
+    """A match not in the cache is replayed through its rules: one client may not make the server replay match after
+    match. The replay and its frames share one budget (THROTTLE_REPLAY)."""
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "replay", "3/minute")
+    cache.delete(ScopedRateThrottle.cache_format % {"scope": "replay", "ident": alice.pk})  # earlier tests' requests
+    client = api_as(alice)
+    assert client.get(f"/api/matches/{pong_played.pk}/replay/").status_code == 200
+    assert client.get(f"/api/matches/{pong_played.pk}/replay/frames/?start=0").status_code == 200
+    assert client.get(f"/api/matches/{pong_played.pk}/replay/").status_code == 200
+    response = client.get(f"/api/matches/{pong_played.pk}/replay/frames/?start=0")
+    assert response.status_code == 429 and response.json()["error"] == "throttled"
