@@ -43,6 +43,10 @@ class Connection(Protocol):
 class LocalSockets:
     def __init__(self) -> None:
         self.by_match: dict[int, set[Connection]] = {}
+        # Each match's sockets in the order a tick is sent: players, then spectators (200 spectators must not delay a
+        # player's snapshot by the milliseconds their writes take). Rebuilt when a socket comes or goes, not per tick;
+        # replaced, never changed in place, so a send that closes a socket does not disturb the loop over it.
+        self.send_order: dict[int, tuple[Connection, ...]] = {}
         self.streams = SnapshotStreams()
         self.with_deltas: set[int] = set()  # matches with a protocol v2 socket here (since they last had none)
 
@@ -57,6 +61,7 @@ class LocalSockets:
 
     def add(self, conn: Connection) -> None:
         self.by_match.setdefault(conn.match_id, set()).add(conn)
+        self._order(conn.match_id)
         if conn.out.deltas:
             self.with_deltas.add(conn.match_id)
 
@@ -66,11 +71,17 @@ class LocalSockets:
         if conns is None or conn not in conns:
             return False
         conns.discard(conn)
+        self._order(conn.match_id)
         if not conns:
             del self.by_match[conn.match_id]
+            del self.send_order[conn.match_id]
             self.streams.discard(conn.match_id)
             self.with_deltas.discard(conn.match_id)
         return True
+
+    def _order(self, mid: int) -> None:
+        conns = self.by_match[mid]
+        self.send_order[mid] = (*(c for c in conns if c.seat is not None), *(c for c in conns if c.seat is None))
 
     def seats(self, mid: int) -> set[int]:
         return {c.seat for c in self.of(mid) if c.seat is not None}
@@ -78,7 +89,7 @@ class LocalSockets:
     def fan_out(self, mid: int, frame: Frame) -> None:
         """The same frame to every v1 socket; to every v2 socket the stream's shared delta, or its shared keyframe
         when the last snapshot the socket was sent is not the delta's base."""
-        conns = list(self.of(mid))
+        conns = self.send_order.get(mid, ())
         stream = self.streams.advance(mid, frame, mid in self.with_deltas)
         for conn in conns:
             out = conn.out

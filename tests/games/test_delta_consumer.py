@@ -284,3 +284,31 @@ async def test_v2_msgpack_deltas_are_binary(engine_host, pong_match, alice, bob)
         raise AssertionError("no delta")
     await a.close()
     await b.close()
+
+
+def test_a_tick_goes_to_the_players_before_the_spectators():
+    """200 spectators' writes take milliseconds: the players' snapshots must not wait behind them."""
+    from games.engine.fanout import LocalSockets
+
+    sent = []
+
+    class Sock:
+        def __init__(self, seat):
+            self.match_id, self.seat = 1, seat
+            self.out = self
+            self.deltas, self.binary, self.snapshot_n = False, False, None
+
+        def send(self, frame):
+            sent.append(self.seat)
+
+    sockets = LocalSockets()
+    spectators = [Sock(None) for _ in range(20)]
+    players = [Sock(seat) for seat in range(4)]
+    for sock in [*spectators[:10], *players[:2], *spectators[10:], *players[2:]]:
+        sockets.add(sock)
+    sockets.fan_out(1, protocol.Frame({"type": "snapshot", "tick": 1}))
+    assert sorted(sent[:4]) == [0, 1, 2, 3] and sent[4:] == [None] * 20
+    sockets.discard(players[0])
+    sent.clear()
+    sockets.fan_out(1, protocol.Frame({"type": "snapshot", "tick": 2}))
+    assert sorted(sent[:3]) == [1, 2, 3] and len(sent) == 23
