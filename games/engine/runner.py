@@ -105,6 +105,7 @@ class MatchRunner:
         # Each seat's inputs not applied yet, (seq, parsed input, raw input) in seq order: one is applied per tick.
         self.inbox: list[deque[tuple[int, Any, Any]]] = [deque() for _ in range(seats)]
         self.buffer_max = input_buffer_max(self.settings.tick_rate)
+        self.pauses = self.settings.pause_on_disconnect and seats == 2  # _pause_change: 1-v-1 games that pause
         self.waiting = [0] * seats  # inputs each seat had waiting when the last tick began, or -ticks owed
         self.held: list[Any] = [None] * seats  # raw input each seat's last tick applied (None: none yet)
         self.owed = [0] * seats  # ticks that repeated the seat's held input for want of a new one (take_inputs)
@@ -233,20 +234,23 @@ class MatchRunner:
         not move the seat twice. An input that differs ends what was owed (the repeat was not what the player did).
         The snapshot tells the seat (`waiting`: how many were waiting, or minus how many ticks are owed)."""
         taken = []
+        owed_by_seat, held, waiting_by_seat, buffer_max = self.owed, self.held, self.waiting, self.buffer_max
         for seat, box in enumerate(self.inbox):
-            owed, self.owed[seat] = self.owed[seat], 0
             waiting = len(box)
-            while owed and box and box[0][2] == self.held[seat]:
-                owed -= 1
-                seq, parsed, raw = box.popleft()
-                taken.append((seat, seq, parsed, raw))
-            if box:
-                for _ in range(max(1, len(box) - self.buffer_max + 1)):
+            owed = owed_by_seat[seat]
+            if owed:
+                owed_by_seat[seat] = 0
+                while owed and box and box[0][2] == held[seat]:
+                    owed -= 1
                     seq, parsed, raw = box.popleft()
                     taken.append((seat, seq, parsed, raw))
-            elif self.held[seat] is not None and not self.removed[seat]:
-                self.owed[seat] = min(INPUT_OWED_MAX, owed + 1)
-            self.waiting[seat] = -self.owed[seat] if self.owed[seat] else waiting
+            if box:
+                for _ in range(max(1, len(box) - buffer_max + 1)):
+                    seq, parsed, raw = box.popleft()
+                    taken.append((seat, seq, parsed, raw))
+            elif held[seat] is not None and not self.removed[seat]:
+                owed_by_seat[seat] = min(INPUT_OWED_MAX, owed + 1)
+            waiting_by_seat[seat] = -owed_by_seat[seat] if owed_by_seat[seat] else waiting
         return taken
 
     def _clear_inputs(self) -> None:
@@ -299,6 +303,8 @@ class MatchRunner:
 
     def _due_removals(self, now: float) -> list[int]:
         """Seats to remove at this tick, in order: those who left, then those past their grace period."""
+        if not self.leaving and self.disconnected_since.count(None) == self.seats:
+            return []  # every tick of a match in which everyone is here
         due = [seat for seat in dict.fromkeys(self.leaving) if not self.removed[seat]]
         self.leaving.clear()
         grace = self.settings.reconnect_grace_seconds
@@ -310,7 +316,7 @@ class MatchRunner:
     def _pause_change(self, now: float, removals: list[int]) -> str | None:
         """PAUSE when a seat of a 1-v-1 match that pauses has been away PAUSE_AFTER_SECONDS, RESUME once every seat is
         back; None otherwise (and on a tick that removes a seat: the rules decide what that means)."""
-        if not self.settings.pause_on_disconnect or self.seats != 2 or removals:
+        if not self.pauses or removals:
             return None
         away = {seat: since for seat, since in enumerate(self.disconnected_since) if since is not None and not self.removed[seat]}
         if self.phase in (COUNTDOWN, RUNNING) and any(
@@ -337,14 +343,18 @@ class MatchRunner:
             self.phase = FINISHED
 
     def _apply_play(self, record: TickRecord, inputs: list[tuple[int, int, Any, Any]]) -> None:
-        for seat, seq, parsed, raw in inputs:
-            self.game.apply_input(self.state, seat, parsed)
-            self.acks[seat] = seq
-            self.held[seat] = raw
-            entry = log_entry(self.steps, seat, raw)
-            self.log.append(entry)
-            record.inputs.append((seat, seq, entry[2]))
-            self.ever_connected[seat] = True  # it sent an input (on replay: as the dead owner saw it)
+        if inputs:
+            apply_input, state, steps = self.game.apply_input, self.state, self.steps
+            acks, held, ever_connected = self.acks, self.held, self.ever_connected
+            to_log, to_record = self.log.append, record.inputs.append
+            for seat, seq, parsed, raw in inputs:
+                apply_input(state, seat, parsed)
+                acks[seat] = seq
+                held[seat] = raw
+                entry = log_entry(steps, seat, raw)
+                to_log(entry)
+                to_record((seat, seq, entry[2]))
+                ever_connected[seat] = True  # it sent an input (on replay: as the dead owner saw it)
         for seat in record.removals:
             self._remove(seat)
         if record.pause == PAUSE:
@@ -380,7 +390,7 @@ class MatchRunner:
             "phase": self.phase,
             # Copies: the message outlives the tick (a v2 stream diffs the next snapshot against it; snapshots.py).
             "acks": self.acks[:],
-            "connected": [self.is_connected(seat, now) for seat in range(self.seats)],
+            "connected": [here > 0 or until > now for here, until in zip(self.local_conns, self.remote_until, strict=True)],
             "removed": self.removed[:],
             "state": self.game.snapshot(self.state),
         }
