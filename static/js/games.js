@@ -259,7 +259,8 @@ export const arena = {
       if (stick.id !== null) [dx, dy] = [stick.dx, stick.dy];
       else if (padAims && (dx || dy)) aim = Math.atan2(dy, dx);
       const input = { dx, dy, fire: mouseFire || keys.has(" ") || shooter.id !== null };
-      if (aim !== undefined) input.aim = Math.round(aim * 1000) / 1000;
+      // Three decimals are plenty; rounding must not push ±π (straight left) past the range the server accepts.
+      if (aim !== undefined) input.aim = clamp(Math.round(aim * 1000) / 1000, -Math.PI, Math.PI);
       return input;
     };
   },

@@ -4,6 +4,7 @@ browser; history names the opponents and ratings show as whole numbers; the API 
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import urlsplit
 
@@ -230,11 +231,14 @@ def test_an_arena_player_moves_and_fires_with_the_pad_on_a_phone(new_device, new
         assert pad.locator(f".pad-{name}").is_visible(), name
     start_x = phone.evaluate(f"window.gsMatch.client.snapshot.state.players.find(p => p.seat === {seat}).x")
 
-    # ▶ moves right on the server; Fire, with ▶ still held, shoots that way (the pad aims where it moves).
+    # An arrow moves that way on the server (towards the wider side: spawns are anywhere); Fire, with the arrow still
+    # held, shoots that way (the pad aims where it moves).
+    rightwards = start_x < 500
     fingers = Fingers(phone)
-    left_thumb = fingers.down("#touch-pad .pad-right")
+    left_thumb = fingers.down("#touch-pad .pad-right" if rightwards else "#touch-pad .pad-left")
+    moved = f"> {start_x} + 60" if rightwards else f"< {start_x} - 60"
     try:
-        server_sees(host, f"s.players.find(p => p.seat === {seat}).x > {start_x} + 60")
+        server_sees(host, f"s.players.find(p => p.seat === {seat}).x {moved}")
         right_thumb = fingers.down("#touch-pad .pad-fire")
         try:
             server_sees(host, "s.bullets.length >= 1")
@@ -244,7 +248,7 @@ def test_an_arena_player_moves_and_fires_with_the_pad_on_a_phone(new_device, new
     finally:
         fingers.up(left_thumb)
     aim = host.evaluate(f"window.gsMatch.client.snapshot.state.players.find(p => p.seat === {seat}).aim")
-    assert abs(aim) < 0.01, aim
+    assert abs(aim - (0 if rightwards else math.pi)) < 0.01 or abs(aim + (0 if rightwards else math.pi)) < 0.01, aim
 
 
 def test_connect_four_is_played_by_tapping_columns_on_a_tablet_and_a_phone(new_device, username):
