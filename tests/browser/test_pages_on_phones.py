@@ -115,10 +115,22 @@ def test_every_page_fits_and_the_header_folds_into_a_menu(new_device, username, 
     assert_fits(page, "lobby")
     page.tap("#leave-lobby")
     page.wait_for_url(re.compile(r".*/lobbies/$"))
-    for path in ("/leaderboard/?game=pong", "/history/", "/profile/", "/watch/", "/matches/1/replay/", "/nowhere/"):
+    for path in ("/leaderboard/?game=pong", "/history/", "/profile/", "/watch/", "/nowhere/"):
         page.goto(path)
         page.wait_for_load_state("networkidle")
         assert_fits(page, path)
+
+    # Queued, the bar with Cancel is in the header of every other page, still within the screen's width.
+    queue_for(page, "arena")
+    page.goto("/leaderboard/")
+    page.wait_for_selector("#queue-bar", state="visible")
+    assert_fits(page, "queue bar")
+    bar = page.locator("#queue-bar").bounding_box()
+    assert bar["x"] >= 0 and bar["x"] + bar["width"] <= device["viewport"]["width"], bar
+    if phone:
+        shot(page, "phone-queue-bar")
+    page.tap("#queue-bar-cancel")
+    page.wait_for_selector("#queue-bar", state="hidden")
 
 
 def test_a_phone_player_plays_pong_with_the_touch_pad_against_a_desktop_player(new_device, new_page, username):
@@ -172,6 +184,9 @@ def test_a_phone_player_plays_pong_with_the_touch_pad_against_a_desktop_player(n
     assert re.fullmatch(r"−\d+ \(now −?\d+\)", mine), mine
     assert_fits(phone, "result")
     shot(phone, "phone-result")
+    phone.tap("#replay-link")
+    phone.wait_for_selector("#play:not([disabled])")
+    assert_fits(phone, "replay")
 
     # History names the opponent, with a link to their profile, and the rating change as a whole number.
     phone.goto("/history/")
@@ -274,6 +289,16 @@ def test_connect_four_is_played_by_tapping_columns_on_a_tablet_and_a_phone(new_d
     tap_column(second, 4)
     server_sees(first, "s.board[4].length === 1")
     assert first.evaluate("window.gsMatch.client.snapshot.state.board[3][0]") == first.evaluate("window.gsMatch.client.seat")
+    # A third person watches from a phone: the list of live matches and the spectator's view fit as well.
+    watcher = new_device(PHONE)
+    sign_up(watcher, username("eye"))
+    watcher.goto("/watch/")
+    watcher.wait_for_selector("#watch-rows tr")
+    assert_fits(watcher, "watch")
+    watcher.goto(first.url)
+    watcher.wait_for_selector("#role:has-text('Spectating')")
+    assert watcher.locator("#touch-pad").is_hidden()
+    assert_fits(watcher, "spectating")
     # Out of turn a tap sends nothing: the board stays as it is until it is that player's turn.
     tap_column(second, 0)
     second.wait_for_timeout(400)
