@@ -265,6 +265,15 @@ def test_an_arena_player_moves_and_fires_with_the_pad_on_a_phone(new_device, new
     aim = host.evaluate(f"window.gsMatch.client.snapshot.state.players.find(p => p.seat === {seat}).aim")
     assert abs(aim - (0 if rightwards else math.pi)) < 0.01 or abs(aim + (0 if rightwards else math.pi)) < 0.01, aim
 
+    # Turned sideways, the field and the whole pad are on the first screen, beside each other.
+    phone.set_viewport_size({"width": 844, "height": 390})
+    phone.wait_for_function("() => window.innerWidth === 844")
+    assert_fits(phone, "arena sideways")
+    field, box = phone.locator("#field").bounding_box(), phone.locator("#touch-pad").bounding_box()
+    assert box["x"] >= field["x"] + field["width"] and box["x"] + box["width"] <= 844, (field, box)
+    assert field["y"] + field["height"] <= 390 and box["y"] + box["height"] <= 390, (field, box)
+    shot(phone, "phone-arena-sideways")
+
 
 def test_connect_four_is_played_by_tapping_columns_on_a_tablet_and_a_phone(new_device, username):
     tablet, phone = new_device(TABLET), new_device(PHONE)
