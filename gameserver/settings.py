@@ -318,19 +318,33 @@ WS_MAX_CONNECTIONS_PER_ADDRESS = env_int("WS_MAX_CONNECTIONS_PER_ADDRESS", 64, m
 WS_MAX_CONNECTIONS_PER_USER = env_int("WS_MAX_CONNECTIONS_PER_USER", 16, minimum=0)
 # --- end of WebSocket bounds ---
 
+# The docs pages render descriptions as Markdown: examples go in code spans, and the hook escapes any other `<...>`
+# (gameserver/api_docs.py). Swagger UI and ReDoc come from drf-spectacular-sidecar, served with the static files;
+# ReDoc's template is ours (templates/api/redoc.html) without the web fonts drf-spectacular's would load.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Game server API",
-    "DESCRIPTION": "Accounts, matches, lobbies and matchmaking. Errors are JSON: "
-    '{"error": <stable code>, "message": <readable text>, "fields": {<field>: [messages]}}. '
-    f"Any endpoint answers 413 request_too_large to a body over {MAX_REQUEST_BYTES} bytes, "
-    f"414 query_too_long to a query string over {MAX_QUERY_STRING_BYTES} bytes, and 431 headers_too_large to headers "
-    "over 16 KiB or 500 lines, before reading the request; JSON nested deeper than 1024 levels is 400 parse_error.",
+    "DESCRIPTION": "Accounts, matches, lobbies and matchmaking. `POST /api/auth/login/` answers `{\"token\": <key>, "
+    "\"user\": {...}}`: send `Authorization: Token <key>` with every call. In the browser the site's session cookie "
+    "works too (unsafe methods then also send the `csrftoken` cookie back as `X-CSRFToken`).\n\n"
+    "Errors are JSON: `{\"error\": <stable code>, \"message\": <readable text>, \"fields\": {<field>: [messages]}}`, "
+    'for example `{"error": "validation_error", "message": "Some fields are invalid.", '
+    '"fields": {"size": ["Ensure this value is less than or equal to 64."]}}`.\n\n'
+    f"Any endpoint answers 413 `request_too_large` to a body over {MAX_REQUEST_BYTES} bytes, "
+    f"414 `query_too_long` to a query string over {MAX_QUERY_STRING_BYTES} bytes, and 431 `headers_too_large` to "
+    "headers over 16 KiB or 500 lines, before reading the request; JSON nested deeper than 1024 levels is 400 "
+    "`parse_error`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # validatorUrl: Swagger UI would otherwise send the schema's address to validator.swagger.io for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gameserver.api_docs.escape_descriptions",
+    ],
 }
 
 # Behind a TLS-terminating proxy in production; PROXY_SSL_HEADER=false when daphne itself terminates TLS.

@@ -17,6 +17,7 @@ from gameserver.pagination import PAGINATION_PARAMETERS, LimitOffsetPagination
 from lobby import matchmaker, selectors, serializers, services
 from lobby.groups import match_pointer
 from lobby.models import Lobby, Rating, RatingChange
+from lobby.ratings import display_rating
 
 _STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 400}
 
@@ -256,6 +257,7 @@ def _entry(rating: Rating, rank: int) -> dict[str, Any]:
         "rank": rank,
         "user": selectors.user_brief(rating.user),
         "rating": round(rating.ordinal, 3),
+        "display_rating": display_rating(rating.ordinal),
         "mu": round(rating.mu, 3),
         "sigma": round(rating.sigma, 3),
         "matches": rating.matches,
@@ -286,25 +288,35 @@ class LeaderboardView(APIView):
         return Response(body)
 
 
-def _history_entry(seat, players: int, change) -> dict[str, Any]:
+def _history_entry(seat, seats: list, change) -> dict[str, Any]:
     match = seat.match
     return {
         "match": match_pointer(match.pk),
         "game": match.game,
         "finished_at": match.finished_at,
-        "players": players,
+        "players": len(seats),
         "placing": seat.placing,
         "score": seat.score,
         "abandoned": seat.abandoned,
+        "opponents": [
+            {**selectors.user_brief(other.user), "seat": other.seat, "placing": other.placing}
+            for other in seats
+            if other.user_id != seat.user_id
+        ],
         "rating": _rating_change(change) if change else None,
     }
 
 
-def _rating_change(change: RatingChange) -> dict[str, float]:
+def _rating_change(change: RatingChange) -> dict[str, float | int]:
+    before, after = display_rating(change.ordinal_before), display_rating(change.ordinal_after)
     return {
         "before": round(change.ordinal_before, 3),
         "after": round(change.ordinal_after, 3),
         "delta": round(change.delta, 3),
+        # The delta of the shown numbers, not the rounded delta: before + delta is after on screen too.
+        "display_before": before,
+        "display_after": after,
+        "display_delta": after - before,
     }
 
 
@@ -318,7 +330,7 @@ class HistoryView(APIView):
             404: documented_error("user_not_found"),
         },
         parameters=PAGINATION_PARAMETERS,
-        summary="Finished matches of a player (yourself without user_id), newest first, with rating changes",
+        summary="Finished matches of a player (yourself without user_id), newest first, with opponents and rating changes",
     )
     def get(self, request: Request, user_id: int | None = None) -> Response:
         user = request.user if user_id is None else User.objects.filter(pk=user_id).first()
@@ -328,8 +340,8 @@ class HistoryView(APIView):
         page = paginator.paginate_queryset(selectors.match_history(user=user), request, view=self)
         match_ids = [seat.match_id for seat in page]
         changes = selectors.rating_changes_by_match(user=user, match_ids=match_ids)
-        players = selectors.match_seat_counts(match_ids=match_ids)
-        entries = [_history_entry(s, players.get(s.match_id, 0), changes.get(s.match_id)) for s in page]
+        seats = selectors.match_seats(match_ids=match_ids)
+        entries = [_history_entry(s, seats.get(s.match_id, []), changes.get(s.match_id)) for s in page]
         return paginator.get_paginated_response(entries)
 
 
@@ -343,7 +355,7 @@ class UserHistoryView(HistoryView):
             404: documented_error("user_not_found"),
         },
         parameters=PAGINATION_PARAMETERS,
-        summary="Finished matches of another player, newest first, with rating changes",
+        summary="Finished matches of another player, newest first, with opponents and rating changes",
     )
     def get(self, request: Request, user_id: int | None = None) -> Response:
         return super().get(request, user_id)

@@ -38,6 +38,15 @@ class Skill:
 
 DEFAULT_SKILL = Skill(DEFAULT_MU, DEFAULT_SIGMA)
 
+# What players see: the ordinal (mu - 3 sigma) times 100, rounded to a whole number. A newcomer shows 0; one win
+# between newcomers is worth a few hundred points, a win between veterans tens. The scale only spreads the numbers
+# so that rounding keeps every change visible; the order is the ordinal's.
+DISPLAY_SCALE = 100
+
+
+def display_rating(ordinal: float) -> int:
+    return round(ordinal * DISPLAY_SCALE)
+
 
 def rate(players: Sequence[tuple[Skill, int]]) -> list[Skill]:
     """New skills for players given as (skill, rank); rank 1 wins, equal ranks are a draw."""

@@ -157,11 +157,12 @@ def rating_changes_by_match(*, user: User, match_ids: list[int]) -> dict[int, Ra
     return {c.match_id: c for c in RatingChange.objects.filter(user=user, match_id__in=match_ids)}
 
 
-def match_seat_counts(*, match_ids: list[int]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for match_id in MatchPlayer.objects.filter(match_id__in=match_ids).values_list("match_id", flat=True):
-        counts[match_id] = counts.get(match_id, 0) + 1
-    return counts
+def match_seats(*, match_ids: list[int]) -> dict[int, list[MatchPlayer]]:
+    """Every seat of each match, in seat order, with its user: a history row's player count and opponents."""
+    seats: dict[int, list[MatchPlayer]] = {}
+    for seat in MatchPlayer.objects.filter(match_id__in=match_ids).select_related("user").order_by("match_id", "seat"):
+        seats.setdefault(seat.match_id, []).append(seat)
+    return seats
 
 
 def rating_changes_of_match(*, match_id: int) -> QuerySet[RatingChange]:

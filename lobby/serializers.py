@@ -116,6 +116,9 @@ class LeaderboardEntrySerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     user = UserBriefSerializer()
     rating = serializers.FloatField(help_text="Conservative skill estimate mu - 3 sigma; the order of the board.")
+    display_rating = serializers.IntegerField(
+        help_text="The rating players see: (mu - 3 sigma) x 100, rounded (0 for a newcomer)."
+    )
     mu = serializers.FloatField()
     sigma = serializers.FloatField()
     matches = serializers.IntegerField()
@@ -131,9 +134,17 @@ class LeaderboardPageSerializer(serializers.Serializer):
 
 
 class RatingChangeSerializer(serializers.Serializer):
-    before = serializers.FloatField()
-    after = serializers.FloatField()
+    before = serializers.FloatField(help_text="mu - 3 sigma before the match.")
+    after = serializers.FloatField(help_text="mu - 3 sigma after the match.")
     delta = serializers.FloatField()
+    display_before = serializers.IntegerField(help_text="The shown rating before: (mu - 3 sigma) x 100, rounded.")
+    display_after = serializers.IntegerField(help_text="The shown rating after.")
+    display_delta = serializers.IntegerField(help_text="display_after - display_before.")
+
+
+class OpponentSerializer(UserBriefSerializer):
+    seat = serializers.IntegerField()
+    placing = serializers.IntegerField(allow_null=True)
 
 
 class MatchRatingSerializer(serializers.Serializer):
@@ -150,4 +161,5 @@ class HistoryEntrySerializer(serializers.Serializer):
     placing = serializers.IntegerField(allow_null=True)
     score = serializers.IntegerField(allow_null=True)
     abandoned = serializers.BooleanField()
+    opponents = OpponentSerializer(many=True, help_text="Everyone else seated in the match, in seat order.")
     rating = RatingChangeSerializer(allow_null=True)

@@ -17,6 +17,56 @@ function lerpAngle(a, b, t) {
   return a + d * t;
 }
 
+// --- touch pads ---------------------------------------------------------------------------------------------------
+
+/** A touch screen is there: the page shows the on-screen buttons. */
+export function touchDevice() {
+  return navigator.maxTouchPoints > 0 || window.matchMedia("(pointer: coarse)").matches;
+}
+
+/**
+ * On-screen buttons that press the keyboard's keys: each one puts its key in `keys` while a finger (or any pointer)
+ * is on it, and calls `onChange` when it goes down or up, so a touch sends exactly what that key would. Only on
+ * touch screens; `pad` is the page's empty container (#touch-pad), absent on pages without controls.
+ */
+export function touchButtons(pad, layout, buttons, keys, onChange) {
+  if (!pad || !touchDevice()) return;
+  pad.replaceChildren();
+  pad.dataset.layout = layout;
+  for (const { key, label, name } of buttons) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = `pad-button pad-${name}`;
+    button.textContent = label;
+    button.setAttribute("aria-label", name);
+    button.dataset.key = key;
+    const pointers = new Set();
+    const update = () => {
+      const held = pointers.size > 0;
+      button.classList.toggle("held", held);
+      if (keys.has(key) === held) return;
+      if (held) keys.add(key);
+      else keys.delete(key);
+      onChange();
+    };
+    button.addEventListener("pointerdown", (event) => {
+      event.preventDefault(); // no focus, no text selection, no emulated mouse events
+      if (button.setPointerCapture) button.setPointerCapture(event.pointerId);
+      pointers.add(event.pointerId);
+      update();
+    });
+    for (const kind of ["pointerup", "pointercancel", "lostpointercapture"]) {
+      button.addEventListener(kind, (event) => {
+        pointers.delete(event.pointerId);
+        update();
+      });
+    }
+    button.addEventListener("contextmenu", (event) => event.preventDefault()); // a long press is holding, not a menu
+    pad.append(button);
+  }
+  pad.hidden = false;
+}
+
 // --- arena (games/rules/arena.py) -------------------------------------------------------------------------------
 
 const ARENA = { size: 1000, radius: 15, speed: 200, bulletRadius: 3, bulletSpeed: 600 };
@@ -122,17 +172,30 @@ export const arena = {
     return state.players.map((p) => ({ seat: p.seat, score: p.score }));
   },
 
-  /** Keyboard WASD/arrows, mouse aim and button (or space) to fire; touch: left half moves, right half aims+fires.
-   * `onChange` is called when a key or button goes down or up (not for aim), so the input can go out at once. */
-  controls(canvas, toWorld, ownPosition, onChange = () => {}) {
+  /** Keyboard WASD/arrows, mouse aim and button (or space) to fire; touch: left half moves, right half aims+fires,
+   * or the on-screen pad (arrows and Fire, aiming where the pad moves). `onChange` is called when a key or button
+   * goes down or up (not for aim), so the input can go out at once. */
+  controls(canvas, toWorld, ownPosition, onChange = () => {}, pad = null) {
     const keys = new Set();
     let aim;
+    let padAims = false; // the pad's arrows aim too, until the mouse or a finger on the field aims
+    touchButtons(pad, "arena", [
+      { key: "arrowup", label: "▲", name: "up" },
+      { key: "arrowleft", label: "◀", name: "left" },
+      { key: "arrowright", label: "▶", name: "right" },
+      { key: "arrowdown", label: "▼", name: "down" },
+      { key: " ", label: "Fire", name: "fire" },
+    ], keys, () => {
+      padAims = true;
+      onChange();
+    });
     let mouseFire = false;
     const stick = { id: null, x0: 0, y0: 0, dx: 0, dy: 0 };
     const shooter = { id: null };
     const aimAt = (clientX, clientY) => {
       const own = ownPosition();
       if (!own) return;
+      padAims = false;
       const [x, y] = toWorld(clientX, clientY);
       aim = Math.atan2(y - own.y, x - own.x);
     };
@@ -194,8 +257,10 @@ export const arena = {
       let dx = (k("arrowright", "d") ? 1 : 0) - (k("arrowleft", "a") ? 1 : 0);
       let dy = (k("arrowdown", "s") ? 1 : 0) - (k("arrowup", "w") ? 1 : 0);
       if (stick.id !== null) [dx, dy] = [stick.dx, stick.dy];
+      else if (padAims && (dx || dy)) aim = Math.atan2(dy, dx);
       const input = { dx, dy, fire: mouseFire || keys.has(" ") || shooter.id !== null };
-      if (aim !== undefined) input.aim = Math.round(aim * 1000) / 1000;
+      // Three decimals are plenty; rounding must not push ±π (straight left) past the range the server accepts.
+      if (aim !== undefined) input.aim = clamp(Math.round(aim * 1000) / 1000, -Math.PI, Math.PI);
       return input;
     };
   },
@@ -258,10 +323,15 @@ export const pong = {
     return state.scores.map((score, seat) => ({ seat, score }));
   },
 
-  /** Arrow keys or W/S; on touch, the paddle follows the finger. `onChange`: a key went down or up. */
-  controls(canvas, toWorld, ownPosition, onChange = () => {}) {
+  /** Arrow keys or W/S; on touch, the on-screen ▲/▼ (the same keys), or the paddle follows a finger on the field.
+   * `onChange`: a key went down or up. */
+  controls(canvas, toWorld, ownPosition, onChange = () => {}, pad = null) {
     const keys = new Set();
     let touchY = null;
+    touchButtons(pad, "pong", [
+      { key: "arrowup", label: "▲", name: "up" },
+      { key: "arrowdown", label: "▼", name: "down" },
+    ], keys, onChange);
     const onKey = (down) => (event) => {
       if (["ArrowUp", "ArrowDown"].includes(event.key)) event.preventDefault();
       const key = event.key.toLowerCase();

@@ -75,3 +75,45 @@ def test_match_ratings_lists_every_players_change(api_as, alice, bob):
 def test_match_ratings_is_empty_before_the_result(api_as, alice, bob):
     match = match_create(game="pong", users=[alice, bob])
     assert api_as(alice).get(f"/api/matches/{match.pk}/ratings/").json() == []
+
+
+def test_history_names_the_opponents_with_their_placing(api_as, alice, bob, carol):
+    match = play([alice, bob, carol], [2, 1, 3])
+    entry = api_as(alice).get("/api/history/").json()["results"][0]
+    assert entry["match"]["id"] == match.pk and entry["players"] == 3
+    # Everyone but alice, in seat order, with links' ids and how they placed.
+    assert entry["opponents"] == [
+        {"id": bob.pk, "username": "bob", "seat": 1, "placing": 1},
+        {"id": carol.pk, "username": "carol", "seat": 2, "placing": 3},
+    ]
+    # Someone else's history names the owner of that history as an opponent, not themselves.
+    carols = api_as(alice).get(f"/api/history/{carol.pk}/").json()["results"][0]
+    assert [o["username"] for o in carols["opponents"]] == ["alice", "bob"]
+
+
+def test_shown_ratings_are_whole_numbers_of_the_ordinal_times_100(api_as, alice, bob):
+    match = play([alice, bob], [1, 2], game="pong")
+    winner = Rating.objects.get(user=alice, game="pong")
+    board = api_as(alice).get("/api/leaderboards/pong/").json()
+    assert board["me"]["display_rating"] == round(winner.ordinal * 100)
+    assert isinstance(board["me"]["display_rating"], int)
+    # A newcomer shows 0; one win between newcomers is worth a few hundred points, one loss costs some.
+    by_name = {e["username"]: e["rating"] for e in api_as(bob).get(f"/api/matches/{match.pk}/ratings/").json()}
+    assert by_name["alice"]["display_before"] == 0 == by_name["bob"]["display_before"]
+    assert 100 < by_name["alice"]["display_delta"] < 1000
+    assert -1000 < by_name["bob"]["display_delta"] < -100
+    history = api_as(bob).get("/api/history/").json()["results"][0]["rating"]
+    assert history == by_name["bob"]
+    assert history["display_after"] == history["display_before"] + history["display_delta"]
+
+
+def test_shown_rating_changes_add_up_over_several_matches(api_as, alice, bob):
+    for placings in ([1, 2], [2, 1], [1, 2], [1, 2]):
+        play([alice, bob], placings, game="pong")
+    changes = [e["rating"] for e in reversed(api_as(alice).get("/api/history/").json()["results"])]
+    # Each match starts where the one before ended, on screen as well: no drift from rounding each delta.
+    for earlier, later in zip(changes, changes[1:], strict=False):
+        assert later["display_before"] == earlier["display_after"]
+    total = sum(c["display_delta"] for c in changes)
+    shown = api_as(alice).get("/api/leaderboards/pong/").json()["me"]["display_rating"]
+    assert total == shown

@@ -1,7 +1,7 @@
-// Leaderboard of one game by rating, with the viewer's own rank.
+// Leaderboard of one game by rating (the shown whole number, docs/lobby.md "Ratings"), with the viewer's own rank.
 
 import { ApiClient } from "../gsclient.js";
-import { $, clear, el, gameOptions, showError } from "./ui.js";
+import { $, clear, el, formatRating, gameOptions, showError } from "./ui.js";
 
 const api = new ApiClient();
 const select = $("#board-game");
@@ -12,7 +12,7 @@ function row(entry, mine) {
     "tr", {},
     el("td", {}, entry.rank),
     el("td", {}, el("a", { href: `/users/${entry.user.id}/` }, entry.user.username)),
-    el("td", {}, entry.rating.toFixed(2)),
+    el("td", { title: `μ ${entry.mu.toFixed(2)}, σ ${entry.sigma.toFixed(2)}` }, formatRating(entry.display_rating)),
     el("td", {}, entry.matches),
     el("td", {}, entry.wins),
   );
@@ -28,7 +28,7 @@ async function load() {
   for (const entry of board.results) rows.append(row(entry, entry.user.id === myId));
   $("#board-empty").hidden = board.results.length > 0;
   $("#board-me").textContent = board.me
-    ? `You are #${board.me.rank} with ${board.me.rating.toFixed(2)} after ${board.me.matches} matches.`
+    ? `You are #${board.me.rank} with a rating of ${formatRating(board.me.display_rating)} after ${board.me.matches} ${board.me.matches === 1 ? "match" : "matches"}.`
     : "You have no rating in this game yet: play a match!";
 }
 

@@ -4,7 +4,7 @@
 
 import { ApiClient, InputPacer, MatchClient, TickClock, websocketSupported } from "../gsclient.js";
 import { GAMES, Interpolator, Predictor, seatColour } from "../games.js";
-import { $, clear, el, formatDelta, sleep } from "./ui.js";
+import { $, clear, el, formatDelta, formatRating, sleep } from "./ui.js";
 // Renderers of games beyond the built-in ones, by slug (static/js/renderers.js; docs/games.md, "The renderer").
 import { complete, generic, loadRenderers } from "../renderers.js";
 
@@ -89,7 +89,8 @@ function start() {
           },
         });
         Object.assign(debug, { predictor, pacer });
-        readControls = game.controls(canvas, toWorld, () => predictor.current, () => pacer.changed());
+        // #touch-pad: on-screen buttons of games that have them, shown on touch screens only (games.js).
+        readControls = game.controls(canvas, toWorld, () => predictor.current, () => pacer.changed(), $("#touch-pad"));
         $("#leave").hidden = false;
       }
       requestAnimationFrame(frame);
@@ -373,8 +374,8 @@ async function fillRatingChanges(end, cells) {
       for (const entry of await api.get(`/api/matches/${end.match}/ratings/`)) {
         const cell = cells.get(entry.user_id);
         if (!cell) continue;
-        cell.textContent = `${formatDelta(entry.rating.delta)} (now ${entry.rating.after.toFixed(2)})`;
-        cell.classList.add(entry.rating.delta >= 0 ? "up" : "down");
+        cell.textContent = `${formatDelta(entry.rating.display_delta)} (now ${formatRating(entry.rating.display_after)})`;
+        cell.classList.add(entry.rating.display_delta >= 0 ? "up" : "down");
         cells.delete(entry.user_id);
       }
     } catch {

@@ -19,8 +19,14 @@ export function clear(node) {
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A change of the shown rating (a whole number, docs/lobby.md "Ratings"): "+344", "−183", "+0". */
 export function formatDelta(delta) {
-  return `${delta >= 0 ? "+" : "−"}${Math.abs(delta).toFixed(2)}`;
+  return `${delta >= 0 ? "+" : "−"}${Math.abs(Math.round(delta))}`;
+}
+
+/** A shown rating (a whole number) with a real minus sign, like the changes. */
+export function formatRating(rating) {
+  return rating < 0 ? `−${Math.abs(rating)}` : String(rating);
 }
 
 export function formatSeconds(seconds) {
