@@ -4,7 +4,8 @@
 
 import { ApiClient, InputPacer, MatchClient, TickClock, websocketSupported } from "../gsclient.js";
 import { GAMES, Interpolator, Predictor, seatColour } from "../games.js";
-import { $, clear, el, formatDelta, sleep } from "./ui.js";
+import { $, clear, el, formatDelta, showError, sleep } from "./ui.js";
+import { gameName, rememberTicket } from "./queue.js";
 // Renderers of games beyond the built-in ones, by slug (static/js/renderers.js; docs/games.md, "The renderer").
 import { complete, generic, loadRenderers } from "../renderers.js";
 
@@ -362,7 +363,63 @@ async function showResult(end, mySeat) {
     if (r.seat === mySeat) row.classList.add("me");
     rows.append(row);
   }
+  offerPlayAgain();
   if (end.status === "finished") await fillRatingChanges(end, cells);
+}
+
+// "Play again" does what this player can do next: back to their lobby (ready for the rematch, or to start it as the
+// host), or, without a lobby, queue again for the same game right here (the queue bar shows the search and takes
+// the player to the next match).
+async function offerPlayAgain() {
+  const button = $("#play-again");
+  const errorBox = $("#play-again-error");
+  let mine = null;
+  try {
+    mine = (await api.get("/api/lobbies/mine/")).lobby;
+  } catch {
+    mine = null; // offline for a moment: queueing again is still on offer, and says so if it fails
+  }
+  $("#play-again-hint").textContent = mine ? `back to lobby ${mine.code}` : "";
+  button.onclick = async () => {
+    errorBox.hidden = true;
+    button.disabled = true;
+    try {
+      if (mine) await backToLobby(mine);
+      else await queueAgain();
+    } catch (error) {
+      showError(errorBox, error.status ? error : "Could not reach the server. Try again.");
+      button.disabled = false;
+    }
+  };
+}
+
+async function backToLobby(lobby) {
+  if (lobby.host && lobby.host.id !== Number(root.dataset.userId)) {
+    try {
+      await api.post(`/api/lobbies/${lobby.code}/ready/`, { ready: true });
+    } catch (error) {
+      if (!error.status) throw error; // offline: stay, and say so
+      // The lobby is not open (yet, or any more): its page shows what it is.
+    }
+  }
+  window.location.assign(`/lobbies/${lobby.code}/`);
+}
+
+async function queueAgain() {
+  const game = (await api.get(`/api/matches/${matchId}/`)).game;
+  const ticket = await api.post("/api/matchmaking/tickets/", { game });
+  rememberTicket(ticket, gameName(game));
+  $("#play-again").textContent = "Searching…";
+  $("#play-again-hint").textContent = `for a ${gameName(game)} match (Cancel in the bar above)`;
+  // Cancelled from the bar, or expired: offer it again.
+  window.addEventListener("gs:ticket", function ended(event) {
+    const next = event.detail;
+    if (next && next.id === ticket.id && (next.status === "searching" || next.status === "matched")) return;
+    window.removeEventListener("gs:ticket", ended);
+    $("#play-again").textContent = "Play again";
+    $("#play-again").disabled = false;
+    $("#play-again-hint").textContent = next && next.status === "expired" ? "no match was found in time" : "";
+  });
 }
 
 async function fillRatingChanges(end, cells) {
