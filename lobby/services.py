@@ -285,10 +285,13 @@ def lobby_chat(*, user: User, code: str, text: str) -> None:
 
 def match_announce(*, match: Match, users: list[User], invited_by: User | None) -> None:
     """Tell each player of a new match on whatever page they are (their ws/matchmaking/ sockets), after commit. The
-    invited ones (invited_by set) are asked to accept; the others are expected at the match."""
+    invited ones (invited_by set) are asked to accept; the others are expected at the match. Whoever invited has the
+    match in the answer to their request already and is not told again."""
     players = [selectors.user_brief(user) for user in users]
     for user in users:
-        invited = invited_by is not None and user.pk != invited_by.pk
+        if invited_by is not None and user.pk == invited_by.pk:
+            continue
+        invited = invited_by is not None
         payload = {
             "type": "match.created",
             "match": match_pointer(match.pk),

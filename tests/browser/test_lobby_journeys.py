@@ -74,6 +74,7 @@ def test_a_lobby_match_ends_back_in_the_lobby_and_the_host_starts_a_rematch(new_
     host.wait_for_url(f"**/lobbies/{code}/")
     host.wait_for_selector("#back-text:has-text('Start the rematch')")
     host.wait_for_selector("#start:enabled")
+    assert host.locator("#queue-party").is_hidden()  # two players fill pong: no opponents to find
     shot(host, "lobby-back-from-match")
     host.click("#start")
     for page in (host, guest):
@@ -90,7 +91,7 @@ def test_a_lobby_link_shows_the_lobby_to_a_non_member_who_can_join_and_leave_at_
 
     guest.goto(f"/lobbies/{code}/")
     guest.wait_for_selector("#guest", state="visible")
-    assert guest.locator("#lobby-game").inner_text() == "Connect four"
+    assert guest.locator("#lobby-game").inner_text() == "Connect Four"
     assert guest.locator("#members li").all_inner_texts() == [f"{host_name}\nhost"]
     assert guest.locator("#leave-lobby").is_hidden() and guest.locator("#chat-form").is_hidden()
     shot(guest, "lobby-link-not-a-member")
@@ -162,12 +163,16 @@ def test_play_again_without_a_lobby_queues_for_the_same_game(new_page, username)
         page.wait_for_function("document.querySelector('#play-again-hint') !== null")
     ann.click("#play-again")
     ann.wait_for_selector("#queue-bar", state="visible")  # searching, from the result screen
-    assert ann.locator("#play-again").inner_text() == "Searching…"
+    assert ann.locator("#play-again-hint").inner_text() == "Searching for a Pong match…"
     shot(ann, "result-play-again-searching")
-    # Cancelled from the bar: the result screen offers Play again again.
+    # Cancelled from the result screen (or the bar): Play again is on offer again.
+    ann.click("#play-again:has-text('Cancel search')")
+    ann.wait_for_selector("#queue-bar", state="hidden")
+    ann.wait_for_selector("#play-again:has-text('Play again')")
+    ann.click("#play-again")
+    ann.wait_for_selector("#queue-bar", state="visible")
     ann.click("#queue-bar-cancel")
-    ann.wait_for_selector("#play-again:enabled")
-    assert ann.locator("#play-again").inner_text() == "Play again"
+    ann.wait_for_selector("#play-again:has-text('Play again')")
     ann.click("#play-again")
     ann.wait_for_selector("#queue-bar", state="visible")
     ben.click("#play-again")
@@ -204,7 +209,7 @@ def test_a_lobby_start_and_an_invitation_are_announced_on_any_page(new_page, use
     )
     assert created[0] == 201, created
     friend.wait_for_selector("#match-call", state="visible")
-    assert friend.locator("#match-call-text").inner_text() == f"{host_name} invites you to a Connect four match."
+    assert friend.locator("#match-call-text").inner_text() == f"{host_name} invites you to a Connect Four match."
     shot(friend, "invitation-announced")
     friend.click("#match-call-accept")
     friend.wait_for_url(f"**/matches/{created[1]['id']}/")

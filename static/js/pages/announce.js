@@ -4,7 +4,7 @@
 // an invitation asks Accept or Decline. Matchmaking matches come as ticket.update instead (queuebar.js, home.js).
 
 import { ApiClient } from "../gsclient.js";
-import { gameName } from "./queue.js";
+import { gameName, goToMatch } from "./queue.js";
 import { $, showError } from "./ui.js";
 
 const api = new ApiClient();
@@ -20,16 +20,27 @@ function onMatchPage(matchId) {
   return window.location.pathname === `/matches/${matchId}/`;
 }
 
-export function announce(message) {
+// The game's display name ("Connect Four"); the slug's best guess while the list cannot be had.
+async function displayName(slug) {
+  try {
+    const game = (await api.get("/api/games/")).find((g) => g.slug === slug);
+    if (game) return game.name;
+  } catch {
+    // offline for a moment
+  }
+  return gameName(slug);
+}
+
+export async function announce(message) {
   const match = message.match;
   if (!box || !match || onMatchPage(match.id)) return;
   const url = `/matches/${match.id}/`;
   if (!message.invited && message.source === "lobby" && !playingHere()) {
-    window.location.assign(url);
+    goToMatch(match.id);
     return;
   }
   const others = message.players.filter((p) => !message.invited_by || p.id !== message.invited_by.id);
-  const game = gameName(message.game);
+  const game = await displayName(message.game);
   $("#match-call-text").textContent = message.invited
     ? `${message.invited_by.username} invites you to a ${game} match${others.length > 1 ? ` (${message.players.length} players)` : ""}.`
     : `Your ${game} match is ready.`;
@@ -50,7 +61,7 @@ async function answer(kind) {
     showError($("#match-call-error"), error); // answered already, or the invitation expired: say so
     return;
   }
-  if (kind === "accept") window.location.assign(`/matches/${matchId}/`);
+  if (kind === "accept") goToMatch(matchId);
   else box.hidden = true;
 }
 

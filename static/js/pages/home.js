@@ -5,7 +5,7 @@
 
 import { ApiClient, LiveSocket, websocketSupported } from "../gsclient.js";
 import { announce } from "./announce.js";
-import { forgetTicket, justMatched, rememberTicket, rememberedTicket, whileAway } from "./queue.js";
+import { forgetTicket, goToMatch, justMatched, rememberTicket, rememberedTicket, whileAway } from "./queue.js";
 import { $, formatSeconds, gameOptions, showError } from "./ui.js";
 
 const api = new ApiClient();
@@ -106,7 +106,7 @@ function show(next) {
   } else if (ticket && ticket.status === "matched" && ticket.match) {
     forgetTicket();
     $("#queue-status").textContent = "Match found!";
-    window.location.assign(`/matches/${ticket.match.id}/`);
+    goToMatch(ticket.match.id);
   } else if (ticket && ticket.status === "expired") {
     forgetTicket();
     showError(errorBox, "No match was found in time. Try again?");

@@ -3,7 +3,7 @@
 // lobby for opponents. Everyone moves to the match when it starts, and is back here, ready to go again, when it ends.
 
 import { ApiClient, LiveSocket, websocketSupported } from "../gsclient.js";
-import { gameName, rememberTicket } from "./queue.js";
+import { gameName, goToMatch, rememberTicket } from "./queue.js";
 import { $, clear, el, showError } from "./ui.js";
 
 const root = $("#lobby");
@@ -16,6 +16,7 @@ let lobby = null;
 let socket = null;
 let partySearch = null; // the lobby's searching party ticket, from the queue bar's socket
 let wasMember = false;
+let games = {}; // slug -> the game's settings (name, max_players), for labels and the party's room for opponents
 
 const isMember = () => Boolean(lobby && lobby.members.some((m) => m.id === me));
 
@@ -25,7 +26,8 @@ function render(next) {
   wasMember = wasMember || member;
   root.dataset.status = lobby.status;
   root.dataset.member = String(member);
-  $("#lobby-game").textContent = gameName(lobby.game);
+  const game = games[lobby.game];
+  $("#lobby-game").textContent = game ? game.name : gameName(lobby.game);
   $("#lobby-visibility").textContent = lobby.public ? "public" : "private";
   $("#lobby-count").textContent = `${lobby.members.length}/${lobby.size}`;
   const amHost = Boolean(lobby.host && lobby.host.id === me);
@@ -72,7 +74,9 @@ function render(next) {
   const othersReady = lobby.members.every((m) => m.ready || m.id === me);
   $("#start").hidden = !member || !open || !amHost;
   $("#start").disabled = !othersReady || searching;
-  $("#queue-party").hidden = !member || !open || !amHost;
+  // A party that fills the game on its own has no opponents to find: Start match is its way to play.
+  const room = !game || lobby.members.length < game.max_players;
+  $("#queue-party").hidden = !member || !open || !amHost || !room;
   $("#queue-party").disabled = !othersReady || searching;
   $("#party-search").hidden = !member || !searching;
   $("#in-match").hidden = !member || lobby.status !== "in_match" || !lobby.match;
@@ -98,6 +102,7 @@ async function call(path, body = {}) {
 
 async function load() {
   try {
+    if (!Object.keys(games).length) games = Object.fromEntries((await api.get("/api/games/")).map((g) => [g.slug, g]));
     render(await api.get(`/api/lobbies/${code}/`));
   } catch (error) {
     showError(errorBox, error.code === "lobby_not_found" ? "There is no lobby with this code." : error);
@@ -152,7 +157,7 @@ function connect() {
       chatHistory(message.chat);
     } else if (message.type === "lobby.update") {
       render(message.lobby);
-      if (message.event === "started" && message.match) window.location.assign(`/matches/${message.match.id}/`);
+      if (message.event === "started" && message.match) goToMatch(message.match.id);
     } else if (message.type === "lobby.chat") chatLine(message);
     else if (message.type === "error") showError(errorBox, message);
   });

@@ -368,8 +368,10 @@ async function showResult(end, mySeat) {
 }
 
 // "Play again" does what this player can do next: back to their lobby (ready for the rematch, or to start it as the
-// host), or, without a lobby, queue again for the same game right here (the queue bar shows the search and takes
-// the player to the next match).
+// host), or, without a lobby, queue again for the same game right here: the button then cancels the search, and the
+// queue bar (queuebar.js) takes the player to the next match.
+let searching = null; // the ticket queued from this screen, while it searches
+
 async function offerPlayAgain() {
   const button = $("#play-again");
   const errorBox = $("#play-again-error");
@@ -384,12 +386,13 @@ async function offerPlayAgain() {
     errorBox.hidden = true;
     button.disabled = true;
     try {
-      if (mine) await backToLobby(mine);
+      if (searching) await api.delete(`/api/matchmaking/tickets/${searching.id}/`); // the bar hears it, below
+      else if (mine) await backToLobby(mine);
       else await queueAgain();
     } catch (error) {
       showError(errorBox, error.status ? error : "Could not reach the server. Try again.");
-      button.disabled = false;
     }
+    button.disabled = false;
   };
 }
 
@@ -409,16 +412,17 @@ async function queueAgain() {
   const game = (await api.get(`/api/matches/${matchId}/`)).game;
   const ticket = await api.post("/api/matchmaking/tickets/", { game });
   rememberTicket(ticket, gameName(game));
-  $("#play-again").textContent = "Searching…";
-  $("#play-again-hint").textContent = `for a ${gameName(game)} match (Cancel in the bar above)`;
-  // Cancelled from the bar, or expired: offer it again.
+  searching = ticket;
+  $("#play-again").textContent = "Cancel search";
+  $("#play-again-hint").textContent = `Searching for a ${gameName(game)} match…`;
+  // Cancelled (here, from the bar or another tab) or expired: offer it again. Matched: the bar goes there.
   window.addEventListener("gs:ticket", function ended(event) {
     const next = event.detail;
     if (next && next.id === ticket.id && (next.status === "searching" || next.status === "matched")) return;
     window.removeEventListener("gs:ticket", ended);
+    searching = null;
     $("#play-again").textContent = "Play again";
-    $("#play-again").disabled = false;
-    $("#play-again-hint").textContent = next && next.status === "expired" ? "no match was found in time" : "";
+    $("#play-again-hint").textContent = next && next.status === "expired" ? "No match was found in time." : "";
   });
 }
 

@@ -6,7 +6,7 @@
 
 import { ApiClient, LiveSocket, websocketSupported } from "../gsclient.js";
 import { announce } from "./announce.js";
-import { forgetTicket, gameName, justMatched, rememberedTicket } from "./queue.js";
+import { forgetTicket, gameName, goToMatch, justMatched, rememberedTicket } from "./queue.js";
 import { $, formatSeconds } from "./ui.js";
 
 const bar = $("#queue-bar");
@@ -37,7 +37,7 @@ function show(next) {
   tell(next);
   if (next.status === "matched" && next.match) {
     forgetTicket();
-    if (window.location.pathname !== `/matches/${next.match.id}/`) window.location.assign(`/matches/${next.match.id}/`);
+    goToMatch(next.match.id);
     return;
   }
   if (next.status !== "searching") {
