@@ -258,3 +258,18 @@ async def test_a_non_member_socket_is_refused_and_the_lobby_stays_readable(alice
         await comm.disconnect()
     body = (await call(lambda: api_as(bob).get(f"/api/lobbies/{lobby.code}/").json())())
     assert body["game"] == "pong" and [m["username"] for m in body["members"]] == ["alice"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_members_hear_match_over_with_the_lobby_open_again(alice, bob):
+    lobby = await call(started_lobby)(alice, bob)
+    comm = await connect(f"/ws/lobbies/{lobby.code}/", bob)
+    try:
+        assert (await receive(comm))["lobby"]["status"] == "in_match"
+        await call(match_cancel)(match_id=lobby.match_id, reason="no_show")
+        over = await receive(comm)
+        assert (over["event"], over["match_status"], over["match"]["id"]) == ("match_over", "cancelled", lobby.match_id)
+        assert over["lobby"]["status"] == "open"
+        assert [m["ready"] for m in over["lobby"]["members"]] == [False, False]
+    finally:
+        await comm.disconnect()
