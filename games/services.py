@@ -16,7 +16,7 @@ from games.engine import control
 from games.models import Match, MatchPlayer
 from games.rules import UnknownGame, get_game
 from games.rules.base import MatchResult
-from games.signals import match_finished
+from games.signals import match_cancelled, match_created, match_finished
 from gameserver.accounts.models import User
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def match_create(
         MatchPlayer(match=match, user=user, seat=seat, accepted=not invited or user.pk == invited_by.pk)
         for seat, user in enumerate(users)
     )
+    match_created.send(sender=Match, match=match, users=list(users), invited_by=invited_by if invited else None)
     return match
 
 
@@ -106,6 +107,7 @@ def match_invitation_decline(*, match_id: int, user: User) -> Match:
     )
     if not cancelled:
         raise MatchError("invitation_closed", f"The match is {seat.match.status}: there is nothing to decline.", status_code=409)
+    match_cancelled.send(sender=Match, match_id=match_id)
     return Match.objects.get(pk=match_id)
 
 
@@ -192,6 +194,8 @@ def match_cancel(*, match_id: int, reason: str, stop_running: bool = True) -> bo
             status=Match.Status.CANCELLED, finished_at=timezone.now(), end_reason=reason[:40]
         )
     )
+    if cancelled:
+        match_cancelled.send(sender=Match, match_id=match_id)
     if cancelled and stop_running:
         control.stop_match_on_commit(match_id=match_id)
     return cancelled

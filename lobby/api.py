@@ -82,6 +82,16 @@ class LobbyListCreateView(APIView):
         return _lobby_response(lobby, status.HTTP_201_CREATED)
 
 
+class MyLobbyView(APIView):
+    @extend_schema(
+        responses={200: serializers.MyLobbySerializer, 401: UNAUTHENTICATED},
+        summary="The lobby you are in ({\"lobby\": null} when none), so that any page can lead back to it",
+    )
+    def get(self, request: Request) -> Response:
+        lobby = selectors.lobby_of(user=request.user)
+        return Response({"lobby": selectors.lobby_snapshot(lobby=lobby) if lobby else None})
+
+
 class LobbyDetailView(APIView):
     @extend_schema(
         parameters=[CODE],

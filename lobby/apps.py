@@ -6,5 +6,5 @@ class LobbyConfig(AppConfig):
     verbose_name = "Lobbies, matchmaking and ratings"
 
     def ready(self) -> None:
-        # Connects the match_finished receiver that updates ratings.
-        from lobby import ratings  # noqa: F401
+        # Connect the receivers of games.signals: ratings, lobbies that reopen after their match, match announcements.
+        from lobby import ratings, receivers  # noqa: F401

@@ -135,11 +135,15 @@ def _lobby_access(code: str, user) -> tuple[str | None, dict[str, Any] | None]:
         return "not_found", None
     if not LobbyMember.objects.filter(lobby=lobby, user=user).exists():
         return "forbidden", None
-    return None, selectors.lobby_snapshot(lobby=lobby)
+    return None, {
+        "lobby": selectors.lobby_snapshot(lobby=lobby),
+        "chat": selectors.lobby_chat_history(lobby=lobby, limit=services.CHAT_HISTORY_LINES),
+    }
 
 
 class LobbyConsumer(JsonConsumer):
-    """Members only. Sends the lobby's state on connect, then every change and chat line as it happens."""
+    """Members only. Sends the lobby's state and recent chat on connect, then every change and chat line as it
+    happens."""
 
     metrics_kind = "lobby"
 
@@ -149,7 +153,7 @@ class LobbyConsumer(JsonConsumer):
 
     async def connect(self) -> None:
         code = self.scope["url_route"]["kwargs"]["code"].upper()
-        problem, snapshot = await _lobby_access(code, self.user)
+        problem, state = await _lobby_access(code, self.user)
         await self.accept()
         if problem:
             await self.close(CloseCode.NOT_FOUND if problem == "not_found" else CloseCode.FORBIDDEN)
@@ -159,7 +163,7 @@ class LobbyConsumer(JsonConsumer):
             await self.close(CloseCode.TRY_AGAIN_LATER)  # Redis away: the lobby's events could not reach this socket
             return
         self.group = lobby_group(code)
-        await self.send_json({"type": "lobby.state", "lobby": snapshot})
+        await self.send_json({"type": "lobby.state", **state})
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -223,8 +227,9 @@ async def _cancel_if_still_away(user) -> None:
 
 
 class MatchmakingConsumer(JsonConsumer):
-    """Pushes the status of the user's tickets; sends the active one (or null) on connect. Open sockets hold the
-    user's ticket: when the last one closes and none reopens within MATCHMAKING_AWAY_SECONDS, it is cancelled."""
+    """The user's own socket, open on every page: pushes the status of the user's tickets (the active one, or null,
+    on connect) and announces each match created for the user (match.created). Open sockets hold the user's ticket:
+    when the last one closes and none reopens within MATCHMAKING_AWAY_SECONDS, it is cancelled."""
 
     metrics_kind = "matchmaking"
     counted = False

@@ -147,3 +147,20 @@ class RatingChange(models.Model):
     @property
     def delta(self) -> float:
         return self.ordinal_after - self.ordinal_before
+
+
+class ChatLine(models.Model):
+    """A lobby's recent chat, so that a reload or a late joiner sees the conversation; the service keeps the last
+    CHAT_HISTORY_LINES per lobby (lobby/services.py) and the lines go with their lobby."""
+
+    lobby = models.ForeignKey(Lobby, on_delete=models.CASCADE, related_name="chat_lines")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["lobby", "-id"], name="chat_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.lobby.code}: {self.text[:40]}"

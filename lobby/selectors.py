@@ -15,7 +15,7 @@ from django.utils import timezone
 from games.models import Match, MatchPlayer
 from gameserver.accounts.models import User
 from lobby.groups import match_pointer
-from lobby.models import Lobby, LobbyMember, Rating, RatingChange, Ticket, TicketMember
+from lobby.models import ChatLine, Lobby, LobbyMember, Rating, RatingChange, Ticket, TicketMember
 
 # Used until the server has seen matches of a game: about the time the rating window takes to open wide.
 WAIT_ESTIMATE_FALLBACK_SECONDS = 30.0
@@ -48,6 +48,21 @@ def lobby_snapshot(*, lobby: Lobby) -> dict[str, Any]:
         "match": match_pointer(lobby.match_id) if lobby.match_id else None,
         "created_at": lobby.created_at.isoformat(),
     }
+
+
+def lobby_of(*, user: User) -> Lobby | None:
+    """The lobby the user is in (at most one), or None."""
+    return Lobby.objects.select_related("host").filter(members__user=user).first()
+
+
+def chat_line(*, line: ChatLine, user: User) -> dict[str, Any]:
+    return {"user": user_brief(user), "text": line.text, "at": line.created_at.isoformat()}
+
+
+def lobby_chat_history(*, lobby: Lobby, limit: int) -> list[dict[str, Any]]:
+    """The lobby's last `limit` chat lines, oldest first, in the shape of lobby.chat."""
+    lines = list(ChatLine.objects.filter(lobby=lobby).select_related("user").order_by("-id")[:limit])
+    return [chat_line(line=line, user=line.user) for line in reversed(lines)]
 
 
 def lobby_open_public(*, game: str | None = None) -> QuerySet[Lobby]:

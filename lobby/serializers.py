@@ -88,6 +88,10 @@ class LobbySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class MyLobbySerializer(serializers.Serializer):
+    lobby = LobbySerializer(allow_null=True, help_text="The lobby you are in, or null.")
+
+
 class LobbyListItemSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     code = serializers.CharField()

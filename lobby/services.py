@@ -17,12 +17,14 @@ from gameserver.accounts.models import User
 from gameserver.broadcast import send_on_commit
 from lobby import selectors
 from lobby.groups import LOBBY_EVENT, MATCHMAKING_EVENT, lobby_group, match_pointer, matchmaking_group
-from lobby.models import Lobby, LobbyMember, Rating, Ticket, TicketMember
+from lobby.models import ChatLine, Lobby, LobbyMember, Rating, Ticket, TicketMember
 from lobby.ratings import DEFAULT_MU
 
 CHAT_MAX_LENGTH = 500
 CHAT_BURST = 5
 CHAT_WINDOW_SECONDS = 5
+# Lines a lobby keeps for (re)connecting members: enough to follow the conversation, few enough for one message.
+CHAT_HISTORY_LINES = 50
 TICKET_TTL_SECONDS = 600
 
 
@@ -122,6 +124,7 @@ def lobby_join(*, user: User, code: str) -> Lobby:
 
 def _remove_member(lobby: Lobby, user: User, event: str) -> Lobby:
     LobbyMember.objects.filter(lobby=lobby, user=user).delete()
+    _cancel_party_search(user)
     if lobby.host_id == user.pk:
         # Host passes to whoever joined earliest.
         successor = LobbyMember.objects.filter(lobby=lobby).order_by("joined_at", "id").first()
@@ -131,6 +134,19 @@ def _remove_member(lobby: Lobby, user: User, event: str) -> Lobby:
     lobby.save(update_fields=["host", "status", "closed_at"])
     _broadcast(lobby, event, user=selectors.user_brief(user))
     return lobby
+
+
+def _cancel_party_search(user: User) -> None:
+    """A member who leaves (or is kicked) takes the party's search down with them: the party queued as it was, and a
+    match for the old party would seat someone who is no longer in it."""
+    ticket = Ticket.objects.filter(
+        members__user=user, members__active=True, status=Ticket.Status.SEARCHING, size__gt=1
+    ).first()
+    if ticket is None:
+        return
+    now = timezone.now()
+    if _ticket_end([ticket.pk], Ticket.Status.CANCELLED, now):
+        ticket_notify(ticket=ticket, now=now)
 
 
 @transaction.atomic
@@ -190,16 +206,41 @@ def lobby_start(*, user: User, code: str) -> Lobby:
 
 @transaction.atomic
 def lobby_rematch(*, user: User, code: str) -> Lobby:
-    """Reopen a lobby whose match is over, so that its members ready up and start again."""
+    """Make sure a lobby whose match is over is open again, so that its members ready up and start again. A lobby
+    reopens by itself when its match ends (lobby_match_over); this is the host's way to the same state, and it
+    answers the open lobby as it is when that already happened."""
     lobby = _locked_lobby(code)
     _require_host(lobby, user)
-    if lobby.status != Lobby.Status.IN_MATCH:
+    if lobby.match_id is None or lobby.status == Lobby.Status.CLOSED:
         raise LobbyError("no_match", "This lobby has no match to follow up.")
     if Match.objects.filter(pk=lobby.match_id, status__in=Match.ACTIVE).exists():
         raise LobbyError("match_in_progress", "The lobby's match is still being played.")
+    if lobby.status == Lobby.Status.OPEN:
+        return lobby
     lobby.status = Lobby.Status.OPEN
     lobby.save(update_fields=["status"])
     _broadcast(lobby, "rematch")
+    return lobby
+
+
+@transaction.atomic
+def lobby_match_over(*, match_id: int) -> Lobby | None:
+    """The lobby's match finished or was cancelled: the lobby opens again by itself, so that every member is back in
+    the room, readies up and the host starts the next match (a rematch). Called from the match's own transaction
+    (lobby/receivers.py); None when no lobby was playing this match."""
+    lobby = (
+        Lobby.objects.select_for_update(of=("self",))
+        .select_related("host")
+        .filter(match_id=match_id, status=Lobby.Status.IN_MATCH)
+        .first()
+    )
+    if lobby is None:
+        return None
+    lobby.status = Lobby.Status.OPEN
+    lobby.save(update_fields=["status"])
+    LobbyMember.objects.filter(lobby=lobby).update(ready=False)
+    match_status = Match.objects.filter(pk=match_id).values_list("status", flat=True).first()
+    _broadcast(lobby, "match_over", match=match_pointer(match_id), match_status=match_status)
     return lobby
 
 
@@ -215,8 +256,10 @@ def lobby_close(*, lobby: Lobby) -> None:
     _broadcast(lobby, "closed")
 
 
+@transaction.atomic
 def lobby_chat(*, user: User, code: str, text: str) -> None:
-    """Relay a chat line to the lobby as plain text; clients must render it as text, never as HTML."""
+    """Relay a chat line to the lobby as plain text; clients must render it as text, never as HTML. The lobby keeps
+    its last CHAT_HISTORY_LINES lines, which members get on connect (selectors.lobby_chat_history)."""
     text = "".join(ch for ch in text if ch.isprintable()).strip()
     if not text:
         raise LobbyError("empty_message", "The message is empty.", kind="invalid")
@@ -230,8 +273,35 @@ def lobby_chat(*, user: User, code: str, text: str) -> None:
     cache.add(key, 0, CHAT_WINDOW_SECONDS)
     if cache.incr(key) > CHAT_BURST:
         raise LobbyError("chat_rate_limited", f"At most {CHAT_BURST} messages per {CHAT_WINDOW_SECONDS} s.")
-    payload = {"type": "lobby.chat", "user": selectors.user_brief(user), "text": text, "at": timezone.now().isoformat()}
+    line = ChatLine.objects.create(lobby=lobby, user=user, text=text)
+    # Trim to the newest lines; concurrent lines of one lobby may each trim, which only deletes the same old rows.
+    newest = ChatLine.objects.filter(lobby=lobby).order_by("-id").values_list("id", flat=True)
+    oldest_stale = list(newest[CHAT_HISTORY_LINES : CHAT_HISTORY_LINES + 1])
+    if oldest_stale:
+        ChatLine.objects.filter(lobby=lobby, id__lte=oldest_stale[0]).delete()
+    payload = {"type": "lobby.chat", **selectors.chat_line(line=line, user=user)}
     send_on_commit(lobby_group(lobby.code), {"type": LOBBY_EVENT, "payload": payload})
+
+
+def match_announce(*, match: Match, users: list[User], invited_by: User | None) -> None:
+    """Tell each player of a new match on whatever page they are (their ws/matchmaking/ sockets), after commit. The
+    invited ones (invited_by set) are asked to accept; the others are expected at the match. Whoever invited has the
+    match in the answer to their request already and is not told again."""
+    players = [selectors.user_brief(user) for user in users]
+    for user in users:
+        if invited_by is not None and user.pk == invited_by.pk:
+            continue
+        invited = invited_by is not None
+        payload = {
+            "type": "match.created",
+            "match": match_pointer(match.pk),
+            "game": match.game,
+            "source": match.source,
+            "players": players,
+            "invited": invited,
+            "invited_by": selectors.user_brief(invited_by) if invited else None,
+        }
+        send_on_commit(matchmaking_group(user.pk), {"type": MATCHMAKING_EVENT, "payload": payload})
 
 
 # --- matchmaking tickets -------------------------------------------------------------------------------------------
@@ -260,8 +330,11 @@ def ticket_create(*, user: User, game: str, lobby_code: str | None = None) -> Ti
             raise LobbyError("players_not_ready", "Every party member must be ready before queueing.")
         party = [m.user for m in members]
     else:
-        if LobbyMember.objects.filter(user=user).exists():
-            raise LobbyError("in_lobby", "Leave your lobby first, or queue it as a party with its code.")
+        mine = LobbyMember.objects.filter(user=user).select_related("lobby").first()
+        if mine is not None:
+            raise LobbyError(
+                "in_lobby", f"You are in lobby {mine.lobby.code}: leave it first, or queue it as a party with its code."
+            )
         party = [user]
     mus = dict(Rating.objects.filter(game=game, user__in=party).values_list("user_id", "mu"))
     rating = sum(mus.get(member.pk, DEFAULT_MU) for member in party) / len(party)

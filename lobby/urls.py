@@ -9,6 +9,7 @@ from lobby import api
 urlpatterns = [
     path("lobbies/", api.LobbyListCreateView.as_view(), name="api-lobbies"),
     path("lobbies/join/", api.LobbyJoinByCodeView.as_view(), name="api-lobby-join-by-code"),
+    path("lobbies/mine/", api.MyLobbyView.as_view(), name="api-lobby-mine"),
     path("lobbies/<str:code>/", api.LobbyDetailView.as_view(), name="api-lobby"),
     path("lobbies/<str:code>/join/", api.LobbyJoinView.as_view(), name="api-lobby-join"),
     path("lobbies/<str:code>/leave/", api.LobbyLeaveView.as_view(), name="api-lobby-leave"),

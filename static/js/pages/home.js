@@ -1,9 +1,11 @@
 // Home: "Play now" queues for a game and follows the ticket live (ws/matchmaking/), with a polling fallback,
 // until it is matched (go to the match), cancelled or expired. The ticket is remembered for the queue bar of the
-// other pages (queuebar.js); coming back after leaving the site while queued says what became of it.
+// other pages (queuebar.js); coming back after leaving the site while queued says what became of it. The socket also
+// announces matches created for the player (announce.js), and a player in a lobby is shown the way back to it.
 
 import { ApiClient, LiveSocket, websocketSupported } from "../gsclient.js";
-import { forgetTicket, justMatched, rememberTicket, rememberedTicket, whileAway } from "./queue.js";
+import { announce } from "./announce.js";
+import { forgetTicket, goToMatch, justMatched, rememberTicket, rememberedTicket, whileAway } from "./queue.js";
 import { $, formatSeconds, gameOptions, showError } from "./ui.js";
 
 const api = new ApiClient();
@@ -25,12 +27,41 @@ if (!websocketSupported()) {
   socket.on("message", (message) => {
     if (message.type === "matchmaking.state" && message.ticket === null) comeBack();
     if (message.type === "matchmaking.state" || message.type === "ticket.update") show(message.ticket);
+    if (message.type === "match.created") announce(message);
   });
   socket.on("state", (state, code, text) => {
     if (state === "closed") showError(errorBox, text);
   });
   socket.connect();
 }
+
+// In a lobby, Play now would be refused (queue the lobby from its page instead): say where the lobby is.
+async function showMyLobby() {
+  let mine = null;
+  try {
+    mine = (await api.get("/api/lobbies/mine/")).lobby;
+  } catch {
+    return;
+  }
+  $("#my-lobby").hidden = !mine;
+  if (!mine) return;
+  $("#my-lobby-link").href = `/lobbies/${mine.code}/`;
+  $("#my-lobby-link").textContent = `lobby ${mine.code}`;
+}
+
+$("#my-lobby-leave").addEventListener("click", async () => {
+  const code = $("#my-lobby-link").href.split("/").filter(Boolean).pop();
+  try {
+    await api.post(`/api/lobbies/${code}/leave/`);
+  } catch (error) {
+    if (error.code !== "not_a_member" && error.code !== "lobby_not_found") {
+      showError(errorBox, error);
+      return;
+    }
+  }
+  $("#my-lobby").hidden = true;
+});
+showMyLobby();
 
 playButton.addEventListener("click", async () => {
   errorBox.hidden = true;
@@ -75,7 +106,7 @@ function show(next) {
   } else if (ticket && ticket.status === "matched" && ticket.match) {
     forgetTicket();
     $("#queue-status").textContent = "Match found!";
-    window.location.assign(`/matches/${ticket.match.id}/`);
+    goToMatch(ticket.match.id);
   } else if (ticket && ticket.status === "expired") {
     forgetTicket();
     showError(errorBox, "No match was found in time. Try again?");

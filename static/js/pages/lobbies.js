@@ -1,4 +1,5 @@
-// Lobby browser: open public lobbies (refreshed every few seconds), creating a lobby, joining one by its code.
+// Lobby browser: open public lobbies (refreshed every few seconds), creating a lobby, joining one by its code, and
+// the way back to the lobby the player is in.
 
 import { ApiClient } from "../gsclient.js";
 import { $, clear, el, gameOptions, showError } from "./ui.js";
@@ -47,8 +48,18 @@ $("#join-form").addEventListener("submit", (event) => {
 
 filter.addEventListener("change", () => load().catch((error) => showError(errorBox, error)));
 
+async function showMyLobby() {
+  const mine = (await api.get("/api/lobbies/mine/")).lobby;
+  $("#my-lobby").hidden = !mine;
+  if (mine) {
+    $("#my-lobby-link").href = `/lobbies/${mine.code}/`;
+    $("#my-lobby-link").textContent = `lobby ${mine.code}`;
+  }
+}
+
 (async () => {
   try {
+    await showMyLobby();
     const games = await gameOptions(api, $("#create-game"));
     filter.append(...games.map((g) => el("option", { value: g.slug }, g.name)));
     await load();

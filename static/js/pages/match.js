@@ -4,7 +4,8 @@
 
 import { ApiClient, InputPacer, MatchClient, TickClock, websocketSupported } from "../gsclient.js";
 import { GAMES, Interpolator, Predictor, seatColour } from "../games.js";
-import { $, clear, el, formatDelta, formatRating, sleep } from "./ui.js";
+import { $, clear, el, formatDelta, formatRating, showError, sleep } from "./ui.js";
+import { gameName, rememberTicket } from "./queue.js";
 // Renderers of games beyond the built-in ones, by slug (static/js/renderers.js; docs/games.md, "The renderer").
 import { complete, generic, loadRenderers } from "../renderers.js";
 
@@ -363,7 +364,67 @@ async function showResult(end, mySeat) {
     if (r.seat === mySeat) row.classList.add("me");
     rows.append(row);
   }
+  offerPlayAgain();
   if (end.status === "finished") await fillRatingChanges(end, cells);
+}
+
+// "Play again" does what this player can do next: back to their lobby (ready for the rematch, or to start it as the
+// host), or, without a lobby, queue again for the same game right here: the button then cancels the search, and the
+// queue bar (queuebar.js) takes the player to the next match.
+let searching = null; // the ticket queued from this screen, while it searches
+
+async function offerPlayAgain() {
+  const button = $("#play-again");
+  const errorBox = $("#play-again-error");
+  let mine = null;
+  try {
+    mine = (await api.get("/api/lobbies/mine/")).lobby;
+  } catch {
+    mine = null; // offline for a moment: queueing again is still on offer, and says so if it fails
+  }
+  $("#play-again-hint").textContent = mine ? `back to lobby ${mine.code}` : "";
+  button.onclick = async () => {
+    errorBox.hidden = true;
+    button.disabled = true;
+    try {
+      if (searching) await api.delete(`/api/matchmaking/tickets/${searching.id}/`); // the bar hears it, below
+      else if (mine) await backToLobby(mine);
+      else await queueAgain();
+    } catch (error) {
+      showError(errorBox, error.status ? error : "Could not reach the server. Try again.");
+    }
+    button.disabled = false;
+  };
+}
+
+async function backToLobby(lobby) {
+  if (lobby.host && lobby.host.id !== Number(root.dataset.userId)) {
+    try {
+      await api.post(`/api/lobbies/${lobby.code}/ready/`, { ready: true });
+    } catch (error) {
+      if (!error.status) throw error; // offline: stay, and say so
+      // The lobby is not open (yet, or any more): its page shows what it is.
+    }
+  }
+  window.location.assign(`/lobbies/${lobby.code}/`);
+}
+
+async function queueAgain() {
+  const game = (await api.get(`/api/matches/${matchId}/`)).game;
+  const ticket = await api.post("/api/matchmaking/tickets/", { game });
+  rememberTicket(ticket, gameName(game));
+  searching = ticket;
+  $("#play-again").textContent = "Cancel search";
+  $("#play-again-hint").textContent = `Searching for a ${gameName(game)} match…`;
+  // Cancelled (here, from the bar or another tab) or expired: offer it again. Matched: the bar goes there.
+  window.addEventListener("gs:ticket", function ended(event) {
+    const next = event.detail;
+    if (next && next.id === ticket.id && (next.status === "searching" || next.status === "matched")) return;
+    window.removeEventListener("gs:ticket", ended);
+    searching = null;
+    $("#play-again").textContent = "Play again";
+    $("#play-again-hint").textContent = next && next.status === "expired" ? "No match was found in time." : "";
+  });
 }
 
 async function fillRatingChanges(end, cells) {

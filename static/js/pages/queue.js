@@ -43,3 +43,14 @@ export function whileAway(ticket, name) {
   if (ticket.status === "expired") return `No ${name} match was found in time. Try again?`;
   return null;
 }
+
+// Several things on a page may learn of the same match at once (the lobby's "started", the announcement, the ticket):
+// the first goes there, the others do nothing, so that no navigation interrupts another.
+let goingTo = null;
+
+export function goToMatch(matchId) {
+  const url = `/matches/${matchId}/`;
+  if (goingTo === url || window.location.pathname === url) return;
+  goingTo = url;
+  window.location.assign(url);
+}
