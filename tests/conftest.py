@@ -110,3 +110,24 @@ def cluster(tmp_path, real_redis_url):
     yield cluster
     cluster.stop_all()
     drop_database(cluster.env["DATABASE_URL"])
+
+
+# The second pass of scripts/test (PostgreSQL and Redis) runs the tests that reach a database, Redis or a server
+# process: a test of pure code (rules, codecs, the wire format) gains nothing from running again there.
+SERVICE_MARKERS = ("django_db", "redis", "postgres", "multiprocess", "services_pass")
+SERVICE_FIXTURES = {"db", "transactional_db", "live_server"}
+
+
+def uses_services(item: pytest.Item) -> bool:
+    if any(item.get_closest_marker(name) for name in SERVICE_MARKERS):
+        return True
+    return bool(SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("GS_TEST_PASS") != "services":
+        return
+    kept = [item for item in items if uses_services(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not uses_services(item)])
+        items[:] = kept
