@@ -447,15 +447,19 @@ class MatchRunner:
                 self.stats.late_ticks += 1
             self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
             frame = self.run_one_step(now)
-            waiting_since = time.monotonic()
-            durable = await self.journal_tick()
-            waited = time.monotonic() - waiting_since  # not the tick's own time (TickStats: the simulation's)
-            if self.journal is not None:
+            if self.journal is None:  # embedded mode: nothing to make durable
+                waited = 0.0
+                if frame is not None:
+                    await self.host.publish(self.match_id, frame)
+            else:
+                waiting_since = time.monotonic()
+                durable = await self.journal_tick()
+                waited = time.monotonic() - waiting_since  # not the tick's own time (TickStats: the simulation's)
                 self.stats.journaled += 1
                 self.stats.total_journal_ms += waited * 1000
                 self.stats.max_journal_ms = max(self.stats.max_journal_ms, waited * 1000)
-            if frame is not None and (durable or self.host.may_tick_without_lease(time.monotonic())):
-                await self.host.publish(self.match_id, frame)
+                if frame is not None and (durable or self.host.may_tick_without_lease(time.monotonic())):
+                    await self.host.publish(self.match_id, frame)
             spent = (time.monotonic() - now - waited) * 1000
             self.stats.ticks += 1
             self.stats.total_step_ms += spent
