@@ -122,6 +122,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def callgrind_argv(argv: list[str], kind: str, folder: Path) -> list[str]:
+    """The server under valgrind's callgrind, which runs it some 50 times slower: daphne gets more time for a handshake
+    than its 5 s (the first connects run Django's lazy imports at that speed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind.startswith("daphne"):
+        argv = [*argv[:-1], "--websocket_connect_timeout", "120", argv[-1]]
+    return ["valgrind", "--tool=callgrind", "--dump-instr=no", f"--callgrind-out-file={folder}/callgrind.out.%p", *argv]
+
+
+def callgrind_window_instructions(folder: Path, pid: int) -> int:
+    """Instructions of the dump made at the window's end (callgrind_control --dump after --zero at its start)."""
+    for path in sorted(folder.glob(f"callgrind.out.{pid}.*")):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no callgrind dump of process {pid} in {folder}")
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     import socket
 
@@ -261,6 +279,9 @@ class Result:
     # The players' time between consecutive snapshots (ms): 50 at 20 Hz when nothing delays the tick or its sending
     interval_p99_ms: float | None = None
     interval_max_ms: float | None = None
+    # --callgrind: the first server's instructions during the window per snapshot it delivered (valgrind counts
+    # instructions, not seconds: the same for the same work whatever else the machine does)
+    instructions_per_player_tick: int | None = None
 
 
 # What the loopback interface counts per TCP segment besides its payload: IPv4 (20) and TCP with the timestamp option
@@ -296,6 +317,8 @@ def run(args: argparse.Namespace) -> Result:
     env.update({"DATA_DIR": str(tmp), "LOG_LEVEL": "WARNING", "CHANNEL_PREFIX": prefix, "ENGINE_PREFIX": prefix})
     # Every bot connects from 127.0.0.1: the per-address socket limit (docs/security.md) would stop them at 64.
     env["WS_MAX_CONNECTIONS_PER_ADDRESS"] = "0"
+    if args.callgrind:
+        env["MATCH_JOIN_TIMEOUT_SECONDS"] = "600"  # the matches are made before a server that takes a minute to start
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
     elif not args.attach:
@@ -322,12 +345,15 @@ def run(args: argparse.Namespace) -> Result:
             for i in range(args.servers):
                 port = free_port()
                 log = open(tmp / f"server-{i}.log", "ab")
-                proc = subprocess.Popen(server_argv(args.server, port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                argv = server_argv(args.server, port)
+                if args.callgrind and i == 0:
+                    argv = callgrind_argv(argv, args.server, Path(args.callgrind))
+                proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         preexec_fn=(lambda: os.nice(args.nice)) if args.nice else None)
                 started.append(proc)
                 endpoints.append(("127.0.0.1", port))
             for proc, (_, port) in zip(started, endpoints, strict=True):
-                wait_for_port(port, proc)
+                wait_for_port(port, proc, timeout=300.0 if args.callgrind else 30.0)
             server_pids = [p.pid for p in started]
         for host, _ in endpoints:
             if host not in ("127.0.0.1", "localhost", "::1"):
@@ -359,6 +385,8 @@ def run(args: argparse.Namespace) -> Result:
 
         rpid = redis_pid(args.redis) if args.redis else None
         time.sleep(max(0.0, window.start - time.monotonic()))
+        if args.callgrind:
+            subprocess.run(["callgrind_control", "--zero", str(server_pids[0])], capture_output=True, check=True, timeout=120)
         if args.profile:
             # Sampling costs CPU on the same cores: use profile runs to find the time, not to measure capacity.
             started.append(subprocess.Popen(
@@ -372,6 +400,9 @@ def run(args: argparse.Namespace) -> Result:
         after = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
                  cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic(), loopback_bytes())
         rss = sum(rss_mb(p) for p in server_pids)
+        if args.callgrind:
+            subprocess.run(["callgrind_control", "--dump=window", str(server_pids[0])], capture_output=True, check=True,
+                           timeout=120)
 
         stats = []
         deadline = window.end + 20
@@ -446,6 +477,10 @@ def run(args: argparse.Namespace) -> Result:
         spectators=len(watching),
         spectators_dropped=sum(1 for s in watching if s.dropped),
         spectator_snapshots_per_s=round(statistics.fmean(s.snapshots / args.window for s in watching), 2) if watching else None,
+        instructions_per_player_tick=(
+            round(callgrind_window_instructions(Path(args.callgrind), server_pids[0]) / max(1, sum(s.snapshots for s in connected)))
+            if args.callgrind else None
+        ),
     )
 
 
@@ -791,6 +826,7 @@ COLUMNS = [
     ("wire_bytes_per_player_tick", "lo B/player-tick"), ("socket_bytes_per_player_tick", "socket B/player-tick"),
     ("interval_p99_ms", "gap p99 ms"), ("interval_max_ms", "gap max ms"),
     ("spectators", "spectators"), ("spectator_snapshots_per_s", "snap/spectator/s"),
+    ("instructions_per_player_tick", "instr/player-tick"),
 ]
 
 
@@ -830,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--attach", default="", help="base URL of a running server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--pid", type=int, action="append", default=[], help="with --attach: server pids to measure")
+    parser.add_argument("--callgrind", default="", metavar="DIR",
+                        help="run the first server under valgrind's callgrind and report its instructions per "
+                        "player-tick in the window (dumps in DIR): repeatable on a busy machine; use a few bots")
     parser.add_argument("--profile", default="", help="py-spy the first server during the window into this file (collapsed stacks)")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the servers and bots (negative needs root): on a shared box, -10 keeps "

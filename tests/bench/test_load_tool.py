@@ -77,3 +77,18 @@ def test_a_short_soak_replaces_finished_matches_and_samples_each_server(tmp_path
         assert len(sample["servers"]) == 2 and all(s["rss_mb"] > 0 and s["fds"] > 0 for s in sample["servers"])
         assert all(0 < s["cores"] < 2 for s in sample["servers"]), sample["servers"]  # both play matches: CPU used
         assert sample["redis_keys"] is not None
+
+
+def test_callgrind_runs_the_first_server_under_valgrind_and_reads_the_windows_dump(tmp_path):
+    from bench.load import callgrind_argv, callgrind_window_instructions
+
+    argv = callgrind_argv(["python", "-m", "deploy.daphne_ws", "-p", "1", "gameserver.asgi:application"], "daphne", tmp_path)
+    assert argv[:2] == ["valgrind", "--tool=callgrind"] and f"--callgrind-out-file={tmp_path}/callgrind.out.%p" in argv
+    # daphne gets 120 s for a handshake, inserted before the application's path (its last argument)
+    assert argv[-3:] == ["--websocket_connect_timeout", "120", "gameserver.asgi:application"]
+    # The dump made at the window's end (callgrind_control --dump) is the one with a suffix; the final one at exit is not.
+    (tmp_path / "callgrind.out.42").write_text("summary: 999999\n")
+    (tmp_path / "callgrind.out.42.1").write_text("events: Ir\nsummary: 331425933\ntotals: 331425933\n")
+    assert callgrind_window_instructions(tmp_path, 42) == 331425933
+    with pytest.raises(RuntimeError, match="no callgrind dump of process 7"):
+        callgrind_window_instructions(tmp_path, 7)
