@@ -160,12 +160,13 @@ def browser():
 
 
 @pytest.fixture
-def new_page(browser, base_url):
-    """Pages in separate browser contexts: separate cookies, so separate logged-in players."""
+def new_device(browser, base_url):
+    """Pages in separate browser contexts (separate cookies, so separate logged-in players), each with Playwright's
+    context options for a device: a phone's viewport and touch, say (tests/browser/test_pages_on_phones.py)."""
     contexts = []
 
-    def make():
-        context = browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 760})
+    def make(device: dict):
+        context = browser.new_context(base_url=base_url, **device)
         context.set_default_timeout(30_000)
         contexts.append(context)
         return context.new_page()
@@ -173,6 +174,12 @@ def new_page(browser, base_url):
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def new_page(new_device):
+    """Pages in separate browser contexts on a desktop-sized screen."""
+    return lambda: new_device({"viewport": {"width": 1100, "height": 760}})
 
 
 @pytest.fixture

@@ -9,21 +9,17 @@ import re
 import pytest
 
 from tests.browser.conftest import shot
-from tests.browser.test_play_in_browser import LOBBY_URL, MATCH_URL, leave_match, queue_for, sign_up, wait_running
+from tests.browser.test_play_in_browser import (
+    LOBBY_URL,
+    MATCH_URL,
+    create_lobby,
+    leave_match,
+    queue_for,
+    sign_up,
+    wait_running,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.multiprocess, pytest.mark.timeout(120)]
-
-
-def create_lobby(page, game: str, size: int | None = None) -> str:
-    page.goto("/lobbies/")
-    page.wait_for_selector(f"#create-game option[value={game}]", state="attached")
-    page.select_option("#create-game", game)
-    if size:
-        page.fill("#create-size", str(size))
-    page.click("#create")
-    page.wait_for_url(LOBBY_URL)
-    page.wait_for_selector("#lobby[data-member=true]", state="attached")
-    return page.locator("#lobby-code").inner_text()
 
 
 def join_by_link(page, code: str) -> None:

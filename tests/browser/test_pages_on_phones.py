@@ -11,28 +11,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.browser.conftest import shot
-from tests.browser.test_play_in_browser import LOBBY_URL, MATCH_URL, queue_for, sign_up, wait_running
+from tests.browser.test_play_in_browser import LOBBY_URL, MATCH_URL, create_lobby, queue_for, sign_up, wait_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.multiprocess, pytest.mark.timeout(120)]
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 TABLET = {"viewport": {"width": 820, "height": 1180}, "is_mobile": True, "has_touch": True}
-
-
-@pytest.fixture
-def new_device(browser, base_url):
-    """Pages in their own browser context (own cookies: own player) with a device's screen and touch."""
-    contexts = []
-
-    def make(device: dict):
-        context = browser.new_context(base_url=base_url, **device)
-        context.set_default_timeout(30_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def assert_fits(page, what: str) -> None:
@@ -219,14 +203,7 @@ def test_an_arena_player_moves_and_fires_with_the_pad_on_a_phone(new_device, new
     phone, host = new_device(PHONE), new_page()
     sign_up(phone, username("pad"))
     sign_up(host, username("host"))
-    host.goto("/lobbies/")
-    host.wait_for_selector("#create-game option[value=arena]", state="attached")
-    host.select_option("#create-game", "arena")
-    host.fill("#create-size", "2")
-    host.check("#create-private")
-    host.click("#create")
-    host.wait_for_url(LOBBY_URL)
-    code = host.locator("#lobby-code").inner_text()
+    code = create_lobby(host, "arena", 2, private=True)
     phone.goto("/lobbies/")
     phone.fill("#join-code", code)
     phone.tap("#join")

@@ -26,6 +26,21 @@ def sign_up(page, name: str) -> None:
     assert page.locator(".topbar .who").inner_text() == name
 
 
+def create_lobby(page, game: str, size: int | None = None, *, private: bool = False) -> str:
+    """Create a lobby from the lobby browser page; returns its code once the page shows the creator as a member."""
+    page.goto("/lobbies/")
+    page.wait_for_selector(f"#create-game option[value={game}]", state="attached")
+    page.select_option("#create-game", game)
+    if size:
+        page.fill("#create-size", str(size))
+    if private:
+        page.check("#create-private")
+    page.click("#create")
+    page.wait_for_url(LOBBY_URL)
+    page.wait_for_selector("#lobby[data-member=true]", state="attached")
+    return page.locator("#lobby-code").inner_text()
+
+
 def queue_for(page, game: str) -> None:
     page.goto("/")
     page.wait_for_selector(f"#play-game option[value={game}]", state="attached")
@@ -158,14 +173,7 @@ def test_private_lobby_join_by_code_ready_and_start(new_page, username):
     sign_up(guest, guest_name)
     sign_up(watcher, username("watch"))
 
-    host.goto("/lobbies/")
-    host.wait_for_selector("#create-game option[value=arena]", state="attached")
-    host.select_option("#create-game", "arena")
-    host.fill("#create-size", "2")
-    host.check("#create-private")
-    host.click("#create")
-    host.wait_for_url(LOBBY_URL)
-    code = host.locator("#lobby-code").inner_text()
+    code = create_lobby(host, "arena", 2, private=True)
     host.wait_for_selector("#lobby-visibility:has-text('private')")
 
     guest.goto("/lobbies/")
