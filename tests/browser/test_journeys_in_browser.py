@@ -40,7 +40,7 @@ def match_socket(page) -> tuple[bytes, bytes]:
 def test_the_badge_says_when_snapshots_stop_pong_pauses_for_a_drop_and_leaving_takes_a_confirmation(
     new_page, username, proxy
 ):
-    ann, ben, (_, ben_name) = matched(new_page, username)
+    ann, ben, (ann_name, ben_name) = matched(new_page, username)
     assert ann.locator("#conn").inner_text() == "Connected"
 
     # Snapshots stop with the socket still open: within about a second the badge says so, and the old ping goes.
@@ -100,6 +100,10 @@ def test_the_badge_says_when_snapshots_stop_pong_pauses_for_a_drop_and_leaving_t
         page.wait_for_selector("#result", state="visible")
         assert page.locator("#result-title").inner_text() == title
         assert page.locator("#result-reason").inner_text() == reason
+        # The leaver is marked beside their name in the results, under the table's own headings.
+        leaver_row = page.locator("#result-rows tr", has=page.locator(".left-match"))
+        assert leaver_row.count() == 1 and leaver_row.locator("td").count() == 4
+        assert leaver_row.locator("td").nth(1).inner_text() == f"{ann_name} (left)"
 
 
 def test_a_player_banned_during_a_match_is_told_they_were_banned(new_page, username, server):

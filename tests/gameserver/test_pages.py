@@ -39,6 +39,22 @@ def test_home_offers_play_now_only_when_logged_in(alice_client):
     assert b'id="play"' not in Client().get("/").content
 
 
+def test_every_page_hands_its_scripts_the_games_display_names(alice_client):
+    import json
+    import re
+
+    from games.rules import GAMES
+
+    for path in ("/", "/lobbies/", "/login/"):
+        client = alice_client if path != "/login/" else Client()
+        html = client.get(path).content.decode()
+        found = re.search(r'<script id="game-names" type="application/json">(.*?)</script>', html)
+        assert found, path
+        names = json.loads(found.group(1))
+        assert names == {slug: game.settings.name for slug, game in GAMES.items()}
+        assert names["connect_four"] == "Connect Four"  # not the slug made readable ("Connect four")
+
+
 def test_lobby_page_upper_cases_the_code_for_its_script(alice_client):
     assert b'data-code="ABCD2345"' in alice_client.get("/lobbies/abcd2345/").content
 

@@ -27,6 +27,7 @@ async function load() {
   const myId = board.me ? board.me.user.id : null;
   for (const entry of board.results) rows.append(row(entry, entry.user.id === myId));
   $("#board-empty").hidden = board.results.length > 0;
+  rows.closest("table").hidden = board.results.length === 0; // no header over nobody
   $("#board-me").textContent = board.me
     ? `You are #${board.me.rank} with a rating of ${formatRating(board.me.display_rating)} after ${board.me.matches} ${board.me.matches === 1 ? "match" : "matches"}.`
     : "You have no rating in this game yet: play a match!";

@@ -67,8 +67,7 @@ function start() {
 
   client.on("welcome", (welcome) => {
     names = Object.fromEntries(welcome.players.map((p) => [p.seat, p.username]));
-    const gameName = welcome.game.charAt(0).toUpperCase() + welcome.game.slice(1).replaceAll("_", " ");
-    if (!client.matchEnd) document.title = `${gameName}: ${welcome.players.map((p) => p.username).join(" vs ")} · Arena`;
+    if (!client.matchEnd) document.title = `${gameName(welcome.game)}: ${welcome.players.map((p) => p.username).join(" vs ")} · Arena`;
     $("#role").textContent = welcome.role === "player" ? `You play seat ${welcome.seat + 1}` : "Spectating";
     if (game === null) {
       // renderer loader: a game without a renderer gets the raw-state view and the socket stays open.
@@ -358,9 +357,10 @@ async function showResult(end, mySeat) {
     const rating = el("td", { className: "rating-change" }, end.status === "finished" ? "…" : "unrated");
     rating.dataset.userId = r.user_id;
     cells.set(r.user_id, rating);
+    // Who left says so beside their name, not in a cell of its own under no heading.
     const name = el("td", {}, el("a", { href: `/users/${r.user_id}/` }, r.username));
+    if (r.abandoned) name.append(" ", el("span", { className: "muted left-match" }, "(left)"));
     const row = el("tr", {}, el("td", {}, r.placing ?? "–"), name, el("td", {}, r.score ?? "–"), rating);
-    if (r.abandoned) row.append(el("td", { className: "muted" }, "left"));
     if (r.seat === mySeat) row.classList.add("me");
     rows.append(row);
   }

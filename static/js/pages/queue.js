@@ -22,8 +22,15 @@ export function forgetTicket() {
   localStorage.removeItem(KEY);
 }
 
+let names = null;
+
+/** A game's display name ("Connect Four"), from the names every page carries (base.html's #game-names). */
 export function gameName(slug) {
-  return slug.charAt(0).toUpperCase() + slug.slice(1).replaceAll("_", " ");
+  if (names === null) {
+    const node = document.getElementById("game-names");
+    names = node ? JSON.parse(node.textContent) : {};
+  }
+  return names[slug] || slug.charAt(0).toUpperCase() + slug.slice(1).replaceAll("_", " ");
 }
 
 // A match found this recently still waits for its players (MATCH_JOIN_TIMEOUT_SECONDS is 60 by default).
