@@ -29,6 +29,12 @@ class GameListView(APIView):
 
 class MatchListCreateView(generics.ListAPIView):
     serializer_class = serializers.MatchSerializer
+    throttle_scope = "invite"
+
+    def get_throttles(self):
+        # Only creating is limited: each invitation is announced on every page the invited players have open
+        # (match.created), so one user must not be able to fill someone's screen with them.
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
     def get_queryset(self):
         queryset = Match.objects.filter(players__user=self.request.user).prefetch_related("players__user")
@@ -58,6 +64,7 @@ class MatchListCreateView(generics.ListAPIView):
             201: serializers.MatchSerializer,
             400: documented_error("validation_error, unknown_game, unknown_player, duplicate_player, wrong_player_count, inactive_player"),
             403: documented_error("not_a_player: the caller must be one of the players"),
+            429: documented_error("throttled: over THROTTLE_INVITE matches created per user"),
         },
         summary="Invite players to a match (status \"invited\" until all accept; lobbies and matchmaking need no invitation)",
     )

@@ -267,6 +267,9 @@ REST_FRAMEWORK = {
         # Replays: a match not in the cache is replayed through its rules (tens of ms of CPU for a full arena match),
         # so one client must not walk every finished match; a replay page needs a dozen requests for a 2-minute match.
         "replay": env_str("THROTTLE_REPLAY", "120/minute"),
+        # Matches created by one user through the API: each invites its other players, announced on every page they have
+        # open (match.created on ws/matchmaking/); lobbies and matchmaking do not count.
+        "invite": env_str("THROTTLE_INVITE", "30/hour"),
     },
     # REMOTE_ADDR is already the client's address (gameserver/clientaddr.py): DRF must not read X-Forwarded-For again.
     "NUM_PROXIES": 0,

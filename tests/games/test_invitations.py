@@ -128,3 +128,20 @@ def test_the_matchmaker_loop_and_the_command_sweep_too(alice, bob):
     Match.objects.filter(pk=second.pk).update(invite_expires_at=past)
     call_command("cancel_overdue_matches")
     assert Match.objects.get(pk=second.pk).end_reason == "invitation_expired"
+
+
+def test_creating_matches_is_throttled_per_user_so_invitations_cannot_flood_someone(api_as, alice, bob, carol, monkeypatch):
+    """Every invitation is announced on each page the invited player has open: one user may not send them without
+    end (THROTTLE_INVITE). Reading one's matches is not limited by it."""
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "invite", "2/hour")
+    cache.delete(ScopedRateThrottle.cache_format % {"scope": "invite", "ident": alice.pk})
+    invite(api_as, alice, "alice", "bob")
+    invite(api_as, alice, "alice", "carol")
+    response = api_as(alice).post("/api/matches/", {"game": "pong", "players": ["alice", "bob"]}, format="json")
+    assert response.status_code == 429 and response.json()["error"] == "throttled"
+    assert Match.objects.filter(players__user=alice).count() == 2  # the third was never created, nor announced
+    assert api_as(alice).get("/api/matches/").status_code == 200
+    invite(api_as, bob, "bob", "carol")  # per user: bob's budget is his own
