@@ -224,10 +224,11 @@ def lobby_rematch(*, user: User, code: str) -> Lobby:
 
 
 @transaction.atomic
-def lobby_match_over(*, match_id: int) -> Lobby | None:
+def lobby_match_over(*, match_id: int, match_status: str) -> Lobby | None:
     """The lobby's match finished or was cancelled: the lobby opens again by itself, so that every member is back in
     the room, readies up and the host starts the next match (a rematch). Called from the match's own transaction
-    (lobby/receivers.py); None when no lobby was playing this match."""
+    (lobby/receivers.py), which says how it ended (`match_status`: finished or cancelled); None when no lobby was
+    playing this match."""
     lobby = (
         Lobby.objects.select_for_update(of=("self",))
         .select_related("host")
@@ -239,7 +240,6 @@ def lobby_match_over(*, match_id: int) -> Lobby | None:
     lobby.status = Lobby.Status.OPEN
     lobby.save(update_fields=["status"])
     LobbyMember.objects.filter(lobby=lobby).update(ready=False)
-    match_status = Match.objects.filter(pk=match_id).values_list("status", flat=True).first()
     _broadcast(lobby, "match_over", match=match_pointer(match_id), match_status=match_status)
     return lobby
 
@@ -287,21 +287,18 @@ def match_announce(*, match: Match, users: list[User], invited_by: User | None) 
     """Tell each player of a new match on whatever page they are (their ws/matchmaking/ sockets), after commit. The
     invited ones (invited_by set) are asked to accept; the others are expected at the match. Whoever invited has the
     match in the answer to their request already and is not told again."""
-    players = [selectors.user_brief(user) for user in users]
+    payload = {
+        "type": "match.created",
+        "match": match_pointer(match.pk),
+        "game": match.game,
+        "source": match.source,
+        "players": [selectors.user_brief(user) for user in users],
+        "invited": invited_by is not None,
+        "invited_by": selectors.user_brief(invited_by) if invited_by is not None else None,
+    }
     for user in users:
-        if invited_by is not None and user.pk == invited_by.pk:
-            continue
-        invited = invited_by is not None
-        payload = {
-            "type": "match.created",
-            "match": match_pointer(match.pk),
-            "game": match.game,
-            "source": match.source,
-            "players": players,
-            "invited": invited,
-            "invited_by": selectors.user_brief(invited_by) if invited else None,
-        }
-        send_on_commit(matchmaking_group(user.pk), {"type": MATCHMAKING_EVENT, "payload": payload})
+        if invited_by is None or user.pk != invited_by.pk:
+            send_on_commit(matchmaking_group(user.pk), {"type": MATCHMAKING_EVENT, "payload": payload})
 
 
 # --- matchmaking tickets -------------------------------------------------------------------------------------------

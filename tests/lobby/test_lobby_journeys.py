@@ -66,7 +66,7 @@ def test_an_ending_match_leaves_other_lobbies_alone(alice, bob, carol, make_user
     other.refresh_from_db()
     assert other.status == Lobby.Status.IN_MATCH
     # A match that was never a lobby's changes no lobby.
-    assert services.lobby_match_over(match_id=match_create(game="pong", users=[alice, carol]).pk) is None
+    assert services.lobby_match_over(match_id=match_create(game="pong", users=[alice, carol]).pk, match_status="finished") is None
 
 
 @pytest.mark.django_db
