@@ -81,6 +81,7 @@ def players(runner, version: int, binary: bool) -> list:
         conn.scope = {}
         conn.match_id, conn.seat, conn.info, conn.game, conn.host = runner.match_id, seat, runner.info, runner.game, host
         conn.binary, conn.version = binary, version
+        conn.input_fields = runner.settings.input_fields
         conn.direct = DirectSocket(NullTransport())
         conn.direct.attach(conn, max_message_bytes=protocol.MAX_MESSAGE_BYTES)
         conn.direct.opened()
@@ -108,7 +109,7 @@ def one_pass(rows: list[list[dict]], version: int, binary: bool) -> float:
     ticks = 0
     for row in frames:
         t0 = clock()
-        for feed, frame in zip(feeds, row):
+        for feed, frame in zip(feeds, row, strict=True):
             feed(frame)
         t1 = clock()
         frame = runner.run_one_step(time.monotonic())

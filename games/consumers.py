@@ -66,6 +66,7 @@ class MatchConsumer(BaseConsumer):
             return
         self.info = info
         self.game = get_game(info.game)
+        self.input_fields = self.game.settings.input_fields  # protocol v2's compact inputs, read every tick
         self.seat = info.seat_of(self.user.pk)
         if self.seat is None and not self.game.settings.spectators_allowed:
             await self._refuse(CloseCode.FORBIDDEN)
@@ -161,7 +162,8 @@ class MatchConsumer(BaseConsumer):
         try:
             message = protocol.decode(text, data, compact=self.out.deltas)
             if type(message) is list:  # protocol v2's compact input
-                self._input(*protocol.compact_input(message, self.game.settings.input_fields))
+                seq, raw = protocol.compact_input(message, self.input_fields)
+                self._input(seq, raw)
                 return
             kind = message["type"]
             if kind == "input":

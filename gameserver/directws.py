@@ -98,7 +98,6 @@ class SocketLimits:
 
 CONNECTING, OPEN, CLOSING, CLOSED = "connecting", "open", "closing", "closed"
 
-_ZERO_MASK = b"\x00\x00\x00\x00"
 
 
 def frame_message(binary: bool, payload: bytes) -> bytes:
@@ -121,12 +120,13 @@ def encode_close(code: int, reason: str = "") -> bytes:
     return encode_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123].decode(errors="ignore").encode())
 
 
+_from_bytes = int.from_bytes  # every client frame: a global, not an attribute of int, each time
+
+
 def unmask(payload: bytes, mask: bytes) -> bytes:
-    if mask == _ZERO_MASK:
-        return payload
     n = len(payload)
     key = (mask * ((n >> 2) + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+    return (_from_bytes(payload, "little") ^ _from_bytes(key, "little")).to_bytes(n, "little")
 
 
 def valid_close_code(code: int) -> bool:
@@ -320,7 +320,9 @@ class DirectSocket:
             n = data[1] ^ 0x80 if len(data) > 6 else 0xFF  # the length if the mask bit is set, else >= 128
             b0 = data[0]
             if n < 126 and len(data) == n + 6 and (b0 == 0x81 or b0 == 0x82) and self.fragments is None:
-                self._count_frame()
+                self.frames += 1
+                if self.frames > self.limits.max_frames:
+                    raise self._too_many_frames()
                 if n > self.max_message_bytes:
                     raise _Fail(self.too_big_code, f"messages are limited to {self.max_message_bytes} bytes")
                 self._deliver(b0 & 0x0F, unmask(data[6:], data[2:6]))
@@ -428,8 +430,10 @@ class DirectSocket:
     def _count_frame(self) -> None:
         self.frames += 1
         if self.frames > self.limits.max_frames:
-            window = self.limits.frame_window
-            raise _Fail(self.rate_limited_code, f"at most {self.limits.max_frames} frames per {window:g} s")
+            raise self._too_many_frames()
+
+    def _too_many_frames(self) -> _Fail:
+        return _Fail(self.rate_limited_code, f"at most {self.limits.max_frames} frames per {self.limits.frame_window:g} s")
 
     def _answer_pings(self) -> None:
         payloads, self.pings_to_answer = self.pings_to_answer, []
@@ -452,17 +456,16 @@ class DirectSocket:
         if self.pings_to_answer:
             # Pings that came before this message are answered before anything the message makes us send.
             self._answer_pings()
+        text = None
         if opcode == OP_TEXT:
             try:
                 text = payload.decode()
             except UnicodeDecodeError:
                 raise _Fail(CLOSE_INVALID_DATA, "text messages must be UTF-8") from None
-            message = (text, None)
-        else:
-            message = (None, payload)
+            payload = None
         self.counts.messages_in += 1
         try:
-            self.sink.on_message(*message)
+            self.sink.on_message(text, payload)
         except Exception:
             log.exception("WebSocket message handler failed")
             self.close(CLOSE_INTERNAL_ERROR)

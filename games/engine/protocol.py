@@ -91,12 +91,15 @@ def compact_input(message: list[Any], fields: tuple[str, ...]) -> tuple[int, dic
     by every player, it is a third the size of {"type": "input", "seq": ..., "input": {...}}."""
     if not message:
         raise ClientMessageError("malformed", "A compact input is [seq, value, ...].")
-    seq = _check_seq(message[0])
-    if not fields:
-        raise ClientMessageError("bad_input", "This game takes inputs as objects only.", seq)
-    if len(message) - 1 > len(fields):
+    seq = message[0]
+    if type(seq) is not int or not 0 < seq <= MAX_SEQ:  # every player, every tick: the checks' call only when needed
+        seq = _check_seq(seq)
+    if len(message) > len(fields) + 1 or not fields:
+        if not fields:
+            raise ClientMessageError("bad_input", "This game takes inputs as objects only.", seq)
         raise ClientMessageError("bad_input", f"A compact input has at most {len(fields)} values after seq.", seq)
-    return seq, dict(zip(fields, message[1:], strict=False))  # trailing fields may be absent
+    # zip stops at the shorter: trailing fields may be absent. (No strict=False: a keyword makes the call 50% dearer.)
+    return seq, dict(zip(fields, message[1:]))  # noqa: B905
 
 
 def _check_seq(seq: Any) -> int:
@@ -116,14 +119,20 @@ def encode_json(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
-def encode_msgpack(message: dict[str, Any] | list[Any]) -> bytes:
-    return msgpack.packb(message, use_bin_type=True)
-
-
+# One packer each, made once: msgpack.packb makes a Packer per call, a third of the cost of packing a delta. Packers
+# are not thread-safe; every frame is encoded on the event loop's thread.
+_pack = msgpack.Packer(use_bin_type=True).pack
 # Snapshots and deltas of protocol v2 carry floats as 32 bits (5 bytes in msgpack instead of 9): ~7 significant digits,
 # far more than a drawn position needs, and most of a moving player's bytes. Everything else keeps 64 bits.
+_pack_single_floats = msgpack.Packer(use_bin_type=True, use_single_float=True).pack
+
+
+def encode_msgpack(message: dict[str, Any] | list[Any]) -> bytes:
+    return _pack(message)
+
+
 def encode_msgpack_single_floats(message: dict[str, Any] | list[Any]) -> bytes:
-    return msgpack.packb(message, use_bin_type=True, use_single_float=True)
+    return _pack_single_floats(message)
 
 
 class Frame:

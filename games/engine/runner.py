@@ -23,7 +23,7 @@ from django.db import DatabaseError
 from games import selectors, services
 from games.engine.journal import PAUSE, RESUME, TickRecord, Written, decode_record
 from games.engine.protocol import Frame
-from games.engine.store import LEASE_SAFE_SECONDS, Checkpoint, LogEntry, Renewal, export_log, log_entry
+from games.engine.store import LEASE_SAFE_SECONDS, Checkpoint, LogEntry, Renewal, export_log, input_text, log_entry
 from games.rules import get_game
 from gameserver.logs import log_context
 from gameserver.metrics import DATABASE_RETRIES, TickMetrics
@@ -58,6 +58,21 @@ INPUT_BUFFER_MIN = 3
 def input_buffer_max(tick_rate: int) -> int:
     """Inputs a seat of a game at this tick rate may have waiting: 4 at 20 Hz (arena), 6 at 30 Hz (pong)."""
     return max(INPUT_BUFFER_MIN, round(INPUT_BUFFER_SECONDS * tick_rate))
+
+
+def tick_timer(delay: float) -> asyncio.Future:
+    """What asyncio.sleep(delay) does, for the tick loop of every match: a future that a timer completes, without
+    sleep's own coroutine and its cancelling of the timer afterwards (a quarter of what a match-tick's wait costs the
+    event loop). Cancelling the waiting task cancels the future; the timer then finds it done and does nothing."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    loop.call_later(delay if delay > 0.0 else 0.0, _wake, future)
+    return future
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 # Ticks that ran dry (repeated a seat's held input) that the seat's next inputs may still be matched to: a spike of
@@ -102,8 +117,9 @@ class MatchRunner:
         self.settings = self.game.settings
         seats = len(info.players)
         self.seats = seats
-        # Each seat's inputs not applied yet, (seq, parsed input, raw input) in seq order: one is applied per tick.
-        self.inbox: list[deque[tuple[int, Any, Any]]] = [deque() for _ in range(seats)]
+        # Each seat's inputs not applied yet, (seat, seq, parsed input, raw input) in seq order, as take_inputs hands
+        # them on: one is applied per tick.
+        self.inbox: list[deque[tuple[int, int, Any, Any]]] = [deque() for _ in range(seats)]
         self.buffer_max = input_buffer_max(self.settings.tick_rate)
         self.pauses = self.settings.pause_on_disconnect and seats == 2  # _pause_change: 1-v-1 games that pause
         self.waiting = [0] * seats  # inputs each seat had waiting when the last tick began, or -ticks owed
@@ -221,7 +237,7 @@ class MatchRunner:
         if seq <= self.last_seq[seat] or self.removed[seat]:
             return False
         self.last_seq[seat] = seq
-        self.inbox[seat].append((seq, parsed, raw))
+        self.inbox[seat].append((seat, seq, parsed, raw))
         return True
 
     def take_inputs(self) -> list[tuple[int, int, Any, Any]]:
@@ -233,21 +249,21 @@ class MatchRunner:
         was it: it is acknowledged (applied again, a no-op) together with the input after it, so a late input does
         not move the seat twice. An input that differs ends what was owed (the repeat was not what the player did).
         The snapshot tells the seat (`waiting`: how many were waiting, or minus how many ticks are owed)."""
-        taken = []
+        taken: list[tuple[int, int, Any, Any]] = []
+        take = taken.append
         owed_by_seat, held, waiting_by_seat, buffer_max = self.owed, self.held, self.waiting, self.buffer_max
         for seat, box in enumerate(self.inbox):
             waiting = len(box)
             owed = owed_by_seat[seat]
             if owed:
                 owed_by_seat[seat] = 0
-                while owed and box and box[0][2] == held[seat]:
+                while owed and box and box[0][3] == held[seat]:
                     owed -= 1
-                    seq, parsed, raw = box.popleft()
-                    taken.append((seat, seq, parsed, raw))
+                    take(box.popleft())
             if box:
-                for _ in range(max(1, len(box) - buffer_max + 1)):
-                    seq, parsed, raw = box.popleft()
-                    taken.append((seat, seq, parsed, raw))
+                take(box.popleft())
+                while len(box) >= buffer_max:  # more than buffer_max were waiting: the surplus goes now too
+                    take(box.popleft())
             elif held[seat] is not None and not self.removed[seat]:
                 owed_by_seat[seat] = min(INPUT_OWED_MAX, owed + 1)
             waiting_by_seat[seat] = -owed_by_seat[seat] if owed_by_seat[seat] else waiting
@@ -271,8 +287,10 @@ class MatchRunner:
             pause = None
         else:
             started = None
-            removals = self._due_removals(now)
-            pause = self._pause_change(now, removals)
+            # Every tick of every match: the calls only when a seat left or is away, and for games that pause.
+            away = self.disconnected_since.count(None) != self.seats
+            removals = self._due_removals(now) if away or self.leaving else []
+            pause = self._pause_change(now, removals) if self.pauses else None
             if self.phase == PAUSED or pause == PAUSE:
                 self._clear_inputs()  # nothing is played while paused; the controls' state starts afresh after it
                 inputs = []
@@ -281,7 +299,7 @@ class MatchRunner:
         record = None
         if self.phase != WAITING or started:
             self.journal_n += 1
-            record = TickRecord(n=self.journal_n, removals=removals, started=started[0] if started else None, pause=pause)
+            record = TickRecord(self.journal_n, [], removals, started[0] if started else None, pause)
             self._apply(record, inputs)
             if started:
                 self.host.spawn(database_sync_to_async(services.match_start)(match_id=self.match_id))
@@ -303,8 +321,6 @@ class MatchRunner:
 
     def _due_removals(self, now: float) -> list[int]:
         """Seats to remove at this tick, in order: those who left, then those past their grace period."""
-        if not self.leaving and self.disconnected_since.count(None) == self.seats:
-            return []  # every tick of a match in which everyone is here
         due = [seat for seat in dict.fromkeys(self.leaving) if not self.removed[seat]]
         self.leaving.clear()
         grace = self.settings.reconnect_grace_seconds
@@ -351,9 +367,9 @@ class MatchRunner:
                 apply_input(state, seat, parsed)
                 acks[seat] = seq
                 held[seat] = raw
-                entry = log_entry(steps, seat, raw)
-                to_log(entry)
-                to_record((seat, seq, entry[2]))
+                text = input_text(raw)  # store.log_entry's text, inline: every input of every player
+                to_log((steps, seat, text))
+                to_record((seat, seq, text))
                 ever_connected[seat] = True  # it sent an input (on replay: as the dead owner saw it)
         for seat in record.removals:
             self._remove(seat)
@@ -390,7 +406,8 @@ class MatchRunner:
             "phase": self.phase,
             # Copies: the message outlives the tick (a v2 stream diffs the next snapshot against it; snapshots.py).
             "acks": self.acks[:],
-            "connected": [here > 0 or until > now for here, until in zip(self.local_conns, self.remote_until, strict=True)],
+            # (zip without strict=: a keyword argument costs more than the rest of the line; both lists are per seat.)
+            "connected": [here > 0 or until > now for here, until in zip(self.local_conns, self.remote_until)],  # noqa: B905
             "removed": self.removed[:],
             "state": self.game.snapshot(self.state),
         }
@@ -474,7 +491,7 @@ class MatchRunner:
                 self.stats.skipped += 1
                 next_at = time.monotonic()
                 delay = 0
-            await asyncio.sleep(max(0.0, delay))
+            await tick_timer(delay)
         await self._finish()
 
     async def journal_tick(self) -> bool:

@@ -36,7 +36,7 @@ class SnapshotStream:
     from the stream's key table, which its msgpack keyframes carry as `keys`. The table is the keys of the stream's
     first snapshot and never changes, so any keyframe of the stream fits every later delta."""
 
-    __slots__ = ("n", "keys", "_key_numbers", "_message", "_body", "_prev_body", "_droppable", "_frames")
+    __slots__ = ("n", "keys", "_key_numbers", "_message", "_body", "_prev_body", "_droppable", "_frames", "_delta_n")
 
     def __init__(self) -> None:
         self.n = 0
@@ -46,8 +46,10 @@ class SnapshotStream:
         self._body: dict[str, Any] | None = None
         self._prev_body: dict[str, Any] | None = None
         self._droppable = False
-        # This number's frames, built when a socket first needs one: (delta?, msgpack?) -> Frame.
-        self._frames: dict[tuple[bool, bool], Frame] = {}
+        # This number's frames, built when a socket first needs one: [JSON keyframe, msgpack keyframe, JSON delta,
+        # msgpack delta] (a list indexed by 2 * delta + msgpack: frame_for runs for every socket of every tick).
+        self._frames: list[Frame | None] = [None, None, None, None]
+        self._delta_n: int | None = None  # the number a socket must have been sent for this one's delta to fit
 
     def advance(self, frame: Frame) -> None:
         """The match's next snapshot (the v1 frame sent to every other socket). Nothing is diffed or encoded until a
@@ -56,7 +58,8 @@ class SnapshotStream:
         self._message = frame.message
         self._body = None
         self._droppable = frame.droppable
-        self._frames.clear()
+        self._frames = [None, None, None, None]
+        self._delta_n = self.n if self._prev_body is not None else None
         self.n += 1
         if self.keys is None:
             self.keys = delta.key_table(self.body())
@@ -64,10 +67,11 @@ class SnapshotStream:
 
     def frame_for(self, last_n: int | None, binary: bool = False) -> Frame:
         """The frame for a socket that was last sent number `last_n` of this stream (None: nothing yet)."""
-        as_delta = last_n is not None and last_n == self.n - 1 and self._prev_body is not None
-        frame = self._frames.get((as_delta, binary))
+        as_delta = last_n == self._delta_n and last_n is not None
+        slot = 2 * as_delta + binary
+        frame = self._frames[slot]
         if frame is None:
-            frame = self._frames[as_delta, binary] = self._delta(binary) if as_delta else self._keyframe(binary)
+            frame = self._frames[slot] = self._delta(binary) if as_delta else self._keyframe(binary)
         return frame
 
     def _keyframe(self, binary: bool) -> Frame:

@@ -124,7 +124,15 @@ LogEntry = tuple[int, int, str | None]
 
 
 def log_entry(step: int, seat: int, raw: Any) -> LogEntry:
-    return (step, seat, None if raw is None else orjson.dumps(raw).decode())
+    return (step, seat, None if raw is None else input_text(raw))
+
+
+def input_text(raw: Any) -> str:
+    """A raw input (not None) as the log and the journal keep it."""
+    return _dumps(raw).decode()
+
+
+_dumps = orjson.dumps
 
 
 def export_log(entries: list[LogEntry]) -> list[list[Any]]:
