@@ -4,7 +4,8 @@
 
 scripts/run and scripts/test run this. It compiles delta.py's own source (the part above its "end of the compiled
 part" line), unchanged, and stamps the result with the SHA-256 of delta.py: delta.py uses the compiled diff only
-when the stamp matches, so an edited delta.py is never shadowed by an old build. Needs Cython and a C compiler;
+when the stamp matches, so an edited delta.py is never shadowed by an old build. delta.py is written in Cython's
+pure-Python mode (type hints, @cython.cfunc), which plain Python runs as ordinary code. Needs Cython and a C compiler;
 without them it says so and exits 0 (the server then runs the Python diff).
 """
 

@@ -196,3 +196,123 @@ def test_ci_runs_the_compiled_diff():
     if os.environ.get("CI") != "true":
         pytest.skip("outside CI the build is optional")
     assert delta.COMPILED
+
+
+# The compiled diff against the Python one: the same patch, exactly (types, key order, the same REPLACE / LIST / EACH
+# choices), for any pair of values. Both come from delta.py's source, but the compiled one is C code that Cython
+# typed (`dict`, `list`, C integers and doubles), which a wrong hint can make differ.
+
+def exactly(patch):
+    """A patch as a comparable tree that keeps what == forgets: each value's type (1, 1.0 and True; list and tuple),
+    dict key order, -0.0 and nan (by repr), and UNCHANGED."""
+    if patch is UNCHANGED:
+        return "UNCHANGED"
+    kind = type(patch)
+    if kind is dict:
+        return ("dict", [(exactly(key), exactly(value)) for key, value in patch.items()])
+    if kind is list or kind is tuple:
+        return (kind.__name__, [exactly(item) for item in patch])
+    return (kind.__name__, repr(patch))
+
+
+# Few distinct scalars, so that equal values of different types (0, 0.0, False; 1, 1.0, True) and equal values in
+# different objects (a float, big ints) meet often.
+SCALARS = [None, True, False, 0, 1, -7, 2**40, 0.0, -0.0, 1.0, 2.5, float("inf"), float("nan"), "", "a", "players"]
+NAMES = ["a", "b", "x", "y", "aim", "players", "", "0"]
+
+
+def random_value(rng, depth=3):
+    if depth <= 0 or rng.random() < 0.4:
+        scalar = rng.choice(SCALARS)
+        return float(scalar) if type(scalar) is float and rng.random() < 0.5 else scalar  # a new float object
+    kind = rng.choice((dict, dict, list, list, tuple))
+    if kind is dict:
+        return {rng.choice(NAMES): random_value(rng, depth - 1) for _ in range(rng.randrange(7))}
+    return kind(random_value(rng, depth - 1) for _ in range(rng.randrange(7)))
+
+
+def mutated(rng, value, depth=3):
+    """A value like `value`, as the next snapshot is like the last: most parts the same objects or equal copies, some
+    changed, keys added and removed, lists grown and cut, now and then a different type."""
+    roll = rng.random()
+    if roll < 0.25:
+        return value
+    if roll < 0.3 or depth <= 0:
+        return random_value(rng, depth)
+    kind = type(value)
+    if kind is dict:
+        out = {key: mutated(rng, item, depth - 1) for key, item in value.items() if rng.random() > 0.1}
+        for _ in range(rng.choice((0, 0, 0, 1, 2))):
+            out[rng.choice(NAMES)] = random_value(rng, depth - 1)
+        if rng.random() < 0.1:  # the same keys in another order
+            out = dict(reversed(out.items()))
+        return out
+    if kind is list or kind is tuple:
+        items = [mutated(rng, item, depth - 1) for item in value]
+        if rng.random() < 0.2:
+            del items[rng.randrange(len(items) + 1):]
+        if rng.random() < 0.2:
+            items.extend(random_value(rng, depth - 1) for _ in range(rng.randrange(1, 4)))
+        if rng.random() < 0.1:
+            kind = tuple if kind is list else list
+        return kind(items)
+    if type(value) is float and rng.random() < 0.5:
+        return value + rng.choice((0.0, 0.5))  # an equal or a changed float, in a new object
+    return rng.choice(SCALARS)
+
+
+def key_numbers(value, rng):
+    """Key numbers as a stream has them: the table of `value`, or part of it (later keys stay text)."""
+    table = delta.key_table(value)
+    return {key: number for number, key in enumerate(table) if rng.random() < 0.8}
+
+
+def arena_bodies(ticks):
+    """The snapshot bodies (what deltas patch) of a real arena match in play: bench/engine_tick.py's match."""
+    from bench.engine_tick import inputs, running_match
+    from games.engine.snapshots import snapshot_body
+
+    runner = running_match()
+    bodies = []
+    for tick, row in enumerate(inputs(ticks)):
+        for seat, raw in enumerate(row):
+            runner.queue_input(seat, tick + 1, runner.game.parse_input(raw), raw)
+        frame = runner.run_one_step(0.0)
+        bodies.append(snapshot_body(frame.message))
+    return bodies
+
+
+needs_compiled = pytest.mark.skipif(not delta.COMPILED, reason="no compiled diff here (deploy/build_ext.py)")
+
+
+@needs_compiled
+def test_the_compiled_diff_gives_the_python_diffs_patch_for_random_values():
+    import random
+
+    rng = random.Random(20240611)
+    for _ in range(4000):
+        prev = random_value(rng)
+        cur = mutated(rng, prev)
+        for keys in (delta.NO_KEYS, key_numbers(prev, rng)):
+            assert exactly(delta.diff(prev, cur, keys)) == exactly(delta.pure_diff(prev, cur, keys)), (prev, cur, keys)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(prev=values, cur=values)
+def test_the_compiled_diff_gives_the_python_diffs_patch_for_any_values(prev, cur):
+    assert exactly(delta.diff(prev, cur)) == exactly(delta.pure_diff(prev, cur))
+
+
+@needs_compiled
+def test_the_compiled_diff_gives_the_python_diffs_patch_for_arena_snapshots():
+    import random
+
+    bodies = arena_bodies(600)
+    numbers = {key: number for number, key in enumerate(delta.key_table(bodies[0]))}
+    rng = random.Random(7)
+    pairs = [(bodies[i - 1], bodies[i]) for i in range(1, len(bodies))]  # tick to tick, as the stream diffs
+    pairs += [(rng.choice(bodies), rng.choice(bodies)) for _ in range(300)]  # far apart: bullets come and go
+    for prev, cur in pairs:
+        for keys in (delta.NO_KEYS, numbers):
+            assert exactly(delta.diff(prev, cur, keys)) == exactly(delta.pure_diff(prev, cur, keys))
