@@ -35,6 +35,7 @@ from gameserver.directws import (
     SocketLimits,
     encode_close,
     encode_frame,
+    python_unmask,
     unmask,
     valid_close_code,
 )
@@ -1010,7 +1011,20 @@ async def test_keepalive_with_real_time_and_tiny_intervals():
 # --- unmask and close codes -----------------------------------------------------------------------------------------
 
 
-def test_unmask_matches_naive_xor_for_random_masks():
+# Both: the one frames are read with (websockets' C helper) and the Python fallback.
+UNMASKS = [pytest.param(unmask, id="used"), pytest.param(python_unmask, id="python")]
+
+
+def test_frames_are_unmasked_in_c():
+    # websockets is a dependency: when its helper is gone or moved, this says so rather than the server quietly
+    # spending twice the CPU on every input.
+    import websockets.utils
+
+    assert unmask is websockets.utils.apply_mask
+
+
+@pytest.mark.parametrize("unmask", UNMASKS)
+def test_unmask_matches_naive_xor_for_random_masks(unmask):
     rng = random.Random(6455)
     for n in range(71):
         for _ in range(8):
@@ -1019,14 +1033,16 @@ def test_unmask_matches_naive_xor_for_random_masks():
             assert unmask(unmask(payload, mask), mask) == payload
 
 
+@pytest.mark.parametrize("unmask", UNMASKS)
 @pytest.mark.parametrize("mask", [ZERO_MASK, MASK, b"\xff\xff\xff\xff", b"\x00\x00\x00\x01", b"\x80\x00\x00\x00"])
-def test_unmask_edge_masks(mask):
+def test_unmask_edge_masks(mask, unmask):
     for n in range(71):
         payload = bytes((i * 37) % 256 for i in range(n))
         assert unmask(payload, mask) == xor(payload, mask)
 
 
-def test_unmask_keeps_leading_and_trailing_zero_bytes():
+@pytest.mark.parametrize("unmask", UNMASKS)
+def test_unmask_keeps_leading_and_trailing_zero_bytes(unmask):
     # The int round trip must not lose bytes that come out as zero.
     payload = xor(b"\x00\x00abc\x00\x00", MASK)
     assert unmask(payload, MASK) == b"\x00\x00abc\x00\x00"
