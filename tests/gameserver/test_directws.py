@@ -1016,11 +1016,14 @@ UNMASKS = [pytest.param(unmask, id="used"), pytest.param(python_unmask, id="pyth
 
 
 def test_frames_are_unmasked_in_c():
-    # websockets is a dependency: when its helper is gone or moved, this says so rather than the server quietly
-    # spending twice the CPU on every input.
-    import websockets.utils
+    # websockets is a dependency: when its compiled helper is gone or moved, this says so rather than the server
+    # quietly spending twice the CPU on every input.
+    import types
 
-    assert unmask is websockets.utils.apply_mask
+    import websockets.speedups
+
+    assert unmask is websockets.speedups.apply_mask
+    assert isinstance(unmask, types.BuiltinFunctionType), f"websockets.speedups.apply_mask is not C code: {unmask!r}"
 
 
 @pytest.mark.parametrize("unmask", UNMASKS)
