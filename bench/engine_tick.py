@@ -35,8 +35,9 @@ def inputs(ticks: int) -> list[list[dict]]:
     return rows
 
 
-def running_match():
-    """A runner of an arena match in play (as a successor resumes one), every seat connected, no Redis."""
+def running_match(match_id: int = 1, host=None):
+    """A runner of an arena match in play (as a successor resumes one), every seat connected, no Redis; `host`: the
+    MatchHost it runs in (a new one by default)."""
     from games.engine.host import MatchHost
     from games.engine.runner import MatchRunner
     from games.engine.store import Checkpoint, MemoryStore
@@ -44,13 +45,14 @@ def running_match():
     from games.selectors import MatchInfo, PlayerInfo
 
     rules = get_game("arena")
-    info = MatchInfo(match_id=1, game="arena", seed=7, status="running", join_deadline=time.time() + 60,
+    info = MatchInfo(match_id=match_id, game="arena", seed=7, status="running", join_deadline=time.time() + 60,
                      players=tuple(PlayerInfo(seat, seat + 1, f"p{seat}") for seat in range(SEATS)))
     data = {"state": rules.to_checkpoint(rules.initial_state(SEATS, seed=7)), "phase": "running", "countdown_left": 0,
             "steps": 0, "acks": [0] * SEATS, "removed": [False] * SEATS, "started_wall": time.time(),
             "connected": [True] * SEATS, "jn": 0}
-    runner = MatchRunner(MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False), info,
-                         Checkpoint(data=data, log=[]))
+    if host is None:
+        host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
+    runner = MatchRunner(host, info, Checkpoint(data=data, log=[]))
     for seat in range(SEATS):
         runner.seat_presence(seat, local_delta=1)
     return runner

@@ -6,6 +6,7 @@ through their Outlets down to DirectSocket.send_wire, whose transport write is a
 
     .venv/bin/python -m bench.server_path                  # v1 and v2, JSON and msgpack
     .venv/bin/python -m bench.server_path 2 msgpack        # one of them
+    .venv/bin/python -m bench.server_path 1 json --matches 250   # 1,000 sockets: the same path with a cold cache
     TICKS=500 valgrind --tool=callgrind .venv/bin/python -m bench.server_path 2 msgpack --once   # and TICKS=1500
 
 What the load tool measures besides this is the event loop, the read and write system calls and TCP on loopback;
@@ -97,33 +98,42 @@ def players(runner, version: int, binary: bool) -> list:
     return conns
 
 
-def one_pass(rows: list[list[dict]], version: int, binary: bool) -> float:
-    runner = running_match()
-    conns = players(runner, version, binary)
-    frames = encoded_inputs(rows, version, binary, runner.settings.input_fields)
-    feeds = [conn.direct.feed for conn in conns]
-    publish = runner.host.sockets.fan_out
-    mid = runner.match_id
+def one_pass(rows: list[list[dict]], version: int, binary: bool, matches: int = 1) -> list[float]:
+    """µs per match-tick in inputs, ticks and fan-out. With several matches, each tick reads every match's inputs,
+    then runs every match's tick, then sends every snapshot: as a process serving many matches touches each one's
+    objects once per phase, not with the whole match hot in the cache."""
+    from games.engine.host import MatchHost
+    from games.engine.store import MemoryStore
+
+    host = MatchHost(store=MemoryStore(), relay=None, handover_on_sigterm=False)
+    runners = [running_match(match_id, host) for match_id in range(1, matches + 1)]
+    conns = {runner.match_id: players(runner, version, binary) for runner in runners}
+    frames = encoded_inputs(rows, version, binary, runners[0].settings.input_fields)
+    feeds = [[conn.direct.feed for conn in conns[runner.match_id]] for runner in runners]
+    publish = host.sockets.fan_out
     clock = time.perf_counter
     spent = [0.0, 0.0, 0.0]  # inputs, the tick, the fan-out
     ticks = 0
     for row in frames:
         t0 = clock()
-        for feed, frame in zip(feeds, row, strict=True):
-            feed(frame)
+        for match_feeds in feeds:
+            for feed, frame in zip(match_feeds, row, strict=True):
+                feed(frame)
         t1 = clock()
-        frame = runner.run_one_step(time.monotonic())
+        snapshots = [runner.run_one_step(time.monotonic()) for runner in runners]
         t2 = clock()
-        if frame is not None:
-            publish(mid, frame)
+        for runner, frame in zip(runners, snapshots, strict=True):
+            if frame is not None:
+                publish(runner.match_id, frame)
         t3 = clock()
         spent[0] += t1 - t0
         spent[1] += t2 - t1
         spent[2] += t3 - t2
-        ticks += 1
-        if runner.phase == "finished":
+        ticks += len(runners)
+        if runners[0].phase == "finished":
             break
-    assert all(conn.bad_messages == 0 and not conn.out.closed for conn in conns), "an input was refused"
+    for match_conns in conns.values():
+        assert all(conn.bad_messages == 0 and not conn.out.closed for conn in match_conns), "an input was refused"
     return [part / ticks * 1e6 for part in spent]
 
 
@@ -134,18 +144,28 @@ def main() -> None:
     import django
 
     django.setup()
-    rows = inputs(int(os.environ.get("TICKS", "2000")))
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    from deploy.tuning import tune_runtime
+
+    tune_runtime()  # the collector as the servers run it (deploy/tuning.py)
+    args = sys.argv[1:]
+    matches = 1
+    if "--matches" in args:
+        at = args.index("--matches")
+        matches = int(args[at + 1])
+        del args[at : at + 2]
+    rows = inputs(int(os.environ.get("TICKS", str(max(200, 2000 // matches)))))
+    args = [a for a in args if not a.startswith("--")]
     cases = [(int(args[0]), args[1] == "msgpack")] if args else [(1, False), (1, True), (2, False), (2, True)]
     if "--once" in sys.argv:
-        one_pass(rows, *cases[0])
+        one_pass(rows, *cases[0], matches)
         return
     for version, binary in cases:
-        passes = [one_pass(rows, version, binary) for _ in range(PASSES)]
+        passes = [one_pass(rows, version, binary, matches) for _ in range(PASSES if matches == 1 else 5)]
         micros = [sum(parts) for parts in passes]
         best = passes[micros.index(min(micros))]
         print(f"v{version} {'msgpack' if binary else 'JSON'}: {min(micros):.1f} µs (median {statistics.median(micros):.1f})"
-              f" per arena match-tick of {SEATS} (inputs {best[0]:.1f}, tick {best[1]:.1f}, fan-out {best[2]:.1f})")
+              f" per arena match-tick of {SEATS} (inputs {best[0]:.1f}, tick {best[1]:.1f}, fan-out {best[2]:.1f})"
+              f"{f', {matches} matches' if matches > 1 else ''}")
 
 
 if __name__ == "__main__":
