@@ -97,6 +97,8 @@ class LocalSockets:
                 out.send(stream.frame_for(out.snapshot_n, out.binary) if stream is not None and out.deltas else frame)
             except Exception:  # one broken socket must not stop the others' snapshots
                 log.exception("match %s: send failed", mid)
+        if stream is not None:
+            stream.sent()
 
     def end(self, mid: int, end: dict[str, Any]) -> None:
         """match_end to every socket of the match here, then close 4013."""

@@ -312,3 +312,27 @@ def test_a_tick_goes_to_the_players_before_the_spectators():
     sent.clear()
     sockets.fan_out(1, protocol.Frame({"type": "snapshot", "tick": 2}))
     assert sorted(sent[:3]) == [1, 2, 3] and len(sent) == 23
+
+
+def test_the_stream_lets_go_of_the_previous_snapshot_once_sent():
+    """After a tick's fan-out the stream keeps only the current snapshot (the next delta's base); a socket that asks
+    for this number's delta after that gets the keyframe, which fits as well, never a patch against nothing."""
+    from games.engine.snapshots import SnapshotStream
+
+    def snapshot(tick):
+        return protocol.Frame({"type": "snapshot", "tick": tick, "state": {"x": tick}}, droppable=True)
+
+    stream = SnapshotStream()
+    stream.advance(snapshot(1))
+    first = stream.frame_for(None, binary=False)
+    assert first.message["n"] == 1 and first.message["state"] == {"x": 1}
+    stream.sent()
+    stream.advance(snapshot(2))
+    patch = stream.frame_for(1, binary=False)
+    assert patch.message == [2, {"tick": 2, "state": {"x": 2}}]
+    assert stream.frame_for(1, binary=False) is patch  # shared by every socket of the tick
+    stream.sent()
+    late = stream.frame_for(1, binary=True)
+    assert late.message["n"] == 2 and late.message["tick"] == 2 and "keys" in late.message
+    stream.advance(snapshot(3))
+    assert stream.frame_for(2, binary=False).message == [3, {"tick": 3, "state": {"x": 3}}]
