@@ -185,6 +185,15 @@ class Sink(Protocol):
 class DirectSocket:
     """One WebSocket connection in direct mode, from the end of the opening handshake to the TCP close."""
 
+    # Every input and every snapshot reads this object: its fields in the object itself, without a separate dict, are
+    # fewer cache lines to fetch when a thousand sockets take turns (bench.server_path --matches).
+    __slots__ = (
+        "transport", "ping_interval", "ping_timeout", "sink", "max_message_bytes", "too_big_code", "rate_limited_code",
+        "limits", "state", "buffer", "fragments", "fragment_opcode", "fragment_count", "frames", "frame_window_at",
+        "pings_to_answer", "unanswered_pings", "last_received", "ping_sent_at", "close_timer", "linger_left",
+        "close_code", "clean", "skipped_frames", "counts",
+    )
+
     def __init__(self, transport: Transport, *, ping_interval: float = 20.0, ping_timeout: float = 30.0):
         self.transport = transport
         self.ping_interval = ping_interval

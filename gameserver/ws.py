@@ -188,6 +188,7 @@ class MessageRateLimit:
     `window` seconds mean the socket is closed (4008)."""
 
     ADMIT, DROP, CLOSE = "admit", "drop", "close"
+    __slots__ = ("per_second", "burst", "max_dropped", "window", "tokens", "tokens_at", "dropped", "window_at", "told_at")
 
     def __init__(self, *, per_second: float, burst: float, max_dropped: int, window: float = 10.0):
         self.per_second, self.burst, self.max_dropped, self.window = per_second, burst, max_dropped, window
@@ -234,6 +235,7 @@ class Outlet:
     """
 
     ASGI_SKIP_DROPPABLE_AFTER = 32  # queued frames
+    __slots__ = ("binary", "closed", "deltas", "snapshot_n", "_consumer", "_direct", "_queue", "_ready")
 
     def __init__(self, consumer: BaseConsumer, *, binary: bool) -> None:
         self.binary = binary
