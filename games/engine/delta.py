@@ -149,12 +149,7 @@ def _diff_dict(prev: dict, cur: dict, keys: dict) -> Any:
         found += 1
         if value is old:  # True, None, small ints, the same string: most unchanged fields
             continue
-        kind = type(value)
-        if kind is type(old) and _is_scalar(kind):
-            if value != old:
-                changes[keys.get(key, key)] = value
-            continue
-        patch = _diff(old, value, keys)
+        patch = _field_patch(old, value, keys)
         if patch is not UNCHANGED:
             changes[keys.get(key, key)] = patch
     if found < len(prev):
@@ -162,6 +157,17 @@ def _diff_dict(prev: dict, cur: dict, keys: dict) -> Any:
             if key not in cur:
                 changes[keys.get(key, key)] = DELETE_MARK
     return changes if changes else UNCHANGED
+
+
+@cython.cfunc
+@cython.inline
+def _field_patch(old: Any, value: Any, keys: dict) -> Any:
+    """A dict field's patch when the key was there before and holds another object: a scalar of the same type as is
+    (or UNCHANGED when equal), anything else diffed."""
+    kind = type(value)
+    if kind is type(old) and _is_scalar(kind):
+        return value if value != old else UNCHANGED
+    return _diff(old, value, keys)
 
 
 @cython.cfunc
@@ -182,16 +188,9 @@ def _diff_same_keys(prev: dict, cur: dict, keys: dict) -> Any:
             return _MISSING
         if item == old_item:  # the same object: True, None, small ints, the same string
             continue
-        value = cython.cast(object, item)  # from here on, as in _diff_dict
-        old = cython.cast(object, old_item)
-        name = cython.cast(object, key)
-        kind = type(value)
-        if kind is type(old) and _is_scalar(kind):
-            if value != old:
-                changes[keys.get(name, name)] = value
-            continue
-        patch = _diff(old, value, keys)
+        patch = _field_patch(cython.cast(object, old_item), cython.cast(object, item), keys)
         if patch is not UNCHANGED:
+            name = cython.cast(object, key)
             changes[keys.get(name, name)] = patch
     return changes if changes else UNCHANGED
 
