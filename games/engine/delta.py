@@ -162,7 +162,7 @@ def _diff_dict(prev: dict, cur: dict, keys: dict) -> Any:
 @cython.cfunc
 @cython.inline
 def _field_patch(old: Any, value: Any, keys: dict) -> Any:
-    """A dict field's patch when the key was there before and holds another object: a scalar of the same type as is
+    """The patch of a dict field or list item that holds another object than before: a scalar of the same type as is
     (or UNCHANGED when equal), anything else diffed."""
     kind = type(value)
     if kind is type(old) and _is_scalar(kind):
@@ -231,13 +231,7 @@ def _diff_list(prev_items: Any, cur_items: Any, keys: dict) -> Any:
         old = prev[i]
         if value is old:
             continue
-        kind = type(value)
-        if kind is type(old) and _is_scalar(kind):
-            if value != old:
-                ops.append(i)
-                ops.append(value)
-            continue
-        patch = _diff(old, value, keys)
+        patch = _field_patch(old, value, keys)
         if patch is not UNCHANGED:
             ops.append(i)
             ops.append(patch)
