@@ -99,7 +99,6 @@ class SocketLimits:
 CONNECTING, OPEN, CLOSING, CLOSED = "connecting", "open", "closing", "closed"
 
 
-
 def frame_message(binary: bool, payload: bytes) -> bytes:
     """A whole message as one frame: binary (msgpack) or text (JSON, UTF-8)."""
     return encode_frame(OP_BINARY if binary else OP_TEXT, payload)

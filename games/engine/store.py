@@ -129,10 +129,7 @@ def log_entry(step: int, seat: int, raw: Any) -> LogEntry:
 
 def input_text(raw: Any) -> str:
     """A raw input (not None) as the log and the journal keep it."""
-    return _dumps(raw).decode()
-
-
-_dumps = orjson.dumps
+    return orjson.dumps(raw).decode()
 
 
 def export_log(entries: list[LogEntry]) -> list[list[Any]]:
