@@ -108,6 +108,54 @@ class TickStats:
 
 
 class MatchRunner:
+    # Slots, because a tick reads a few dozen of these for every match 20-60 times a second. Python 3.11 keeps an
+    # instance's attributes in a compact inline array only while its class has at most 30 attribute names; past
+    # that every runner got a dict of its own (a 64-entry hash table), and at 1,000 players that cost 8-9% of the
+    # server's CPU (docs/benchmarks.md, "The runner's attributes"). A new attribute goes in this list.
+    __slots__ = (
+        "acks",
+        "away_since_takeover",
+        "buffer_max",
+        "countdown_left",
+        "disconnected_since",
+        "ended_by",
+        "events",
+        "ever_connected",
+        "finishing",
+        "game",
+        "held",
+        "host",
+        "inbox",
+        "info",
+        "join_deadline",
+        "journal",
+        "journal_n",
+        "journal_renewed_at",
+        "last_seq",
+        "lease_safe_until",
+        "leaving",
+        "local_conns",
+        "log",
+        "log_flushed",
+        "match_id",
+        "needs_checkpoint",
+        "owed",
+        "pauses",
+        "phase",
+        "remote_until",
+        "removed",
+        "seats",
+        "settings",
+        "started_wall",
+        "state",
+        "stats",
+        "steps",
+        "task",
+        "tick_metrics",
+        "tick_record",
+        "waiting",
+    )
+
     def __init__(self, host: MatchHost, info: selectors.MatchInfo, checkpoint: Checkpoint | None):
         self.host = host
         self.info = info
