@@ -54,6 +54,12 @@ INPUT_BUFFER_SECONDS = 0.2
 INPUT_BUFFER_MIN = 3
 
 
+# One input waiting for its tick: (seat, seq, parsed input, raw input, the raw input as JSON text). The text is made
+# when the input arrives, while its dict is still in the CPU's cache, not at the tick: by then a busy process has run
+# hundreds of other matches, and serialising a cold dict was a tenth of the tick (docs/benchmarks.md).
+QueuedInput = tuple[int, int, Any, Any, str]
+
+
 def input_buffer_max(tick_rate: int) -> int:
     """Inputs a seat of a game at this tick rate may have waiting: 4 at 20 Hz (arena), 6 at 30 Hz (pong)."""
     return max(INPUT_BUFFER_MIN, round(INPUT_BUFFER_SECONDS * tick_rate))
@@ -164,10 +170,10 @@ class MatchRunner:
         self.settings = self.game.settings
         seats = len(info.players)
         self.seats = seats
-        # Each seat's inputs not applied yet, (seat, seq, parsed input, raw input) in seq order, as take_inputs hands
-        # them on: one is applied per tick. Lists, not deques: a few items each (the buffer's bound), and an empty
-        # deque is a 600-byte block, read every tick for every seat of every match (bench.server_path --matches).
-        self.inbox: list[list[tuple[int, int, Any, Any]]] = [[] for _ in range(seats)]
+        # Each seat's inputs not applied yet (QueuedInput) in seq order, as take_inputs hands them on: one is applied
+        # per tick. Lists, not deques: a few items each (the buffer's bound), and an empty deque is a 600-byte block,
+        # read every tick for every seat of every match (bench.server_path --matches).
+        self.inbox: list[list[QueuedInput]] = [[] for _ in range(seats)]
         self.buffer_max = input_buffer_max(self.settings.tick_rate)
         self.pauses = self.settings.pause_on_disconnect and seats == 2  # _pause_change: 1-v-1 games that pause
         self.waiting = [0] * seats  # inputs each seat had waiting when the last tick began, or -ticks owed
@@ -240,7 +246,7 @@ class MatchRunner:
             if n != self.journal_n + 1:
                 log.warning("match %s: journal gap after record %s (next is %s); replay stops", self.match_id, self.journal_n, n)
                 break
-            applied = [(seat, seq, self.game.parse_input(value), value) for seat, seq, value in inputs]
+            applied = [(seat, seq, self.game.parse_input(value), value, input_text(value)) for seat, seq, value in inputs]
             self._apply(TickRecord(n=n, removals=removals, started=started, pause=pause), applied)
             self.journal_n = n
         # The players saw these ticks' events already, from the dead owner.
@@ -285,11 +291,11 @@ class MatchRunner:
         if seq <= self.last_seq[seat] or self.removed[seat]:
             return False
         self.last_seq[seat] = seq
-        self.inbox[seat].append((seat, seq, parsed, raw))
+        self.inbox[seat].append((seat, seq, parsed, raw, input_text(raw)))
         return True
 
-    def take_inputs(self) -> list[tuple[int, int, Any, Any]]:
-        """This tick's inputs, (seat, seq, parsed, raw) by seat: the oldest waiting input of each seat, and when
+    def take_inputs(self) -> list[QueuedInput]:
+        """This tick's inputs by seat: the oldest waiting input of each seat, and when
         more than `buffer_max` wait, the surplus before it (all applied in order: none is ever dropped).
 
         A seat with none waiting gets nothing: its last input holds (the rules keep it), its ack stays, and the tick
@@ -297,7 +303,7 @@ class MatchRunner:
         was it: it is acknowledged (applied again, a no-op) together with the input after it, so a late input does
         not move the seat twice. An input that differs ends what was owed (the repeat was not what the player did).
         The snapshot tells the seat (`waiting`: how many were waiting, or minus how many ticks are owed)."""
-        taken: list[tuple[int, int, Any, Any]] = []
+        taken: list[QueuedInput] = []
         take = taken.append
         owed_by_seat, held, waiting_by_seat, buffer_max = self.owed, self.held, self.waiting, self.buffer_max
         for seat, box in enumerate(self.inbox):
@@ -330,7 +336,7 @@ class MatchRunner:
         decided is left in `tick_record` (None when nothing changed) for the journal."""
         if self.phase == WAITING:
             started = self._start_if_ready(now)
-            inputs: list[tuple[int, int, Any, Any]] = []
+            inputs: list[QueuedInput] = []
             removals = started[1] if started else []
             pause = None
         else:
@@ -391,10 +397,10 @@ class MatchRunner:
             return RESUME
         return None
 
-    def _apply(self, record: TickRecord, inputs: list[tuple[int, int, Any, Any]]) -> None:
+    def _apply(self, record: TickRecord, inputs: list[QueuedInput]) -> None:
         """One tick's decisions through the pure rules: the same on the owner and when a successor replays the
-        journal, so both reach the same state. `inputs`: (seat, seq, parsed, raw) in order; their JSON text goes into
-        the record as the tick applies them."""
+        journal, so both reach the same state. `inputs`: QueuedInput in order; their JSON text goes into the record
+        as the tick applies them."""
         if self.phase == WAITING:  # play starts (the only record made while waiting)
             for seat in record.removals:
                 self._remove(seat)
@@ -406,17 +412,16 @@ class MatchRunner:
         if self.phase in (COUNTDOWN, RUNNING, PAUSED) and self.game.is_finished(self.state):
             self.phase = FINISHED
 
-    def _apply_play(self, record: TickRecord, inputs: list[tuple[int, int, Any, Any]]) -> None:
+    def _apply_play(self, record: TickRecord, inputs: list[QueuedInput]) -> None:
         if inputs:
             apply_input, state, steps = self.game.apply_input, self.state, self.steps
             acks, held, ever_connected = self.acks, self.held, self.ever_connected
             to_log, to_record = self.log.append, record.inputs.append
-            for seat, seq, parsed, raw in inputs:
+            for seat, seq, parsed, raw, text in inputs:
                 apply_input(state, seat, parsed)
                 acks[seat] = seq
                 held[seat] = raw
-                text = input_text(raw)  # store.log_entry's text, inline: every input of every player
-                to_log((steps, seat, text))
+                to_log((steps, seat, text))  # store.log_entry's entry, inline: every input of every player
                 to_record((seat, seq, text))
                 ever_connected[seat] = True  # it sent an input (on replay: as the dead owner saw it)
         for seat in record.removals:
