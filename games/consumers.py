@@ -27,15 +27,38 @@ MAX_EARLY_MESSAGES = 4 * int(protocol.RATE_BURST)
 
 
 class MatchConsumer(BaseConsumer):
+    # What every input and snapshot reads, in slots: CPython 3.11 keeps instance attributes inline only while a class
+    # has fewer than 30 names, and Channels' and BaseConsumer's own (13, in the instance dict) with these came to 28
+    # (tests/games/test_attribute_layout.py; docs/benchmarks.md, "The runner's attributes").
+    __slots__ = (
+        "match_id",
+        "seat",
+        "info",
+        "binary",
+        "version",
+        "out",
+        "attached",
+        "serving",  # accepted as a player or spectator: client messages are handled
+        "game",
+        "input_fields",
+        "host",
+        "last_seq",
+        "rate",
+        "bad_messages",
+        "early",
+    )
     metrics_kind = "match"
     match_id: int
-    seat: int | None = None
     info: selectors.MatchInfo
-    binary = False
-    version = 1
     out: Outlet
-    attached = False
-    serving = False  # accepted as a player or spectator: client messages are handled
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seat: int | None = None
+        self.binary = False
+        self.version = 1
+        self.attached = False
+        self.serving = False
 
     # --- socket handlers -------------------------------------------------------------------------------------
 
