@@ -115,9 +115,9 @@ class TickStats:
 
 class MatchRunner:
     # Slots, because a tick reads a few dozen of these for every match 20-60 times a second. Python 3.11 keeps an
-    # instance's attributes in a compact inline array only while its class has at most 30 attribute names; past
-    # that every runner got a dict of its own (a 64-entry hash table), and at 1,000 players that cost 8-9% of the
-    # server's CPU (docs/benchmarks.md, "The runner's attributes"). A new attribute goes in this list.
+    # instance's attributes in a compact inline array only while its class has fewer than 30 attribute names; with
+    # 41 every runner had a dict of its own (a 64-entry hash table), and at 1,000 players that cost 8-9% of the
+    # server's CPU (docs/benchmarks.md, "the runner's attributes"). A new attribute goes in this list.
     __slots__ = (
         "acks",
         "away_since_takeover",
