@@ -176,12 +176,18 @@ def server_argv(kind: str, port: int) -> list[str]:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of pid and its waited-for children."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of pid and its waited-for children: system time is the kernel's work for the
+    process (its socket reads and writes, and on loopback much of the TCP work for the other end too)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return sum(int(v) for v in fields[11:15]) / CLK_TCK
+        return 0.0, 0.0
+    return (int(fields[11]) + int(fields[13])) / CLK_TCK, (int(fields[12]) + int(fields[14])) / CLK_TCK
 
 
 def rss_mb(pid: int) -> float:
@@ -249,6 +255,7 @@ class Result:
     samples: int
     server_cores: float
     server_cores_each: list[float]
+    server_system_cores: float  # the part of server_cores spent in the kernel
     server_rss_mb: float
     redis_cores: float | None
     driver_cores: float
@@ -394,11 +401,13 @@ def run(args: argparse.Namespace) -> Result:
                  str(int(args.window)), "--rate", "50", "--idle", "--threads", "--nonblocking", "--format", "raw", "-o", args.profile],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
+        system_before = sum(cpu_split(p)[1] for p in server_pids)
         before = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
                   cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic(), loopback_bytes())
         time.sleep(max(0.0, window.end - time.monotonic()))
         after = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
                  cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic(), loopback_bytes())
+        system_after = sum(cpu_split(p)[1] for p in server_pids)
         rss = sum(rss_mb(p) for p in server_pids)
         if args.callgrind:
             subprocess.run(["callgrind_control", "--dump=window", str(server_pids[0])], capture_output=True, check=True,
@@ -451,6 +460,7 @@ def run(args: argparse.Namespace) -> Result:
         samples=len(latencies),
         server_cores=round(server_cores, 3),
         server_cores_each=[round(c, 3) for c in server_each],
+        server_system_cores=round((system_after - system_before) / elapsed, 3),
         server_rss_mb=round(rss, 1),
         redis_cores=round(redis_cores, 3) if redis_cores is not None else None,
         driver_cores=round(driver_cores, 3),
@@ -821,7 +831,7 @@ COLUMNS = [
     ("label", "setup"), ("protocol", "v"), ("encoding", "enc"), ("bots", "N"), ("connected", "ok"), ("connect_failed", "failed"), ("dropped", "dropped"),
     ("errors", "errors"), ("snapshots_per_bot_s", "snap/bot/s"), ("snapshots_per_bot_s_p1", "slowest 1%"),
     ("inputs_per_bot_s", "in/bot/s"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
-    ("server_cores", "server cores"), ("server_rss_mb", "RSS MB"), ("redis_cores", "redis cores"),
+    ("server_cores", "server cores"), ("server_system_cores", "of which kernel"), ("server_rss_mb", "RSS MB"), ("redis_cores", "redis cores"),
     ("driver_cores", "driver cores"), ("other_cores", "other cores"), ("cpu_us_per_player_tick", "us/player-tick"),
     ("wire_bytes_per_player_tick", "lo B/player-tick"), ("socket_bytes_per_player_tick", "socket B/player-tick"),
     ("interval_p99_ms", "gap p99 ms"), ("interval_max_ms", "gap max ms"),

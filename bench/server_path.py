@@ -125,6 +125,8 @@ def one_pass(rows: list[list[dict]], version: int, binary: bool, matches: int = 
         for runner, frame in zip(runners, snapshots, strict=True):
             if frame is not None:
                 publish(runner.match_id, frame)
+            runner.tick_record = None
+        del snapshots, frame  # as the tick loop lets go of its snapshot (and, embedded, its record) once sent (runner.py)
         t3 = clock()
         spent[0] += t1 - t0
         spent[1] += t2 - t1

@@ -39,12 +39,19 @@ except ImportError:  # no Cython at run time: the same code runs as plain Python
         def cfunc(func: Any) -> Any:
             return func
 
-        inline = cfunc
+        inline = cclass = cfunc
+        int = uchar = longlong = double = Py_ssize_t = bint = None  # C types: only hints, or declare()'s first argument
+
+        @staticmethod
+        def declare(kind: Any, value: Any = None) -> Any:
+            return value
 
 
-if cython.compiled:  # for _diff_same_keys, which only the compiled diff uses
+if cython.compiled:  # for _diff_same_keys and the Shadow, which only the compiled diff uses
+    from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING
     from cython.cimports.cpython.dict import PyDict_Next
-    from cython.cimports.cpython.object import PyObject
+    from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
+    from cython.cimports.cpython.object import Py_EQ, PyObject, PyObject_RichCompareBool
 
 REPLACE, LIST, DELETE, EACH = 0, 1, 2, 3
 DELETE_MARK = [DELETE]
@@ -248,6 +255,415 @@ def _diff_list(prev_items: Any, cur_items: Any, keys: dict) -> Any:
     return [LIST, length, *ops]
 
 
+# --- Shadow: the previous value, as a stream keeps it between two diffs ---------------------------------------------
+#
+# A stream diffs each snapshot against the one before, which by then is a tick old: its dicts, lists and floats are
+# some forty objects scattered over the heap, out of the CPU's cache after hundreds of other matches' ticks, and
+# freeing them a tick later costs as much again. Compiled, a Shadow keeps instead a copy of the value in three flat
+# arrays, one entry per item in depth-first order (a tag; a number, a float or a count; a subtree's size), written
+# while the value is still in the cache: the next diff reads them in order, and the value itself is freed at once.
+# shadow_diff(shadow, cur) gives exactly diff(previous, cur) (tests/games/test_delta_codec.py compares them). Strings,
+# dict keys and any other object are kept by reference (`refs`), so "the same object" still means what it does in
+# diff(). Not compiled, a Shadow simply holds the previous value.
+
+# Entry tags. A _KEY entry (a dict key, by reference) comes before each of a dict's values.
+_NONE = cython.declare(cython.int, 0)
+_TRUE = cython.declare(cython.int, 1)
+_FALSE = cython.declare(cython.int, 2)
+_INT = cython.declare(cython.int, 3)  # an int that fits in 64 bits (others are _OBJ)
+_FLOAT = cython.declare(cython.int, 4)  # any float but nan (which is _OBJ: only the same nan object is unchanged)
+_STR = cython.declare(cython.int, 5)
+_OBJ = cython.declare(cython.int, 6)  # anything else, by reference
+_KEY = cython.declare(cython.int, 7)
+_DICT = cython.declare(cython.int, 8)
+_LIST = cython.declare(cython.int, 9)
+_TUPLE = cython.declare(cython.int, 10)
+# A dict with more keys than this is diffed from a copy rebuilt from its entries (a bit mask tracks which keys matched).
+_MAX_SHADOW_KEYS = cython.declare(cython.int, 64)
+
+
+@cython.cclass
+class Shadow:
+    """What shadow_diff() diffs against: the value last passed to keep() or shadow_diff()."""
+
+    value: object  # not compiled: the value itself
+    # Strings, dict keys and other objects the entries refer to (by address), kept alive here: the first `nrefs` are
+    # the kept value's. The list is reused from one value to the next (slots overwritten, never shrunk): the few
+    # past `nrefs` are held a little longer, and the list is not reallocated every tick.
+    refs: list
+    nrefs: cython.Py_ssize_t
+    tags: bytearray
+    words: bytearray  # per entry, 8 bytes: an int, a float's bits, a container's length, or an object's address
+    spans: bytearray  # per container entry, 8 bytes: its entries and all of its items'
+    size: cython.Py_ssize_t
+    cap: cython.Py_ssize_t
+    t: cython.pointer(cython.uchar)
+    w: cython.pointer(cython.longlong)
+    s: cython.pointer(cython.Py_ssize_t)
+
+    def __init__(self) -> None:
+        self.value = None
+        self.refs = []
+        self.nrefs = 0
+        self.tags = bytearray()
+        self.words = bytearray()
+        self.spans = bytearray()
+        self.size = 0
+        self.cap = 0
+
+
+def keep(shadow: Shadow, value: Any) -> None:
+    """`value` becomes what the next shadow_diff() diffs against."""
+    _keep(shadow, value)
+
+
+def shadow_diff(shadow: Shadow, cur: Any, keys: dict[str, int] = NO_KEYS) -> Any:
+    """diff(previous, cur, keys), `previous` being the value `shadow` keeps; then `shadow` keeps `cur`."""
+    if cython.compiled:
+        patch = _sdiff(shadow, 0, cur, keys)
+    else:
+        patch = _diff(shadow.value, cur, keys)
+    _keep(shadow, cur)
+    return patch
+
+
+@cython.cfunc
+def _keep(shadow: Shadow, value: Any) -> cython.void:
+    if cython.compiled:
+        shadow.size = 0
+        shadow.nrefs = 0
+        _record(shadow, value)
+    else:
+        shadow.value = value
+
+
+@cython.cfunc
+def _grow(sh: Shadow) -> cython.void:
+    more: cython.Py_ssize_t = sh.cap if sh.cap else 64
+    sh.tags.extend(bytes(more))
+    sh.words.extend(bytes(8 * more))
+    sh.spans.extend(bytes(8 * more))
+    sh.cap += more
+    sh.t = cython.cast(cython.pointer(cython.uchar), PyByteArray_AS_STRING(sh.tags))
+    sh.w = cython.cast(cython.pointer(cython.longlong), PyByteArray_AS_STRING(sh.words))
+    sh.s = cython.cast(cython.pointer(cython.Py_ssize_t), PyByteArray_AS_STRING(sh.spans))
+
+
+@cython.cfunc
+@cython.inline
+def _entry(sh: Shadow, tag: cython.int, word: cython.longlong) -> cython.Py_ssize_t:
+    if sh.size == sh.cap:
+        _grow(sh)
+    at: cython.Py_ssize_t = sh.size
+    sh.t[at] = tag
+    sh.w[at] = word
+    sh.size = at + 1
+    return at
+
+
+@cython.cfunc
+@cython.inline
+def _ref(sh: Shadow, value: object) -> cython.longlong:
+    """`value` kept alive by the shadow; its address, for an entry."""
+    n: cython.Py_ssize_t = sh.nrefs
+    if n < len(sh.refs):
+        sh.refs[n] = value
+    else:
+        sh.refs.append(value)
+    sh.nrefs = n + 1
+    return _address(value)
+
+
+@cython.cfunc
+@cython.inline
+def _address(value: object) -> cython.longlong:
+    return cython.cast(cython.longlong, cython.cast(cython.pointer(PyObject), value))
+
+
+@cython.cfunc
+@cython.inline
+def _object(sh: Shadow, at: cython.Py_ssize_t) -> object:
+    """The object an _STR, _OBJ or _KEY entry refers to."""
+    return cython.cast(object, cython.cast(cython.pointer(PyObject), sh.w[at]))
+
+
+@cython.cfunc
+def _record(sh: Shadow, value: object) -> cython.void:
+    kind = type(value)
+    at: cython.Py_ssize_t
+    overflow: cython.int = 0
+    number: cython.longlong
+    real: cython.double
+    if kind is float:
+        real = value
+        if real == real:
+            at = _entry(sh, _FLOAT, 0)
+            cython.cast(cython.pointer(cython.double), sh.w)[at] = real
+        else:
+            _entry(sh, _OBJ, _ref(sh, value))
+    elif kind is dict:
+        at = _entry(sh, _DICT, len(value))
+        place: cython.Py_ssize_t = 0
+        key: cython.pointer(PyObject) = cython.NULL
+        item: cython.pointer(PyObject) = cython.NULL
+        while PyDict_Next(value, cython.address(place), cython.address(key), cython.address(item)):
+            _entry(sh, _KEY, _ref(sh, cython.cast(object, key)))
+            _record(sh, cython.cast(object, item))
+        sh.s[at] = sh.size - at
+    elif kind is list or kind is tuple:
+        at = _entry(sh, _LIST if kind is list else _TUPLE, len(value))
+        for child in value:
+            _record(sh, child)
+        sh.s[at] = sh.size - at
+    elif kind is int:
+        number = PyLong_AsLongLongAndOverflow(value, cython.address(overflow))
+        if overflow == 0:
+            _entry(sh, _INT, number)
+        else:
+            _entry(sh, _OBJ, _ref(sh, value))
+    elif value is True:
+        _entry(sh, _TRUE, 0)
+    elif value is False:
+        _entry(sh, _FALSE, 0)
+    elif value is None:
+        _entry(sh, _NONE, 0)
+    else:  # str and anything else
+        _entry(sh, _STR if kind is str else _OBJ, _ref(sh, value))
+
+
+@cython.cfunc
+@cython.inline
+def _span(sh: Shadow, at: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    tag: cython.int = sh.t[at]
+    return sh.s[at] if tag >= _DICT else 1
+
+
+@cython.cfunc
+@cython.inline
+def _is_ref(sh: Shadow, at: cython.Py_ssize_t, value: object) -> cython.bint:
+    """The entry is `value` itself, kept by reference (diff()'s `prev is cur` for an object it keeps)."""
+    tag: cython.int = sh.t[at]
+    return (tag == _OBJ or tag == _STR) and sh.w[at] == _address(value)
+
+
+@cython.cfunc
+def _scalar_kind_is(sh: Shadow, at: cython.Py_ssize_t, kind: type) -> cython.bint:
+    """The entry is a scalar of exactly this type (diff()'s `kind is type(old) and _is_scalar(kind)`)."""
+    tag: cython.int = sh.t[at]
+    if tag == _FLOAT:
+        return kind is float
+    if tag == _INT:
+        return kind is int
+    if tag == _TRUE or tag == _FALSE:
+        return kind is bool
+    if tag == _NONE:
+        return kind is type(None)
+    if tag == _STR:
+        return kind is str
+    if tag == _OBJ:
+        return type(_object(sh, at)) is kind and _is_scalar(kind)
+    return False
+
+
+@cython.cfunc
+def _equals(sh: Shadow, at: cython.Py_ssize_t, cur: object, kind: type) -> cython.bint:
+    """A scalar or object entry that is `cur`, or of its exact type and equal (diff()'s `prev is cur or (kind is
+    prev_kind and prev == cur)`). False for containers."""
+    tag: cython.int = sh.t[at]
+    overflow: cython.int = 0
+    number: cython.longlong
+    real: cython.double
+    if tag == _FLOAT:
+        if kind is not float:
+            return False
+        real = cur
+        return cython.cast(cython.pointer(cython.double), sh.w)[at] == real
+    if tag == _INT:
+        if kind is not int:
+            return False
+        number = PyLong_AsLongLongAndOverflow(cur, cython.address(overflow))
+        return overflow == 0 and number == sh.w[at]
+    if tag == _TRUE:
+        return cur is True
+    if tag == _FALSE:
+        return cur is False
+    if tag == _NONE:
+        return cur is None
+    if tag == _STR or tag == _OBJ:
+        if sh.w[at] == _address(cur):
+            return True
+        old = _object(sh, at)
+        return type(old) is kind and old == cur
+    return False
+
+
+@cython.cfunc
+def _sdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict) -> object:
+    """_diff(the value at entry `at`, cur)."""
+    tag: cython.int = sh.t[at]
+    kind = type(cur)
+    if kind is dict:
+        return _sdiff_dict(sh, at, cur, keys) if tag == _DICT else [REPLACE, cur]
+    if kind is list or kind is tuple:
+        return _sdiff_list(sh, at, cur, keys) if tag == _LIST or tag == _TUPLE else [REPLACE, cur]
+    if _equals(sh, at, cur, kind):
+        return UNCHANGED
+    return cur if _is_scalar(kind) else [REPLACE, cur]
+
+
+@cython.cfunc
+def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> object:
+    count: cython.Py_ssize_t = sh.w[at]
+    if count == len(cur):
+        same = _sdiff_same_keys(sh, at, cur, keys)
+        if same is not _MISSING:
+            return same
+    if count > _MAX_SHADOW_KEYS:
+        return _diff_dict(_rebuild(sh, at), cur, keys)
+    changes: dict = {}
+    matched: cython.ulonglong = 0
+    found: cython.Py_ssize_t = 0
+    j: cython.Py_ssize_t
+    child: cython.Py_ssize_t
+    value_at: cython.Py_ssize_t
+    for key, value in cur.items():
+        value_at = -1
+        child = at + 1
+        for j in range(count):  # the old key equal to this one, as a dict lookup finds it (the same object, or ==)
+            if sh.w[child] == _address(key) or PyObject_RichCompareBool(_object(sh, child), key, Py_EQ):
+                value_at = child + 1
+                matched |= cython.cast(cython.ulonglong, 1) << j
+                break
+            child += 1 + _span(sh, child + 1)
+        if value_at < 0:
+            changes[keys.get(key, key)] = _whole(value)
+            continue
+        found += 1
+        if _is_ref(sh, value_at, value):
+            continue
+        patch = _sdiff(sh, value_at, value, keys)
+        if patch is not UNCHANGED:
+            changes[keys.get(key, key)] = patch
+    if found < count:
+        child = at + 1
+        for j in range(count):
+            if not (matched >> j) & 1:
+                key = _object(sh, child)
+                changes[keys.get(key, key)] = DELETE_MARK
+            child += 1 + _span(sh, child + 1)
+    return changes if changes else UNCHANGED
+
+
+@cython.cfunc
+def _sdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> object:
+    """_diff_same_keys against entries: both walked side by side while the keys are the same objects."""
+    changes: dict = {}
+    place: cython.Py_ssize_t = 0
+    child: cython.Py_ssize_t = at + 1
+    key: cython.pointer(PyObject) = cython.NULL
+    item: cython.pointer(PyObject) = cython.NULL
+    while PyDict_Next(cur, cython.address(place), cython.address(key), cython.address(item)):
+        if sh.w[child] != cython.cast(cython.longlong, key):
+            return _MISSING
+        value = cython.cast(object, item)
+        child += 1
+        if not _is_ref(sh, child, value):
+            patch = _sdiff(sh, child, value, keys)
+            if patch is not UNCHANGED:
+                name = cython.cast(object, key)
+                changes[keys.get(name, name)] = patch
+        child += _span(sh, child)
+    return changes if changes else UNCHANGED
+
+
+@cython.cfunc
+def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict) -> object:
+    """_diff_list against entries, step for step."""
+    cur: list = cur_items if type(cur_items) is list else list(cur_items)
+    length: cython.Py_ssize_t = len(cur)
+    old_length: cython.Py_ssize_t = sh.w[at]
+    most: cython.double = LIST_REWRITE_SHARE
+    most *= length
+    common: cython.Py_ssize_t = min(old_length, length)
+    i: cython.Py_ssize_t
+    child: cython.Py_ssize_t = at + 1
+    changed: cython.Py_ssize_t = length - common
+    for i in range(common):
+        value = cur[i]
+        if _is_ref(sh, child, value):
+            child += 1
+            continue
+        kind = type(value)
+        if not _scalar_kind_is(sh, child, kind):
+            break
+        if not _equals(sh, child, value, kind):
+            changed += 1
+        child += 1
+    else:
+        if changed == 0 and old_length == length:
+            return UNCHANGED
+        if changed > most:
+            return [REPLACE, cur_items]
+    ops: list = []
+    partial: cython.bint = False
+    child = at + 1
+    for i in range(common):
+        value = cur[i]
+        item_at: cython.Py_ssize_t = child
+        child += _span(sh, child)
+        if _is_ref(sh, item_at, value):
+            continue
+        patch = _sdiff(sh, item_at, value, keys)
+        if patch is not UNCHANGED:
+            ops.append(i)
+            ops.append(patch)
+            partial = partial or type(patch) is dict or (type(patch) is list and patch[0] != REPLACE)
+    for i in range(common, length):
+        ops.append(i)
+        ops.append(_whole(cur[i]))
+    if not ops and old_length == length:
+        return UNCHANGED
+    if partial and len(ops) == 2 * length and old_length == length:
+        return [EACH, *ops[1::2]]
+    if not partial and len(ops) // 2 > most:
+        return [REPLACE, cur_items]
+    return [LIST, length, *ops]
+
+
+@cython.cfunc
+def _rebuild(sh: Shadow, at: cython.Py_ssize_t) -> object:
+    """The value of entry `at`, as objects again (equal, and the same objects where kept by reference)."""
+    tag: cython.int = sh.t[at]
+    count: cython.Py_ssize_t
+    j: cython.Py_ssize_t
+    child: cython.Py_ssize_t = at + 1
+    if tag == _DICT:
+        out: dict = {}
+        count = sh.w[at]
+        for j in range(count):
+            out[_object(sh, child)] = _rebuild(sh, child + 1)
+            child += 1 + _span(sh, child + 1)
+        return out
+    if tag == _LIST or tag == _TUPLE:
+        items: list = []
+        count = sh.w[at]
+        for j in range(count):
+            items.append(_rebuild(sh, child))
+            child += _span(sh, child)
+        return items if tag == _LIST else tuple(items)
+    if tag == _FLOAT:
+        return cython.cast(cython.pointer(cython.double), sh.w)[at]
+    if tag == _INT:
+        return sh.w[at]
+    if tag == _TRUE:
+        return True
+    if tag == _FALSE:
+        return False
+    if tag == _NONE:
+        return None
+    return _object(sh, at)
+
+
 def apply(prev: Any, patch: Any, keys: list[str] | None = None) -> Any:
     """`prev` with `patch` applied, as a new value (`prev` is not modified; unchanged parts are shared). `keys`: the
     table the patch's key numbers index."""
@@ -315,6 +731,7 @@ def _apply_list(prev: Any, patch: list, keys: list[str] | None) -> list:
 
 pure_diff = diff
 pure_key_table = key_table
+pure_shadow_diff, pure_keep, PureShadow = shadow_diff, keep, Shadow
 
 
 def load_compiled(source: Path = Path(__file__)) -> Any:
@@ -337,3 +754,4 @@ COMPILED = _compiled is not None
 if _compiled is not None:
     # UNCHANGED too: callers compare the diff's result with it, and the Python functions above read it at call time.
     diff, key_table, UNCHANGED, NO_KEYS = _compiled.diff, _compiled.key_table, _compiled.UNCHANGED, _compiled.NO_KEYS
+    Shadow, keep, shadow_diff = _compiled.Shadow, _compiled.keep, _compiled.shadow_diff

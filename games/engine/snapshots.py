@@ -39,9 +39,13 @@ class SnapshotStream:
 
     JSON and msgpack sockets get different frames: msgpack deltas name object keys by number (delta.py, "Key numbers")
     from the stream's key table, which its msgpack keyframes carry as `keys`. The table is the keys of the stream's
-    first snapshot and never changes, so any keyframe of the stream fits every later delta."""
+    first snapshot and never changes, so any keyframe of the stream fits every later delta.
 
-    __slots__ = ("n", "keys", "_key_numbers", "_message", "_body", "_prev_body", "_droppable", "_frames", "_delta_n")
+    Between ticks the stream holds no snapshot, only, per format, the last one's body as the diff keeps it
+    (delta.Shadow): a copy in flat arrays, made while the snapshot was in the CPU's cache. The snapshot's own objects are
+    freed at the end of its fan-out (sent()), while still in the cache too."""
+
+    __slots__ = ("n", "keys", "_key_numbers", "_message", "_body", "_droppable", "_frames", "_shadows", "_kept")
 
     def __init__(self) -> None:
         self.n = 0
@@ -49,44 +53,57 @@ class SnapshotStream:
         self._key_numbers: dict[str, int] = {}
         self._message: dict[str, Any] | None = None
         self._body: dict[str, Any] | None = None
-        self._prev_body: dict[str, Any] | None = None
         self._droppable = False
         # This number's frames, built when a socket first needs one: [JSON keyframe, msgpack keyframe, JSON delta,
         # msgpack delta] (a list indexed by 2 * delta + msgpack: frame_for runs for every socket of every tick).
         self._frames: list[Frame | None] = [None, None, None, None]
-        self._delta_n: int | None = None  # the number a socket must have been sent for this one's delta to fit
+        # Per format (JSON, msgpack): the body of the number in `_kept`, kept for that format's next delta (its key
+        # names differ); None while no socket of the format was sent the last number (none could take a delta).
+        self._shadows: list[delta.Shadow | None] = [None, None]
+        self._kept = [0, 0]
 
     def advance(self, frame: Frame) -> None:
         """The match's next snapshot (the v1 frame sent to every other socket). Nothing is diffed or encoded until a
         socket needs it."""
-        self._prev_body = self.body() if self._message is not None else None
         self._message = frame.message
         self._body = None
         self._droppable = frame.droppable
         self._frames = [None, None, None, None]
-        self._delta_n = self.n if self._prev_body is not None else None
         self.n += 1
         if self.keys is None:
             self.keys = delta.key_table(self.body())
             self._key_numbers = {key: number for number, key in enumerate(self.keys)}
 
     def sent(self) -> None:
-        """Every socket has had this number: the previous snapshot is not needed any more (the next delta is against
-        this one). Let go of it now, while the diff has just read it: a tick later its objects are out of the cache,
-        and freeing them then cost more than the diff itself with 250 matches (bench.server_path --matches). The
-        tick's frames go too, for the same reason (a socket's own write queue keeps what it still needs)."""
-        self._prev_body = None
+        """Every socket has had this number. Each format whose sockets were sent it keeps its body for the next
+        delta; then the snapshot is let go of, while its objects are still in the cache: a tick later, freeing them
+        cost more than the diff with 250 matches (bench.server_path --matches). So are the frames (a socket's write
+        queue keeps what it still needs). Nothing more is asked of this number after this."""
+        frames = self._frames
+        for binary in (0, 1):
+            if frames[binary] is None and frames[2 + binary] is None:
+                self._shadows[binary] = None  # no socket of this format has this number: the next delta fits none
+            elif self._kept[binary] != self.n:  # (a delta already kept it)
+                shadow = self._shadows[binary]
+                if shadow is None:
+                    shadow = self._shadows[binary] = delta.Shadow()
+                delta.keep(shadow, self.body())
+                self._kept[binary] = self.n
         self._frames = [None, None, None, None]
+        self._message = self._body = None
 
     def frame_for(self, last_n: int | None, binary: bool = False) -> Frame:
         """The frame for a socket that was last sent number `last_n` of this stream (None: nothing yet)."""
-        as_delta = last_n == self._delta_n and last_n is not None
-        slot = 2 * as_delta + binary
-        frame = self._frames[slot]
+        if last_n is not None and last_n == self.n - 1:
+            frame = self._frames[2 + binary]
+            if frame is not None:
+                return frame
+            if self._shadows[binary] is not None and self._kept[binary] == last_n:
+                frame = self._frames[2 + binary] = self._delta(binary)
+                return frame
+        frame = self._frames[binary]
         if frame is None:
-            if as_delta and self._prev_body is None:
-                return self.frame_for(None, binary)  # asked after sent() let go of the base: a keyframe fits too
-            frame = self._frames[slot] = self._delta(binary) if as_delta else self._keyframe(binary)
+            frame = self._frames[binary] = self._keyframe(binary)
         return frame
 
     def _keyframe(self, binary: bool) -> Frame:
@@ -96,7 +113,8 @@ class SnapshotStream:
         return Frame(message, droppable=self._droppable, stream_n=self.n)
 
     def _delta(self, binary: bool) -> Frame:
-        patch = delta.diff(self._prev_body, self.body(), self._key_numbers if binary else delta.NO_KEYS)
+        patch = delta.shadow_diff(self._shadows[binary], self.body(), self._key_numbers if binary else delta.NO_KEYS)
+        self._kept[binary] = self.n
         events = self._message.get("events")
         return Frame(
             delta_message(self.n, {} if patch is delta.UNCHANGED else patch, events),

@@ -316,3 +316,93 @@ def test_the_compiled_diff_gives_the_python_diffs_patch_for_arena_snapshots():
     for prev, cur in pairs:
         for keys in (delta.NO_KEYS, numbers):
             assert exactly(delta.diff(prev, cur, keys)) == exactly(delta.pure_diff(prev, cur, keys))
+
+
+# The Shadow (what a stream keeps between ticks: delta.py, "Shadow"): diffing against it gives diff()'s patch against
+# the value it keeps, exactly, tick after tick. Compiled it is a copy in flat arrays, which is code of its own.
+
+SHADOWS = [pytest.param((delta.PureShadow, delta.pure_keep, delta.pure_shadow_diff), id="python")]
+if delta.COMPILED:
+    SHADOWS.append(pytest.param((delta.Shadow, delta.keep, delta.shadow_diff), id="compiled"))
+
+
+@pytest.mark.parametrize("shadow_api", SHADOWS)
+def test_a_shadow_gives_the_diff_against_the_value_it_keeps_for_random_chains(shadow_api):
+    import random
+
+    make, keep, shadow_diff = shadow_api
+    rng = random.Random(20261130)
+    for _ in range(3000):
+        prev = random_value(rng)
+        keys = key_numbers(prev, rng) if rng.random() < 0.5 else delta.NO_KEYS
+        shadow = make()
+        keep(shadow, prev)
+        for _ in range(3):  # each diff leaves the shadow keeping the new value
+            cur = mutated(rng, prev)
+            assert exactly(shadow_diff(shadow, cur, keys)) == exactly(delta.pure_diff(prev, cur, keys)), (prev, cur)
+            prev = cur
+
+
+@pytest.mark.parametrize("shadow_api", SHADOWS)
+def test_a_shadow_handles_big_ints_nan_other_types_and_dicts_of_many_keys(shadow_api):
+    import collections
+    import enum
+    import random
+
+    class Level(enum.IntEnum):
+        LOW = 1
+        HIGH = 2
+
+    make, keep, shadow_diff = shadow_api
+    rng = random.Random(3)
+    odd = [2**70, -(2**63), 2**63 - 1, 2**63, Level.LOW, Level.HIGH, 1, True, float("nan"), 0.0, -0.0, "x", b"raw",
+           collections.OrderedDict(a=1), (1, 2)]
+
+    def value(depth=2):
+        roll = rng.random()
+        if depth == 0 or roll < 0.3:
+            return rng.choice(odd)
+        if roll < 0.6:  # up to 90 keys: past the 64 the compiled shadow matches keys by
+            return {f"k{rng.randrange(80)}": value(depth - 1) for _ in range(rng.randrange(90))}
+        return [value(depth - 1) for _ in range(rng.randrange(5))]
+
+    for _ in range(1500):
+        prev = value()
+        shadow = make()
+        keep(shadow, prev)
+        for _ in range(2):
+            if isinstance(prev, dict) and rng.random() < 0.5:  # the same keys but one, in another order
+                cur = dict([*list(reversed(prev.items()))[1:], ("new", value(1))])
+            else:
+                cur = value()
+            assert exactly(shadow_diff(shadow, cur)) == exactly(delta.pure_diff(prev, cur)), (prev, cur)
+            prev = cur
+
+
+@pytest.mark.parametrize("shadow_api", SHADOWS)
+def test_a_shadow_follows_an_arena_match_tick_after_tick(shadow_api):
+    make, keep, shadow_diff = shadow_api
+    bodies = arena_bodies(400)
+    numbers = {key: number for number, key in enumerate(delta.key_table(bodies[0]))}
+    for keys in (delta.NO_KEYS, numbers):
+        shadow = make()
+        keep(shadow, bodies[0])
+        for prev, cur in zip(bodies, bodies[1:], strict=False):
+            assert exactly(shadow_diff(shadow, cur, keys)) == exactly(delta.pure_diff(prev, cur, keys))
+
+
+@needs_compiled
+def test_the_compiled_shadow_keeps_a_copy_not_the_value():
+    """What it keeps is what the value was when kept: a list changed in place afterwards is a change (diff() of the
+    same object sees none), and the value itself is not referenced (strings and keys are, by reference)."""
+    import sys
+
+    inner = [1.5, 2.5]
+    value = {"state": {"xs": inner}}
+    shadow = delta.Shadow()
+    before = sys.getrefcount(inner)
+    delta.keep(shadow, value)
+    after = sys.getrefcount(inner)
+    assert after == before
+    inner[0] = 9.5
+    assert delta.shadow_diff(shadow, value) == {"state": {"xs": [1, 2, 0, 9.5]}}

@@ -314,25 +314,42 @@ def test_a_tick_goes_to_the_players_before_the_spectators():
     assert sorted(sent[:3]) == [1, 2, 3] and len(sent) == 23
 
 
-def test_the_stream_lets_go_of_the_previous_snapshot_once_sent():
-    """After a tick's fan-out the stream keeps only the current snapshot (the next delta's base); a socket that asks
-    for this number's delta after that gets the keyframe, which fits as well, never a patch against nothing."""
+def test_between_ticks_the_stream_keeps_no_snapshot_and_the_next_delta_fits():
+    """After a tick's fan-out (sent()) the stream lets go of the snapshot, which is freed then, while in the cache;
+    what the next delta needs it keeps per format (delta.Shadow), for the formats whose sockets were sent the number:
+    a socket of another format gets a keyframe, which fits as well, never a patch against nothing."""
+    import sys
+
     from games.engine.snapshots import SnapshotStream
 
     def snapshot(tick):
         return protocol.Frame({"type": "snapshot", "tick": tick, "state": {"x": tick}}, droppable=True)
 
     stream = SnapshotStream()
-    stream.advance(snapshot(1))
+    one = snapshot(1)
+    held = sys.getrefcount(one.message)
+    stream.advance(one)
     first = stream.frame_for(None, binary=False)
     assert first.message["n"] == 1 and first.message["state"] == {"x": 1}
+    during = sys.getrefcount(one.message)  # (counted outside the asserts: pytest's rewriting holds what they read)
     stream.sent()
+    after = sys.getrefcount(one.message)
+    assert during == held + 1 and after == held  # the stream held it until sent(), and holds nothing of it after
     stream.advance(snapshot(2))
     patch = stream.frame_for(1, binary=False)
     assert patch.message == [2, {"tick": 2, "state": {"x": 2}}]
     assert stream.frame_for(1, binary=False) is patch  # shared by every socket of the tick
-    stream.sent()
-    late = stream.frame_for(1, binary=True)
+    late = stream.frame_for(1, binary=True)  # no msgpack socket was sent number 1
     assert late.message["n"] == 2 and late.message["tick"] == 2 and "keys" in late.message
+    stream.sent()
     stream.advance(snapshot(3))
     assert stream.frame_for(2, binary=False).message == [3, {"tick": 3, "state": {"x": 3}}]
+    numbered = stream.frame_for(2, binary=True).message  # a msgpack socket was sent number 2: a delta now
+    assert numbered == [3, {late.message["keys"].index("tick"): 3, late.message["keys"].index("state"): {
+        late.message["keys"].index("x"): 3}}]
+    stream.sent()
+    stream.advance(snapshot(4))
+    assert stream.frame_for(3, binary=True).message[0] == 4
+    stream.sent()  # no JSON socket was sent number 4
+    stream.advance(snapshot(5))
+    assert stream.frame_for(4, binary=False).message["n"] == 5
