@@ -270,6 +270,8 @@ class Result:
     tcp_payload_per_player_tick: float  # its parts: WebSocket bytes both ways, and TCP segments both ways (ACKs too)
     tcp_segments_per_player_tick: float
     keyframes: int  # v2: stream keyframes the bots got (one each at the start, then one per gap)
+    paced: bool  # bots paced their inputs by the snapshots' `waiting` (bench/wsbot.py, PACE_AFTER_TICKS)
+    pace_shifts: int  # times a bot moved its inputs by half a tick for that
     gaps: int  # v2: deltas that did not fit (each made its bot ask for a keyframe)
     window_s: float
     ramp_s: float
@@ -384,7 +386,8 @@ def run(args: argparse.Namespace) -> Result:
         for k in range(procs_n):
             receiver, sender = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=bot_process, args=(targets[k::procs_n], args.encoding == "msgpack", ramp, window,
-                                                         args.fire, args.seed + k, args.nice, sender, args.protocol), daemon=True)
+                                                         args.fire, args.seed + k, args.nice, sender, args.protocol,
+                                                         not args.no_pace), daemon=True)
             proc.start()
             sender.close()
             bot_procs.append(proc)
@@ -473,6 +476,8 @@ def run(args: argparse.Namespace) -> Result:
         tcp_payload_per_player_tick=round(sum(s.tcp_payload_bytes for s in connected) / max(1, sum(s.snapshots for s in connected)), 1),
         tcp_segments_per_player_tick=round(sum(s.tcp_segments for s in connected) / max(1, sum(s.snapshots for s in connected)), 2),
         keyframes=sum(s.keyframes for s in connected),
+        paced=not args.no_pace,
+        pace_shifts=sum(s.pace_shifts for s in connected),
         gaps=sum(s.gaps for s in connected),
         window_s=args.window,
         ramp_s=ramp_s,
@@ -869,6 +874,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", type=int, choices=[1, 2], default=1,
                         help="match protocol version: 2 sends snapshots as deltas (capacity runs; the soak speaks 1)")
     parser.add_argument("--fire", action="store_true", help="fire every 10th input (bullets, hits, events)")
+    parser.add_argument("--no-pace", action="store_true",
+                        help="bots send on their own timer only, without pacing by the `waiting` count (bench/wsbot.py)")
     parser.add_argument("--bot-procs", type=int, default=2)
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--ramp", type=float, default=None, help="seconds; default 2 + bots/250")

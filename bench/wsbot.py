@@ -28,6 +28,14 @@ import orjson
 from games.engine import delta
 
 TICK_PERIOD = 0.05
+# Pacing (on unless --no-pace), as static/js/gsclient.js's InputPacer keeps its lead, quick to add and slow to take
+# off: a snapshot that says the bot's seat ran dry (a negative count: the tick found none of its inputs waiting) moves
+# its next input half a tick earlier (at most once per DRY_PAUSE_TICKS); PACE_AFTER_TICKS snapshots in a row with a
+# spare input waiting (2 or more) move it half a tick later. Without it, a bot whose timer runs a hair faster than the
+# server's ticks fills its input buffer to the bound (docs/protocol.md, "Inputs and ticks"), and its input latency is
+# the buffer's, not the server's.
+PACE_AFTER_TICKS = 60
+DRY_PAUSE_TICKS = 5
 
 
 @dataclass
@@ -47,6 +55,7 @@ class BotStats:
     snapshots: int = 0  # received inside the window
     inputs: int = 0  # sent inside the window
     keyframes: int = 0  # v2: stream keyframes received at any time (the first one, and one after each gap)
+    pace_shifts: int = 0  # times pacing moved this bot's inputs by half a tick (later or earlier)
     gaps: int = 0  # v2: deltas that did not fit what the bot held (each answered by a keyframe request)
     errors: int = 0  # {"type": "error"} messages received at any time
     error_codes: dict = field(default_factory=dict)  # their "error" field -> count
@@ -102,8 +111,14 @@ class Bot(asyncio.Protocol):
     """One player: handshake, then an input every tick at a random phase, and the ack of every snapshot."""
 
     def __init__(self, *, host: str, path: str, token: str, binary: bool, window: Window, fire: bool, rng: random.Random,
-                 version: int = 1):
+                 version: int = 1, pace: bool = True):
         self.host, self.path, self.token, self.binary, self.version = host, path, token, binary, version
+        self.pace = pace
+        self.waiting: list | None = None  # the last snapshot's `waiting` (inputs waiting per seat; absent: all 0)
+        self.waiting_key: str | int = "waiting"  # v2 deltas' name for it (see acks_key)
+        self.surplus_ticks = 0  # snapshots in a row that had 2 or more of our inputs waiting
+        self.dry_ticks = 0  # snapshots since pacing last moved an input earlier
+        self.shift = 0.0  # added once to the next input's time
         self.input_fields: tuple[str, ...] = ()  # v2, from the welcome: inputs as [seq, value, ...] in this order
         self.stream_n: int | None = None  # v2: the delta stream's number, and the acks array as of it
         self.acks_key: str | int = "acks"  # how deltas name it (msgpack: its number in the keyframe's key table)
@@ -215,6 +230,8 @@ class Bot(asyncio.Protocol):
             message = msgpack.unpackb(payload)
             kind = message.get("type")
             ack = message["acks"][self.seat] if kind == "snapshot" and self.seat is not None else None
+            if kind == "snapshot":
+                self.waiting = message.get("waiting")
         else:
             if payload.startswith(b'{"type":"snapshot"'):
                 kind = "snapshot"
@@ -223,6 +240,8 @@ class Bot(asyncio.Protocol):
                     start = payload.index(b'"acks":[') + 8
                     acks = payload[start : payload.index(b"]", start)].split(b",")
                     ack = int(acks[self.seat])
+                    start = payload.find(b'"waiting":[')
+                    self.waiting = None if start < 0 else json.loads(payload[start + 10 : payload.index(b"]", start) + 1])
             else:
                 kind = payload[9 : payload.index(b'"', 9)].decode()
                 ack = None
@@ -234,6 +253,8 @@ class Bot(asyncio.Protocol):
                 if self.last_snapshot_at is not None:
                     self.stats.intervals.append((now - self.last_snapshot_at) * 1000)
             self.last_snapshot_at = now
+            if self.pace and self.seat is not None:
+                self.pace_inputs()
             if ack is not None and ack != self.last_ack:
                 self.last_ack = ack
                 sent = self.sent_at.pop(ack, None)
@@ -259,7 +280,9 @@ class Bot(asyncio.Protocol):
             self.stats.keyframes += 1
             keys = message.get("keys")  # msgpack: deltas name keys by number in this table
             self.acks_key = keys.index("acks") if keys and "acks" in keys else "acks"
+            self.waiting_key = keys.index("waiting") if keys and "waiting" in keys else "waiting"
         self.acks = message["acks"]
+        self.waiting = message.get("waiting")
         return self.acks[self.seat] if self.seat is not None else None
 
     def follow_delta(self, n: int, patch: dict) -> int | None:
@@ -274,7 +297,25 @@ class Bot(asyncio.Protocol):
         acks = patch.get(self.acks_key)
         if acks is not None:
             self.acks = delta.apply(self.acks, acks)
+        waiting = patch.get(self.waiting_key)
+        if waiting is not None:  # a patch of the list, a new list ([0, list]), or gone ([2]: all 0)
+            try:
+                self.waiting = None if waiting == delta.DELETE_MARK else delta.apply(self.waiting, waiting)
+            except delta.PatchError:  # (only pacing reads it: the next keyframe brings it back)
+                self.waiting = None
         return self.acks[self.seat] if self.seat is not None else None
+
+    def pace_inputs(self) -> None:
+        """After each snapshot: see PACE_AFTER_TICKS."""
+        waiting = self.waiting[self.seat] if self.waiting and self.seat < len(self.waiting) else 0
+        self.surplus_ticks = self.surplus_ticks + 1 if waiting >= 2 else 0
+        self.dry_ticks += 1
+        if waiting < 0 and self.dry_ticks >= DRY_PAUSE_TICKS:
+            self.shift, self.dry_ticks, self.surplus_ticks = -TICK_PERIOD / 2, 0, 0
+            self.stats.pace_shifts += 1
+        elif self.surplus_ticks >= PACE_AFTER_TICKS:
+            self.shift, self.surplus_ticks = TICK_PERIOD / 2, 0
+            self.stats.pace_shifts += 1
 
     def send_message(self, message: dict) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -316,7 +357,8 @@ class Bot(asyncio.Protocol):
             self.sent_at[self.seq] = sent
         self.transport.write(data)
         now = self.loop.time()  # the loop's clock schedules; time.monotonic() measures (uvloop's clock ticks in ms)
-        self.next_at += TICK_PERIOD
+        self.next_at += TICK_PERIOD + self.shift
+        self.shift = 0.0
         if self.next_at < now:  # this process fell behind: skip rather than burst
             self.next_at = now + TICK_PERIOD
         self.timer = self.loop.call_at(self.next_at, self.send_input)
@@ -324,7 +366,7 @@ class Bot(asyncio.Protocol):
 
 async def run_bots(
     targets: list[tuple[str, int, int, str]], *, binary: bool, ramp: tuple[float, float], window: Window, fire: bool, seed: int,
-    version: int = 1,
+    version: int = 1, pace: bool = True,
 ) -> list[BotStats]:
     """targets: (host, port, match_id, token) per bot. Connects them evenly over ramp=(start, end), keeps them
     playing until window.end, closes them all and returns their stats."""
@@ -336,7 +378,7 @@ async def run_bots(
     async def open_one(i: int, host: str, port: int, match_id: int, token: str) -> None:
         await asyncio.sleep(max(0.0, ramp[0] + i * step - loop.time()))
         bot = Bot(host=f"{host}:{port}", path=f"/ws/matches/{match_id}/", token=token, binary=binary, window=window,
-                  fire=fire, rng=random.Random(rng.random()), version=version)
+                  fire=fire, rng=random.Random(rng.random()), version=version, pace=pace)
         bots.append(bot)
         try:
             await asyncio.wait_for(loop.create_connection(lambda: bot, host, port), 10)
@@ -361,7 +403,7 @@ async def run_bots(
     return [bot.stats for bot in bots]
 
 
-def bot_process(targets, binary, ramp, window, fire, seed, nice, conn, version=1) -> None:
+def bot_process(targets, binary, ramp, window, fire, seed, nice, conn, version=1, pace=True) -> None:
     """Entry point of one bot process (multiprocessing, spawn): runs its bots and sends back their stats."""
     if nice:
         os.nice(nice)
@@ -371,7 +413,8 @@ def bot_process(targets, binary, ramp, window, fire, seed, nice, conn, version=1
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    stats = asyncio.run(run_bots(targets, binary=binary, ramp=ramp, window=window, fire=fire, seed=seed, version=version))
+    stats = asyncio.run(run_bots(targets, binary=binary, ramp=ramp, window=window, fire=fire, seed=seed, version=version,
+                                 pace=pace))
     conn.send(stats)
     conn.close()
 

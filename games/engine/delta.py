@@ -635,21 +635,22 @@ def _rebuild(sh: Shadow, at: cython.Py_ssize_t) -> object:
     """The value of entry `at`, as objects again (equal, and the same objects where kept by reference)."""
     tag: cython.int = sh.t[at]
     count: cython.Py_ssize_t
-    j: cython.Py_ssize_t
     child: cython.Py_ssize_t = at + 1
     if tag == _DICT:
         out: dict = {}
         count = sh.w[at]
-        for j in range(count):
+        while count > 0:
             out[_object(sh, child)] = _rebuild(sh, child + 1)
             child += 1 + _span(sh, child + 1)
+            count -= 1
         return out
     if tag == _LIST or tag == _TUPLE:
         items: list = []
         count = sh.w[at]
-        for j in range(count):
+        while count > 0:
             items.append(_rebuild(sh, child))
             child += _span(sh, child)
+            count -= 1
         return items if tag == _LIST else tuple(items)
     if tag == _FLOAT:
         return cython.cast(cython.pointer(cython.double), sh.w)[at]
