@@ -243,12 +243,24 @@ def _diff_list(prev_items: Any, cur_items: Any, keys: dict) -> Any:
             ops.append(i)
             ops.append(patch)
             partial = partial or type(patch) is dict or (type(patch) is list and patch[0] != REPLACE)
+    return _list_patch(ops, partial, cur, cur_items, common, len(prev), most)
+
+
+@cython.cfunc
+def _list_patch(
+    ops: list, partial: cython.bint, cur: list, cur_items: Any, common: cython.Py_ssize_t,
+    old_length: cython.Py_ssize_t, most: cython.double,
+) -> Any:
+    """A list's patch, from the changes of the items both lists have (`ops`: index, patch, index, patch...; `partial`:
+    some are patched in part): new items whole, then the shortest form (the module's docstring)."""
+    length: cython.Py_ssize_t = len(cur)
+    i: cython.Py_ssize_t
     for i in range(common, length):
         ops.append(i)
         ops.append(_whole(cur[i]))
-    if not ops and len(prev) == length:
+    if not ops and old_length == length:
         return UNCHANGED
-    if partial and len(ops) == 2 * length and len(prev) == length:
+    if partial and len(ops) == 2 * length and old_length == length:
         return [EACH, *ops[1::2]]
     if not partial and len(ops) // 2 > most:
         return [REPLACE, cur_items]
@@ -618,16 +630,7 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
             ops.append(i)
             ops.append(patch)
             partial = partial or type(patch) is dict or (type(patch) is list and patch[0] != REPLACE)
-    for i in range(common, length):
-        ops.append(i)
-        ops.append(_whole(cur[i]))
-    if not ops and old_length == length:
-        return UNCHANGED
-    if partial and len(ops) == 2 * length and old_length == length:
-        return [EACH, *ops[1::2]]
-    if not partial and len(ops) // 2 > most:
-        return [REPLACE, cur_items]
-    return [LIST, length, *ops]
+    return _list_patch(ops, partial, cur, cur_items, common, old_length, most)
 
 
 @cython.cfunc
