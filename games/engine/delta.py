@@ -326,7 +326,7 @@ class Shadow:
 
 def keep(shadow: Shadow, value: Any) -> None:
     """`value` becomes what the next shadow_diff() diffs against."""
-    _keep(shadow, value)
+    _keep(shadow, value)  # (_keep, not keep: the end of this module rebinds keep to its compiled copy)
 
 
 def shadow_diff(shadow: Shadow, cur: Any, keys: dict[str, int] = NO_KEYS) -> Any:
@@ -453,7 +453,8 @@ def _span(sh: Shadow, at: cython.Py_ssize_t) -> cython.Py_ssize_t:
 @cython.cfunc
 @cython.inline
 def _is_ref(sh: Shadow, at: cython.Py_ssize_t, value: object) -> cython.bint:
-    """The entry is `value` itself, kept by reference (diff()'s `prev is cur` for an object it keeps)."""
+    """The entry is `value` itself, kept by reference (diff()'s `prev is cur` for an object it keeps). Only the list
+    scan needs it apart: elsewhere _sdiff's _equals finds the same object unchanged."""
     tag: cython.int = sh.t[at]
     return (tag == _OBJ or tag == _STR) and sh.w[at] == _address(value)
 
@@ -551,8 +552,6 @@ def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> obj
             changes[keys.get(key, key)] = _whole(value)
             continue
         found += 1
-        if _is_ref(sh, value_at, value):
-            continue
         patch = _sdiff(sh, value_at, value, keys)
         if patch is not UNCHANGED:
             changes[keys.get(key, key)] = patch
@@ -579,11 +578,10 @@ def _sdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -
             return _MISSING
         value = cython.cast(object, item)
         child += 1
-        if not _is_ref(sh, child, value):
-            patch = _sdiff(sh, child, value, keys)
-            if patch is not UNCHANGED:
-                name = cython.cast(object, key)
-                changes[keys.get(name, name)] = patch
+        patch = _sdiff(sh, child, value, keys)
+        if patch is not UNCHANGED:
+            name = cython.cast(object, key)
+            changes[keys.get(name, name)] = patch
         child += _span(sh, child)
     return changes if changes else UNCHANGED
 
@@ -623,8 +621,6 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
         value = cur[i]
         item_at: cython.Py_ssize_t = child
         child += _span(sh, child)
-        if _is_ref(sh, item_at, value):
-            continue
         patch = _sdiff(sh, item_at, value, keys)
         if patch is not UNCHANGED:
             ops.append(i)
