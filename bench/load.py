@@ -404,13 +404,14 @@ def run(args: argparse.Namespace) -> Result:
                  str(int(args.window)), "--rate", "50", "--idle", "--threads", "--nonblocking", "--format", "raw", "-o", args.profile],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
-        system_before = sum(cpu_split(p)[1] for p in server_pids)
-        before = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
+        server_before = [cpu_split(p) for p in server_pids]  # (user, system) each
+        before = ([sum(split) for split in server_before], [cpu_seconds(p.pid) for p in bot_procs],
                   cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic(), loopback_bytes())
         time.sleep(max(0.0, window.end - time.monotonic()))
-        after = ([cpu_seconds(p) for p in server_pids], [cpu_seconds(p.pid) for p in bot_procs],
+        server_after = [cpu_split(p) for p in server_pids]
+        after = ([sum(split) for split in server_after], [cpu_seconds(p.pid) for p in bot_procs],
                  cpu_seconds(rpid) if rpid else 0.0, busy_seconds(), time.monotonic(), loopback_bytes())
-        system_after = sum(cpu_split(p)[1] for p in server_pids)
+        system_seconds = sum(a[1] - b[1] for a, b in zip(server_after, server_before, strict=True))
         rss = sum(rss_mb(p) for p in server_pids)
         if args.callgrind:
             subprocess.run(["callgrind_control", "--dump=window", str(server_pids[0])], capture_output=True, check=True,
@@ -463,7 +464,7 @@ def run(args: argparse.Namespace) -> Result:
         samples=len(latencies),
         server_cores=round(server_cores, 3),
         server_cores_each=[round(c, 3) for c in server_each],
-        server_system_cores=round((system_after - system_before) / elapsed, 3),
+        server_system_cores=round(system_seconds / elapsed, 3),
         server_rss_mb=round(rss, 1),
         redis_cores=round(redis_cores, 3) if redis_cores is not None else None,
         driver_cores=round(driver_cores, 3),
