@@ -406,3 +406,119 @@ def test_the_compiled_shadow_keeps_a_copy_not_the_value():
     assert after == before
     inner[0] = 9.5
     assert delta.shadow_diff(shadow, value) == {"state": {"xs": [1, 2, 0, 9.5]}}
+
+
+# --- pack(): the compiled MessagePack writer. Its bytes must be msgpack's own, or it must decline (NotPacked). ----
+
+MSGPACK = {
+    True: msgpack.Packer(use_bin_type=True, use_single_float=True).pack,
+    False: msgpack.Packer(use_bin_type=True).pack,
+}
+
+
+def packed_or_refused(pack, value, single_floats):
+    """pack's bytes, or what went wrong, comparable between pack() and msgpack's packer."""
+    try:
+        return pack(value, single_floats)
+    except delta.NotPacked:
+        return "declined"
+    except (OverflowError, ValueError, TypeError, UnicodeEncodeError) as exc:
+        return f"raised {type(exc).__name__}"
+
+
+def msgpacks(value, single_floats):
+    return packed_or_refused(lambda v, s: MSGPACK[s](v), value, single_floats)
+
+
+def assert_packs_as_msgpack(value, single_floats):
+    """pack() writes msgpack's bytes; it declines only what msgpack refuses too (then msgpack raises its own error)."""
+    ours = packed_or_refused(delta.pack, value, single_floats)
+    if ours == "declined":
+        assert msgpacks(value, single_floats).startswith("raised"), repr(value)[:80]
+    else:
+        assert ours == msgpacks(value, single_floats), repr(value)[:80]
+
+
+# Each boundary where msgpack changes form: fixint / 8 / 16 / 32 / 64 bits, signed and unsigned; fixstr / str8 / 16 /
+# 32; fixarray and fixmap / 16 / 32; float32's range.
+BOUNDARY_INTS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, -1, -32, -33, -128, -129,
+                 -32768, -32769, -(2**31), -(2**31) - 1, -(2**63)]
+BOUNDARY_VALUES = [
+    *BOUNDARY_INTS, 0.0, -0.0, 0.1, 123.4, 1e-45, 3.4028234e38, 1e300, float("inf"), float("-inf"), float("nan"),
+    "", "é", "日本語", *("x" * n for n in (31, 32, 255, 256, 65535, 65536)),
+    None, True, False, [], (), {}, list(range(15)), list(range(16)), list(range(65536)),
+    {n: n for n in range(15)}, {n: n for n in range(16)}, {str(n): None for n in range(65536)},
+    [(1, 2.5), {"a": [None, True]}, {7: "seven"}],
+]
+
+
+@needs_compiled
+@pytest.mark.parametrize("single_floats", [True, False], ids=["float32", "float64"])
+def test_pack_writes_msgpacks_bytes_at_every_boundary(single_floats):
+    for value in BOUNDARY_VALUES:
+        assert_packs_as_msgpack(value, single_floats)
+    assert packed_or_refused(delta.pack, 1e300, True) == "declined"  # past float32: msgpack raises OverflowError
+
+
+@needs_compiled
+@pytest.mark.parametrize("single_floats", [True, False], ids=["float32", "float64"])
+def test_pack_writes_msgpacks_bytes_for_random_values(single_floats):
+    import random
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        assert_packs_as_msgpack(random_value(rng, depth=4), single_floats)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(value=values)
+def test_pack_writes_msgpacks_bytes_for_any_values(value):
+    for single_floats in (True, False):
+        assert_packs_as_msgpack(value, single_floats)
+
+
+@needs_compiled
+def test_pack_writes_msgpacks_bytes_for_arena_deltas_and_keyframes():
+    from games.engine.snapshots import delta_message
+
+    bodies = arena_bodies(200)
+    numbers = {key: number for number, key in enumerate(delta.key_table(bodies[0]))}
+    for n in range(1, len(bodies)):
+        patch = delta.diff(bodies[n - 1], bodies[n], numbers)
+        for message in (delta_message(n, {} if patch is UNCHANGED else patch, None), bodies[n]):
+            assert delta.pack(message, True) == MSGPACK[True](message)
+            assert delta.pack(message, False) == MSGPACK[False](message)
+
+
+def test_values_pack_declines_go_out_as_msgpack_writes_them():
+    """What pack() leaves to msgpack (types it does not write exactly, ints past 64 bits, invalid text, float32
+    overflow, nesting past msgpack's limit): the protocol's encoders still give msgpack's bytes, or its error."""
+    import collections
+    import enum
+
+    from games.engine import protocol
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    deep: list = []
+    tip = deep
+    for _ in range(600):
+        tip.append([])
+        tip = tip[0]
+    odd = [Level.HIGH, collections.OrderedDict(b=1, a=2), b"\x00bytes", bytearray(b"x"), 2**64 - 1, 2**64, -(2**63) - 1,
+           "\ud800", 3.5e38, -1e300, {"k": [1, Level.HIGH]}, deep, True, 1]
+    for value in odd:
+        if delta.COMPILED and type(value) not in (bool, int):
+            assert packed_or_refused(delta.pack, value, True) == "declined", repr(value)[:60]
+        for single_floats, encode in ((True, protocol.encode_msgpack_single_floats), (False, protocol.encode_msgpack)):
+            assert packed_or_refused(lambda v, s, encode=encode: encode(v), value, single_floats) == msgpacks(
+                value, single_floats
+            ), repr(value)[:60]
+
+
+def test_the_protocol_encodes_with_pack_when_compiled():
+    from games.engine import protocol
+
+    assert (protocol._fast_pack is delta.pack) == delta.COMPILED
