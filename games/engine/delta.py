@@ -824,9 +824,9 @@ def _pack(w: _Writer, value: object, single_floats: cython.bint, depth: cython.i
     number: cython.longlong
     real: cython.double
     single: cython.float
-    bits32: cython.uint
-    bits64: cython.ulonglong
-    length: cython.Py_ssize_t
+    bits32: cython.uint = 0
+    bits64: cython.ulonglong = 0
+    length: cython.Py_ssize_t = 0
     text: cython.p_const_char
     if kind is float:
         real = value
