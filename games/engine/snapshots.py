@@ -28,6 +28,25 @@ def snapshot_body(message: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+# Key tables by their keys. A game's streams all start with the same keys, so they share one table and its
+# {name: number} dict, which every delta reads for each changed key: one copy stays in the CPU's cache for all the
+# process's matches instead of one per match. Bounded, for a game whose first snapshots' keys vary without end.
+_KEY_TABLES: dict[tuple[str, ...], tuple[list[str], dict[str, int]]] = {}
+KEY_TABLES_MAX = 64
+
+
+def shared_key_table(body: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
+    """The key table of a stream starting with `body` (delta.key_table), and its {name: number} dict: shared, never
+    changed."""
+    keys = tuple(delta.key_table(body))
+    table = _KEY_TABLES.get(keys)
+    if table is None:
+        if len(_KEY_TABLES) >= KEY_TABLES_MAX:
+            _KEY_TABLES.clear()
+        table = _KEY_TABLES[keys] = (list(keys), {key: number for number, key in enumerate(keys)})
+    return table
+
+
 def delta_message(n: int, patch: Any, events: list | None) -> list[Any]:
     """The compact form every tick's delta takes: [n, patch] or [n, patch, events], against stream number n - 1. An
     array, not an object with a "type": it goes to every player every tick, and the envelope was a fifth of it."""
@@ -71,8 +90,7 @@ class SnapshotStream:
         self._frames = [None, None, None, None]
         self.n += 1
         if self.keys is None:
-            self.keys = delta.key_table(self.body())
-            self._key_numbers = {key: number for number, key in enumerate(self.keys)}
+            self.keys, self._key_numbers = shared_key_table(self.body())
 
     def sent(self) -> None:
         """Every socket has had this number. Each format whose sockets were sent it keeps its body for the next
