@@ -11,7 +11,9 @@ implements apply() too; keep the two in step. A patch is one of:
                                     (indices at or past the old length get a whole value: a scalar or [0, value]),
   [2]                               (only inside an object) the key is gone,
   [3, patch, patch, ...]            changes to every item of a list of the same length, in order (every player moved:
-                                    no length and no indices).
+                                    no length and no indices),
+  [4, step, step, ...]              a list of the same length of integers, each the old one plus its step (every
+                                    seat's ack moved: a byte each instead of the whole list).
 
 Objects are always patches and arrays always tagged, so a new dict or list travels as [0, value]: rare (a joining
 player), while the common case, a few numbers changing deep inside, stays small.
@@ -57,8 +59,13 @@ if cython.compiled:  # for _diff_same_keys, the Shadow and pack(), which only th
     from cython.cimports.libc.math import isinf
     from cython.cimports.libc.string import memcpy
 
-REPLACE, LIST, DELETE, EACH = 0, 1, 2, 3
+REPLACE, LIST, DELETE, EACH, ADD = 0, 1, 2, 3, 4
 DELETE_MARK = [DELETE]
+# An ADD patch's steps are msgpack fixints (one byte each): a list of integers in which more than half changed, each
+# by a step in this range, travels as its steps, else whole. The integers are those of 64 bits (what the compiled
+# shadow keeps as numbers).
+ADD_STEP_MIN, ADD_STEP_MAX = -32, 127
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # A list patch that gives more than this share of the items whole (numbers, say, or [0, value]) is sent as the new
 # list instead: shorter, and as cheap to apply. Items patched in part (a moving player's x and y) always stay patches.
 LIST_REWRITE_SHARE = 0.5
@@ -234,6 +241,10 @@ def _diff_list(prev_items: Any, cur_items: Any, keys: dict) -> Any:
         if changed == 0 and len(prev) == length:
             return UNCHANGED
         if changed > most:
+            if len(prev) == length:
+                steps = _steps(prev, cur, length)
+                if steps is not None:
+                    return steps
             return [REPLACE, cur_items]
     ops: list = []
     partial: cython.bint = False  # some item is patched in part (an object patch or a list patch)
@@ -248,6 +259,54 @@ def _diff_list(prev_items: Any, cur_items: Any, keys: dict) -> Any:
             ops.append(patch)
             partial = partial or type(patch) is dict or (type(patch) is list and patch[0] != REPLACE)
     return _list_patch(ops, partial, cur, cur_items, common, len(prev), most)
+
+
+@cython.cfunc
+def _steps(prev: list, cur: list, length: cython.Py_ssize_t) -> object:
+    """[ADD, step, ...] when both lists are integers of 64 bits and every step is in ADD_STEP_MIN..ADD_STEP_MAX; else
+    None. (Acks: every seat's moves by one most ticks.)"""
+    out: list = [ADD]
+    i: cython.Py_ssize_t
+    for i in range(length):
+        old = prev[i]
+        new = cur[i]
+        if type(old) is not int or type(new) is not int:
+            return None
+        step = _int_step(old, new)
+        if step is None:
+            return None
+        out.append(step)
+    return out
+
+
+@cython.cfunc
+def _int_step(old: object, new: object) -> object:
+    """new - old when both are integers of 64 bits and the step is in range, else None."""
+    if cython.compiled:
+        overflow: cython.int = 0
+        a: cython.longlong = PyLong_AsLongLongAndOverflow(old, cython.address(overflow))
+        if overflow != 0:
+            return None
+        b: cython.longlong = PyLong_AsLongLongAndOverflow(new, cython.address(overflow))
+        if overflow != 0:
+            return None
+        return _step_between(a, b)
+    if not (_INT64_MIN <= old <= _INT64_MAX and _INT64_MIN <= new <= _INT64_MAX):
+        return None
+    step = new - old
+    return step if ADD_STEP_MIN <= step <= ADD_STEP_MAX else None
+
+
+@cython.cfunc
+def _step_between(a: cython.longlong, b: cython.longlong) -> object:
+    """b - a if it is in ADD_STEP_MIN..ADD_STEP_MAX, else None (C arithmetic without overflow: the distance is taken
+    unsigned, from the lower to the higher)."""
+    up: cython.ulonglong
+    if b >= a:
+        up = cython.cast(cython.ulonglong, b) - cython.cast(cython.ulonglong, a)
+        return cython.cast(cython.longlong, up) if up <= ADD_STEP_MAX else None
+    up = cython.cast(cython.ulonglong, a) - cython.cast(cython.ulonglong, b)
+    return -cython.cast(cython.longlong, up) if up <= -ADD_STEP_MIN else None
 
 
 @cython.cfunc
@@ -617,6 +676,10 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
         if changed == 0 and old_length == length:
             return UNCHANGED
         if changed > most:
+            if old_length == length:
+                steps = _shadow_steps(sh, at + 1, cur, length)
+                if steps is not None:
+                    return steps
             return [REPLACE, cur_items]
     ops: list = []
     partial: cython.bint = False
@@ -631,6 +694,28 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
             ops.append(patch)
             partial = partial or type(patch) is dict or (type(patch) is list and patch[0] != REPLACE)
     return _list_patch(ops, partial, cur, cur_items, common, old_length, most)
+
+
+@cython.cfunc
+def _shadow_steps(sh: Shadow, child: cython.Py_ssize_t, cur: list, length: cython.Py_ssize_t) -> object:
+    """_steps against a list of scalar entries from `child` on (one entry each)."""
+    out: list = [ADD]
+    i: cython.Py_ssize_t
+    overflow: cython.int = 0
+    new: cython.longlong
+    for i in range(length):
+        value = cur[i]
+        if sh.t[child] != _INT or type(value) is not int:
+            return None
+        new = PyLong_AsLongLongAndOverflow(value, cython.address(overflow))
+        if overflow != 0:
+            return None
+        step = _step_between(sh.w[child], new)
+        if step is None:
+            return None
+        out.append(step)
+        child += 1
+    return out
 
 
 @cython.cfunc
@@ -924,6 +1009,12 @@ def apply(prev: Any, patch: Any, keys: list[str] | None = None) -> Any:
             if not isinstance(prev, (list, tuple)) or len(prev) != len(patch) - 1:
                 raise PatchError("a patch of every item needs a list of as many items")
             return [apply(item, change, keys) for item, change in zip(prev, patch[1:], strict=True)]
+        if tag == ADD:
+            if not isinstance(prev, (list, tuple)) or len(prev) != len(patch) - 1:
+                raise PatchError("steps need a list of as many items")
+            if not all(type(item) is int and type(step) is int for item, step in zip(prev, patch[1:], strict=True)):
+                raise PatchError("steps need a list of integers, and are integers")
+            return [item + step for item, step in zip(prev, patch[1:], strict=True)]
         raise PatchError(f"unknown array patch {tag!r}")
     return patch
 

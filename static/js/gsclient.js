@@ -28,6 +28,13 @@ export function applyPatch(prev, patch) {
       if (!Array.isArray(prev) || prev.length !== patch.length - 1) throw new Error("gsclient: item patches do not fit the list");
       return prev.map((item, i) => applyPatch(item, patch[i + 1]));
     }
+    if (patch[0] === 4) {  // integers, each plus its step (every seat's ack moved)
+      if (!Array.isArray(prev) || prev.length !== patch.length - 1) throw new Error("gsclient: steps do not fit the list");
+      return prev.map((item, i) => {
+        if (!Number.isInteger(item) || !Number.isInteger(patch[i + 1])) throw new Error("gsclient: steps need integers");
+        return item + patch[i + 1];
+      });
+    }
     throw new Error(`gsclient: unknown patch ${JSON.stringify(patch[0])}`);
   }
   if (patch !== null && typeof patch === "object") {

@@ -291,6 +291,15 @@ def test_client_library_applies_the_servers_deltas_and_asks_for_a_keyframe_on_a_
         patch = delta.diff({"players": players}, {"players": moved})
         assert patch["players"][0] == delta.EACH
         cases.append({"prev": {"players": players}, "patch": patch, "cur": {"players": moved}})
+    for _ in range(20):  # every seat's ack moved: steps ([4, ...])
+        acks = [rng.randrange(100_000) for _ in range(4)]
+        moved = [ack + rng.choice((0, 1, 1, 1, 2, -3)) for ack in acks]
+        moved[0] = acks[0] + 1
+        moved[1] = acks[1] + 1
+        moved[2] = acks[2] + 1
+        patch = delta.diff({"acks": acks}, {"acks": moved})
+        assert patch["acks"][0] == delta.ADD
+        cases.append({"prev": {"acks": acks}, "patch": patch, "cur": {"acks": moved}})
     page = new_page()
     page.goto("/login/")
     result = page.evaluate(

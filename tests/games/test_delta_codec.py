@@ -522,3 +522,67 @@ def test_the_protocol_encodes_with_pack_when_compiled():
     from games.engine import protocol
 
     assert (protocol._fast_pack is delta.pack) == delta.COMPILED
+
+
+# --- [4, step, ...]: a list of integers that moved, each by a small step -----------------------------------------
+
+
+@pytest.mark.parametrize("diff", DIFFS)
+def test_acks_that_moved_travel_as_their_steps(diff):
+    prev = {"acks": [300, 301, 65_000, 7], "waiting": [1, 2, 1, 1]}
+    cur = {"acks": [301, 302, 65_002, 7], "waiting": [2, 1, 2, 2]}
+    patch = diff(prev, cur)
+    assert patch == {"acks": [delta.ADD, 1, 1, 2, 0], "waiting": [delta.ADD, 1, -1, 1, 1]}
+    assert delta.apply(prev, patch) == cur
+    assert len(msgpack.packb(patch["acks"])) == 6  # 15 as the whole list (three bytes an ack past 255)
+
+
+@pytest.mark.parametrize("diff", DIFFS)
+@pytest.mark.parametrize(
+    ("prev", "cur", "steps"),
+    [
+        ([0, 0], [127, -32], True),  # the step range's ends
+        ([0, 0], [128, 1], False),
+        ([0, 0], [1, -33], False),
+        ([2**63 - 128, 5], [2**63 - 1, 6], True),  # 64-bit integers
+        ([2**63 - 1, 5], [2**63, 6], False),  # past 64 bits: whole
+        ([-(2**63), 5], [-(2**63) + 127, 6], True),
+        ([-(2**63) + 32, 5], [-(2**63), 6], True),
+        ([True, 1], [False, 2], False),  # booleans and floats are not steps
+        ([1.0, 2.0], [2.0, 3.0], False),
+        ([1, 2, 3], [2, 3], False),  # a different length
+        ([1, 2, 3, 4], [2, 2, 3, 4], False),  # half or fewer changed: index patches, as before
+    ],
+)
+def test_steps_only_for_64_bit_integers_within_the_range(diff, prev, cur, steps):
+    patch = diff(prev, cur)
+    assert (patch[0] == delta.ADD) == steps, patch
+    assert delta.apply(prev, patch) == cur and [type(v) for v in delta.apply(prev, patch)] == [type(v) for v in cur]
+
+
+@pytest.mark.parametrize("diff", DIFFS)
+def test_counters_moving_in_steps_rebuild_every_tick(diff):
+    import random
+
+    rng = random.Random(5)
+    acks = [rng.randrange(-(2**40), 2**40) for _ in range(6)]
+    state = {"acks": acks, "tick": 0}
+    shadow = delta.Shadow()
+    delta.keep(shadow, state)
+    for tick in range(1, 400):
+        nxt = {"acks": [a + rng.choice((0, 1, 1, 1, 2, -1, 100, -40)) for a in state["acks"]], "tick": tick}
+        patch = diff(state, nxt)
+        assert exactly(delta.shadow_diff(shadow, nxt)) == exactly(patch) == exactly(delta.pure_diff(state, nxt))
+        assert delta.apply(state, patch) == nxt
+        state = nxt
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [[delta.ADD, 1], [delta.ADD, 1, 2, 3], [delta.ADD, 1.5, 1], [delta.ADD, True, 1]],
+)
+def test_steps_that_do_not_fit_are_refused(patch):
+    with pytest.raises(PatchError):
+        delta.apply([1, 2], patch)
+    with pytest.raises(PatchError):
+        delta.apply([1.0, 2], [delta.ADD, 1, 1])
