@@ -334,8 +334,8 @@ def _list_patch(
 #
 # A stream diffs each snapshot against the one before, which by then is a tick old: its dicts, lists and floats are
 # some forty objects scattered over the heap, out of the CPU's cache after hundreds of other matches' ticks, and
-# freeing them a tick later costs as much again. Compiled, a Shadow keeps instead a copy of the value in three flat
-# arrays, one entry per item in depth-first order (a tag; a number, a float or a count; a subtree's size), written
+# freeing them a tick later costs as much again. Compiled, a Shadow keeps instead a copy of the value in two flat
+# arrays, one entry per item in depth-first order (a tag; a number, a float, or a container's count and subtree size), written
 # while the value is still in the cache: the next diff reads them in order, and the value itself is freed at once.
 # shadow_diff(shadow, cur) gives exactly diff(previous, cur) (tests/games/test_delta_codec.py compares them). Strings,
 # dict keys and any other object are kept by reference (`refs`), so "the same object" still means what it does in
@@ -368,13 +368,15 @@ class Shadow:
     refs: list
     nrefs: cython.Py_ssize_t
     tags: bytearray
-    words: bytearray  # per entry, 8 bytes: an int, a float's bits, a container's length, or an object's address
-    spans: bytearray  # per container entry, 8 bytes: its entries and all of its items'
+    # Per entry, 8 bytes: an int, a float's bits, an object's address, or for a container its length (low 32 bits)
+    # and its span (high 32 bits: its own entry and all of its items'). One array, not a second one for spans: a
+    # process of 250 matches runs through every match's shadow each tick, and the spans' array was as many cache
+    # lines again as the words'.
+    words: bytearray
     size: cython.Py_ssize_t
     cap: cython.Py_ssize_t
     t: cython.pointer(cython.uchar)
     w: cython.pointer(cython.longlong)
-    s: cython.pointer(cython.Py_ssize_t)
 
     def __init__(self) -> None:
         self.value = None
@@ -382,7 +384,6 @@ class Shadow:
         self.nrefs = 0
         self.tags = bytearray()
         self.words = bytearray()
-        self.spans = bytearray()
         self.size = 0
         self.cap = 0
 
@@ -417,11 +418,9 @@ def _grow(sh: Shadow) -> cython.void:
     more: cython.Py_ssize_t = sh.cap if sh.cap else 64
     sh.tags.extend(bytes(more))
     sh.words.extend(bytes(8 * more))
-    sh.spans.extend(bytes(8 * more))
     sh.cap += more
     sh.t = cython.cast(cython.pointer(cython.uchar), PyByteArray_AS_STRING(sh.tags))
     sh.w = cython.cast(cython.pointer(cython.longlong), PyByteArray_AS_STRING(sh.words))
-    sh.s = cython.cast(cython.pointer(cython.Py_ssize_t), PyByteArray_AS_STRING(sh.spans))
 
 
 @cython.cfunc
@@ -484,12 +483,12 @@ def _record(sh: Shadow, value: object) -> cython.void:
         while PyDict_Next(value, cython.address(place), cython.address(key), cython.address(item)):
             _entry(sh, _KEY, _ref(sh, cython.cast(object, key)))
             _record(sh, cython.cast(object, item))
-        sh.s[at] = sh.size - at
+        sh.w[at] |= cython.cast(cython.longlong, sh.size - at) << 32
     elif kind is list or kind is tuple:
         at = _entry(sh, _LIST if kind is list else _TUPLE, len(value))
         for child in value:
             _record(sh, child)
-        sh.s[at] = sh.size - at
+        sh.w[at] |= cython.cast(cython.longlong, sh.size - at) << 32
     elif kind is int:
         number = PyLong_AsLongLongAndOverflow(value, cython.address(overflow))
         if overflow == 0:
@@ -510,7 +509,14 @@ def _record(sh: Shadow, value: object) -> cython.void:
 @cython.inline
 def _span(sh: Shadow, at: cython.Py_ssize_t) -> cython.Py_ssize_t:
     tag: cython.int = sh.t[at]
-    return sh.s[at] if tag >= _DICT else 1
+    return sh.w[at] >> 32 if tag >= _DICT else 1
+
+
+@cython.cfunc
+@cython.inline
+def _count(sh: Shadow, at: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    """A container entry's length (its word's low 32 bits; _span has the high ones)."""
+    return sh.w[at] & 0xFFFFFFFF
 
 
 @cython.cfunc
@@ -589,7 +595,7 @@ def _sdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict) -> object
 
 @cython.cfunc
 def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> object:
-    count: cython.Py_ssize_t = sh.w[at]
+    count: cython.Py_ssize_t = _count(sh, at)
     if count == len(cur):
         same = _sdiff_same_keys(sh, at, cur, keys)
         if same is not _MISSING:
@@ -654,7 +660,7 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
     """_diff_list against entries, step for step."""
     cur: list = cur_items if type(cur_items) is list else list(cur_items)
     length: cython.Py_ssize_t = len(cur)
-    old_length: cython.Py_ssize_t = sh.w[at]
+    old_length: cython.Py_ssize_t = _count(sh, at)
     most: cython.double = LIST_REWRITE_SHARE
     most *= length
     common: cython.Py_ssize_t = min(old_length, length)
@@ -726,7 +732,7 @@ def _rebuild(sh: Shadow, at: cython.Py_ssize_t) -> object:
     child: cython.Py_ssize_t = at + 1
     if tag == _DICT:
         out: dict = {}
-        count = sh.w[at]
+        count = _count(sh, at)
         while count > 0:
             out[_object(sh, child)] = _rebuild(sh, child + 1)
             child += 1 + _span(sh, child + 1)
@@ -734,7 +740,7 @@ def _rebuild(sh: Shadow, at: cython.Py_ssize_t) -> object:
         return out
     if tag == _LIST or tag == _TUPLE:
         items: list = []
-        count = sh.w[at]
+        count = _count(sh, at)
         while count > 0:
             items.append(_rebuild(sh, child))
             child += _span(sh, child)
