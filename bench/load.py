@@ -500,6 +500,18 @@ def run(args: argparse.Namespace) -> Result:
     )
 
 
+def exit_on_terminate() -> None:
+    """SIGTERM and SIGHUP (a `timeout`, a closed terminal, bench/side_by_side.py stopping this tool) end the run
+    through the `finally` that stops what it started. By default they end the process at once, and a server it
+    started ran on, idle, until someone found it (bench/side_by_side.py calls this too)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+
+
 def _kill_all(bot_procs, servers) -> None:
     """Stops the bots' processes and the servers this run started (by pid), whatever state they are in."""
     for proc in bot_procs:
@@ -858,6 +870,7 @@ DEFAULT_OUT = str(ROOT / "var" / "bench" / "load.jsonl")
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_terminate()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bots", type=int, default=100)
     parser.add_argument("--game", default="arena")

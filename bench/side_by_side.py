@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.load import free_port, wait_for_port
+from bench.load import exit_on_terminate, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,6 +115,7 @@ def run_round(sides: list[Side], args: argparse.Namespace, round_no: int, out: P
 
 
 def main() -> None:
+    exit_on_terminate()  # a SIGTERM stops the servers and load tools it started (run_round's finally)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", required=True, type=Path, help="the other tree (a worktree of an older commit)")
     parser.add_argument("--args", default="", help="this tree's load tool options, e.g. \"--protocol 2 --encoding msgpack\"")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +96,41 @@ def test_callgrind_runs_the_first_server_under_valgrind_and_reads_the_windows_du
     assert callgrind_window_instructions(tmp_path, 42) == 331425933
     with pytest.raises(RuntimeError, match="no callgrind dump of process 7"):
         callgrind_window_instructions(tmp_path, 7)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_terminated_run_stops_the_server_it_started(tmp_path):
+    """SIGTERM (a `timeout`, a tool stopping it) goes through the run's cleanup: by default it ended the process at once
+    and left its daphne running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.load", "--bots", "4", "--ramp", "1", "--window", "60", "--out", str(tmp_path / "o")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    servers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not servers:
+            assert proc.poll() is None and time.monotonic() < deadline, "no server started"
+            servers = [c for c in _children(proc.pid) if b"deploy.daphne_ws" in Path(f"/proc/{c}/cmdline").read_bytes()]
+            time.sleep(0.2)
+        time.sleep(2)  # its bots are connecting
+        proc.terminate()
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not _running(servers[0]), "the server outlived the load tool"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in servers:  # (had the test failed: not left running)
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
