@@ -796,8 +796,9 @@ _WRITER = _Writer()
 
 def pack(value: Any, single_floats: cython.bint = True) -> bytes:
     """`value` in MessagePack: what msgpack.Packer(use_bin_type=True, use_single_float=single_floats).pack(value)
-    gives. Compiled only (NotPacked otherwise). One call holds the GIL from start to end (no Python code runs in it),
-    so the one buffer it writes into is never shared."""
+    gives. Compiled only (NotPacked otherwise). A call runs no Python code and so keeps the GIL from start to end:
+    no other thread writes into the one buffer meanwhile. (A call that starts inside another, from a finalizer the
+    collector runs while NotPacked is being raised, resets the buffer; the outer call is raising, and never reads it.)"""
     if not cython.compiled:
         raise NotPacked("the compiled module is not built")
     w: _Writer = _WRITER
