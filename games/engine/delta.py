@@ -355,11 +355,18 @@ _LIST = cython.declare(cython.int, 9)
 _TUPLE = cython.declare(cython.int, 10)
 # A dict with more keys than this is diffed from a copy rebuilt from its entries (a bit mask tracks which keys matched).
 _MAX_SHADOW_KEYS = cython.declare(cython.int, 64)
+# A container entry's length: its word's low 32 bits. Declared, so that the mask is a C constant: as a literal past
+# C's int range, Cython made it a Python int, and every _count() a Python `&` on a new int object (a sixth of a diff).
+_LOW_32 = cython.declare(cython.longlong, 0xFFFFFFFF)
 
 
 @cython.cclass
 class Shadow:
-    """What shadow_diff() diffs against: the value last passed to keep() or shadow_diff()."""
+    """What shadow_diff() diffs against: the value last passed to keep() or shadow_diff().
+
+    Two sets of entries: the kept value's (refs, tags, words...), which the diff reads, and the next value's (next_*),
+    which the diff writes as it walks the new value, entry by entry, so that one walk does both; then the two swap.
+    (Diffing, then recording the new value in a second walk, cost a quarter more: valgrind, bench.snapshot_parts.)"""
 
     value: object  # not compiled: the value itself
     # Strings, dict keys and other objects the entries refer to (by address), kept alive here: the first `nrefs` are
@@ -377,6 +384,15 @@ class Shadow:
     cap: cython.Py_ssize_t
     t: cython.pointer(cython.uchar)
     w: cython.pointer(cython.longlong)
+    # The same for the value being recorded.
+    next_refs: list
+    next_nrefs: cython.Py_ssize_t
+    next_tags: bytearray
+    next_words: bytearray
+    next_size: cython.Py_ssize_t
+    next_cap: cython.Py_ssize_t
+    next_t: cython.pointer(cython.uchar)
+    next_w: cython.pointer(cython.longlong)
 
     def __init__(self) -> None:
         self.value = None
@@ -386,6 +402,12 @@ class Shadow:
         self.words = bytearray()
         self.size = 0
         self.cap = 0
+        self.next_refs = []
+        self.next_nrefs = 0
+        self.next_tags = bytearray()
+        self.next_words = bytearray()
+        self.next_size = 0
+        self.next_cap = 0
 
 
 def keep(shadow: Shadow, value: Any) -> None:
@@ -396,55 +418,75 @@ def keep(shadow: Shadow, value: Any) -> None:
 def shadow_diff(shadow: Shadow, cur: Any, keys: dict[str, int] = NO_KEYS) -> Any:
     """diff(previous, cur, keys), `previous` being the value `shadow` keeps; then `shadow` keeps `cur`."""
     if cython.compiled:
-        patch = _sdiff(shadow, 0, cur, keys)
+        shadow.next_size = 0
+        shadow.next_nrefs = 0
+        patch = _sdiff(shadow, 0, cur, keys)  # (which records `cur` as it goes)
+        _swap(shadow)
     else:
         patch = _diff(shadow.value, cur, keys)
-    _keep(shadow, cur)
+        shadow.value = cur
     return patch
 
 
 @cython.cfunc
 def _keep(shadow: Shadow, value: Any) -> cython.void:
     if cython.compiled:
-        shadow.size = 0
-        shadow.nrefs = 0
+        shadow.next_size = 0
+        shadow.next_nrefs = 0
         _record(shadow, value)
+        _swap(shadow)
     else:
         shadow.value = value
 
 
 @cython.cfunc
+def _swap(sh: Shadow) -> cython.void:
+    """The recorded value becomes the kept one; the kept one's arrays (and references, until overwritten) are reused
+    for the next."""
+    sh.refs, sh.next_refs = sh.next_refs, sh.refs
+    sh.nrefs, sh.next_nrefs = sh.next_nrefs, sh.nrefs
+    sh.tags, sh.next_tags = sh.next_tags, sh.tags
+    sh.words, sh.next_words = sh.next_words, sh.words
+    sh.size, sh.next_size = sh.next_size, sh.size
+    sh.cap, sh.next_cap = sh.next_cap, sh.cap
+    sh.t, sh.next_t = sh.next_t, sh.t
+    sh.w, sh.next_w = sh.next_w, sh.w
+
+
+@cython.cfunc
 def _grow(sh: Shadow) -> cython.void:
-    more: cython.Py_ssize_t = sh.cap if sh.cap else 64
-    sh.tags.extend(bytes(more))
-    sh.words.extend(bytes(8 * more))
-    sh.cap += more
-    sh.t = cython.cast(cython.pointer(cython.uchar), PyByteArray_AS_STRING(sh.tags))
-    sh.w = cython.cast(cython.pointer(cython.longlong), PyByteArray_AS_STRING(sh.words))
+    """Room for more entries of the value being recorded."""
+    more: cython.Py_ssize_t = sh.next_cap if sh.next_cap else 64
+    sh.next_tags.extend(bytes(more))
+    sh.next_words.extend(bytes(8 * more))
+    sh.next_cap += more
+    sh.next_t = cython.cast(cython.pointer(cython.uchar), PyByteArray_AS_STRING(sh.next_tags))
+    sh.next_w = cython.cast(cython.pointer(cython.longlong), PyByteArray_AS_STRING(sh.next_words))
 
 
 @cython.cfunc
 @cython.inline
 def _entry(sh: Shadow, tag: cython.int, word: cython.longlong) -> cython.Py_ssize_t:
-    if sh.size == sh.cap:
+    """A new entry of the value being recorded; its index there."""
+    if sh.next_size == sh.next_cap:
         _grow(sh)
-    at: cython.Py_ssize_t = sh.size
-    sh.t[at] = tag
-    sh.w[at] = word
-    sh.size = at + 1
+    at: cython.Py_ssize_t = sh.next_size
+    sh.next_t[at] = tag
+    sh.next_w[at] = word
+    sh.next_size = at + 1
     return at
 
 
 @cython.cfunc
 @cython.inline
 def _ref(sh: Shadow, value: object) -> cython.longlong:
-    """`value` kept alive by the shadow; its address, for an entry."""
-    n: cython.Py_ssize_t = sh.nrefs
-    if n < len(sh.refs):
-        sh.refs[n] = value
+    """`value` kept alive by the shadow (for the value being recorded); its address, for an entry."""
+    n: cython.Py_ssize_t = sh.next_nrefs
+    if n < len(sh.next_refs):
+        sh.next_refs[n] = value
     else:
-        sh.refs.append(value)
-    sh.nrefs = n + 1
+        sh.next_refs.append(value)
+    sh.next_nrefs = n + 1
     return _address(value)
 
 
@@ -463,6 +505,7 @@ def _object(sh: Shadow, at: cython.Py_ssize_t) -> object:
 
 @cython.cfunc
 def _record(sh: Shadow, value: object) -> cython.void:
+    """`value`'s entries, appended to the value being recorded."""
     kind = type(value)
     at: cython.Py_ssize_t
     overflow: cython.int = 0
@@ -472,7 +515,7 @@ def _record(sh: Shadow, value: object) -> cython.void:
         real = value
         if real == real:
             at = _entry(sh, _FLOAT, 0)
-            cython.cast(cython.pointer(cython.double), sh.w)[at] = real
+            cython.cast(cython.pointer(cython.double), sh.next_w)[at] = real
         else:
             _entry(sh, _OBJ, _ref(sh, value))
     elif kind is dict:
@@ -483,12 +526,12 @@ def _record(sh: Shadow, value: object) -> cython.void:
         while PyDict_Next(value, cython.address(place), cython.address(key), cython.address(item)):
             _entry(sh, _KEY, _ref(sh, cython.cast(object, key)))
             _record(sh, cython.cast(object, item))
-        sh.w[at] |= cython.cast(cython.longlong, sh.size - at) << 32
+        _close(sh, at)
     elif kind is list or kind is tuple:
         at = _entry(sh, _LIST if kind is list else _TUPLE, len(value))
         for child in value:
             _record(sh, child)
-        sh.w[at] |= cython.cast(cython.longlong, sh.size - at) << 32
+        _close(sh, at)
     elif kind is int:
         number = PyLong_AsLongLongAndOverflow(value, cython.address(overflow))
         if overflow == 0:
@@ -507,6 +550,13 @@ def _record(sh: Shadow, value: object) -> cython.void:
 
 @cython.cfunc
 @cython.inline
+def _close(sh: Shadow, at: cython.Py_ssize_t) -> cython.void:
+    """The container recorded at `at` has all its items: its span goes in its word's high 32 bits."""
+    sh.next_w[at] |= cython.cast(cython.longlong, sh.next_size - at) << 32
+
+
+@cython.cfunc
+@cython.inline
 def _span(sh: Shadow, at: cython.Py_ssize_t) -> cython.Py_ssize_t:
     tag: cython.int = sh.t[at]
     return sh.w[at] >> 32 if tag >= _DICT else 1
@@ -516,7 +566,7 @@ def _span(sh: Shadow, at: cython.Py_ssize_t) -> cython.Py_ssize_t:
 @cython.inline
 def _count(sh: Shadow, at: cython.Py_ssize_t) -> cython.Py_ssize_t:
     """A container entry's length (its word's low 32 bits; _span has the high ones)."""
-    return sh.w[at] & 0xFFFFFFFF
+    return sh.w[at] & _LOW_32
 
 
 @cython.cfunc
@@ -581,13 +631,17 @@ def _equals(sh: Shadow, at: cython.Py_ssize_t, cur: object, kind: type) -> cytho
 
 @cython.cfunc
 def _sdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict) -> object:
-    """_diff(the value at entry `at`, cur)."""
+    """_diff(the value at entry `at`, cur). Every _sdiff function also records `cur` (appends its entries to the value
+    being recorded, as _record would)."""
     tag: cython.int = sh.t[at]
     kind = type(cur)
-    if kind is dict:
-        return _sdiff_dict(sh, at, cur, keys) if tag == _DICT else [REPLACE, cur]
-    if kind is list or kind is tuple:
-        return _sdiff_list(sh, at, cur, keys) if tag == _LIST or tag == _TUPLE else [REPLACE, cur]
+    if kind is dict and tag == _DICT:
+        return _sdiff_dict(sh, at, cur, keys)
+    if (kind is list or kind is tuple) and (tag == _LIST or tag == _TUPLE):
+        return _sdiff_list(sh, at, cur, keys)
+    _record(sh, cur)
+    if kind is dict or kind is list or kind is tuple:
+        return [REPLACE, cur]
     if _equals(sh, at, cur, kind):
         return UNCHANGED
     return cur if _is_scalar(kind) else [REPLACE, cur]
@@ -601,7 +655,10 @@ def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> obj
         if same is not _MISSING:
             return same
     if count > _MAX_SHADOW_KEYS:
-        return _diff_dict(_rebuild(sh, at), cur, keys)
+        patch = _diff_dict(_rebuild(sh, at), cur, keys)
+        _record(sh, cur)
+        return patch
+    dict_at: cython.Py_ssize_t = _entry(sh, _DICT, len(cur))
     changes: dict = {}
     matched: cython.ulonglong = 0
     found: cython.Py_ssize_t = 0
@@ -609,6 +666,7 @@ def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> obj
     child: cython.Py_ssize_t
     value_at: cython.Py_ssize_t
     for key, value in cur.items():
+        _entry(sh, _KEY, _ref(sh, key))
         value_at = -1
         child = at + 1
         for j in range(count):  # the old key equal to this one, as a dict lookup finds it (the same object, or ==)
@@ -619,11 +677,13 @@ def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> obj
             child += 1 + _span(sh, child + 1)
         if value_at < 0:
             changes[keys.get(key, key)] = _whole(value)
+            _record(sh, value)
             continue
         found += 1
         patch = _sdiff(sh, value_at, value, keys)
         if patch is not UNCHANGED:
             changes[keys.get(key, key)] = patch
+    _close(sh, dict_at)
     if found < count:
         child = at + 1
         for j in range(count):
@@ -636,22 +696,29 @@ def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> obj
 
 @cython.cfunc
 def _sdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> object:
-    """_diff_same_keys against entries: both walked side by side while the keys are the same objects."""
+    """_diff_same_keys against entries: both walked side by side while the keys are the same objects. _MISSING when
+    they are not, with nothing recorded."""
     changes: dict = {}
     place: cython.Py_ssize_t = 0
     child: cython.Py_ssize_t = at + 1
     key: cython.pointer(PyObject) = cython.NULL
     item: cython.pointer(PyObject) = cython.NULL
+    recorded: cython.Py_ssize_t = sh.next_size
+    referred: cython.Py_ssize_t = sh.next_nrefs
+    dict_at: cython.Py_ssize_t = _entry(sh, _DICT, len(cur))
     while PyDict_Next(cur, cython.address(place), cython.address(key), cython.address(item)):
         if sh.w[child] != cython.cast(cython.longlong, key):
+            sh.next_size = recorded  # what this walk recorded goes: the caller records the dict its own way
+            sh.next_nrefs = referred
             return _MISSING
-        value = cython.cast(object, item)
+        name = cython.cast(object, key)
+        _entry(sh, _KEY, _ref(sh, name))
         child += 1
-        patch = _sdiff(sh, child, value, keys)
+        patch = _sdiff(sh, child, cython.cast(object, item), keys)
         if patch is not UNCHANGED:
-            name = cython.cast(object, key)
             changes[keys.get(name, name)] = patch
         child += _span(sh, child)
+    _close(sh, dict_at)
     return changes if changes else UNCHANGED
 
 
@@ -680,13 +747,13 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
         child += 1
     else:
         if changed == 0 and old_length == length:
+            _record(sh, cur_items)
             return UNCHANGED
         if changed > most:
-            if old_length == length:
-                steps = _shadow_steps(sh, at + 1, cur, length)
-                if steps is not None:
-                    return steps
-            return [REPLACE, cur_items]
+            steps = _shadow_steps(sh, at + 1, cur, length) if old_length == length else None
+            _record(sh, cur_items)
+            return steps if steps is not None else [REPLACE, cur_items]
+    list_at: cython.Py_ssize_t = _entry(sh, _LIST if type(cur_items) is list else _TUPLE, length)
     ops: list = []
     partial: cython.bint = False
     child = at + 1
@@ -699,6 +766,9 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
             ops.append(i)
             ops.append(patch)
             partial = partial or type(patch) is dict or (type(patch) is list and patch[0] != REPLACE)
+    for i in range(common, length):
+        _record(sh, cur[i])
+    _close(sh, list_at)
     return _list_patch(ops, partial, cur, cur_items, common, old_length, most)
 
 
