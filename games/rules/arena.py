@@ -239,7 +239,7 @@ class ArenaGame:
             length = math.sqrt(length_sq)
             dx /= length
             dy /= length
-        return ArenaInput(dx=dx, dy=dy, fire=fire, aim=aim)
+        return ArenaInput(dx, dy, fire, aim)  # positionally: keywords cost a NamedTuple half as much again
 
     def apply_input(self, state: ArenaState, seat: int, inp: ArenaInput) -> None:
         check_seat(seat, len(state.players))

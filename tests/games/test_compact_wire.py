@@ -32,6 +32,20 @@ def test_a_compact_input_maps_values_to_the_games_fields_in_order():
 
 
 @pytest.mark.parametrize(
+    "fields",
+    [("dy",), ("col", "move"), ("dx", "dy", "fire", "aim"), tuple(f"f{i}" for i in range(12)), ("class", "not an identifier", "x")],
+)
+def test_every_field_count_reads_what_zip_reads(fields):
+    """A full compact input goes through a reader made once per game (a dict display); a shorter one through zip. Both
+    give the same mapping, in the fields' order, for any names (one that is not an identifier falls back to zip)."""
+    for given in range(len(fields) + 1):
+        values = [f"value {i}" for i in range(given)]
+        seq, raw = protocol.compact_input([41, *values], fields)
+        assert seq == 41
+        assert list(raw.items()) == list(zip(fields, values, strict=False))
+
+
+@pytest.mark.parametrize(
     ("message", "fields", "code"),
     [
         ([], ("dy",), "malformed"),
