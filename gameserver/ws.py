@@ -200,7 +200,8 @@ class MessageRateLimit:
 
     def admit(self) -> str:
         now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.tokens_at) * self.per_second)
+        tokens = self.tokens + (now - self.tokens_at) * self.per_second
+        self.tokens = tokens if tokens < self.burst else self.burst  # min() without its call: every message
         self.tokens_at = now
         if self.tokens >= 1:
             self.tokens -= 1
