@@ -12,13 +12,13 @@ from games.rules.base import (
     GameSettings,
     InputExamples,
     MatchResult,
-    check_object,
+    boolean,
     check_seat,
     check_seat_count,
+    input_reader,
+    number,
+    optional_number,
     rank_result,
-    read_bool,
-    read_number,
-    read_optional_number,
 )
 from games.rules.rng import Rng
 
@@ -33,6 +33,10 @@ SETTINGS = GameSettings(
     input_fields=("dx", "dy", "fire", "aim"),
 )
 SCORE_LIMIT = 10
+# An input's fields, in the order of SETTINGS.input_fields (checked in tests): aim is optional, fire false by default.
+read_input = input_reader(
+    number("dx", -1.0, 1.0), number("dy", -1.0, 1.0), boolean("fire", False), optional_number("aim", -math.pi, math.pi)
+)
 
 SIZE = 1000.0
 RADIUS = 15.0
@@ -228,11 +232,7 @@ class ArenaGame:
         return ArenaState(tick=0, rng=rng, players=players, bullets=[])
 
     def parse_input(self, raw: Mapping[str, Any]) -> ArenaInput:
-        raw = check_object(raw)
-        dx = read_number(raw, "dx", -1.0, 1.0)
-        dy = read_number(raw, "dy", -1.0, 1.0)
-        fire = read_bool(raw, "fire", False)
-        aim = read_optional_number(raw, "aim", -math.pi, math.pi)
+        dx, dy, fire, aim = read_input(raw)
         length_sq = dx * dx + dy * dy
         if length_sq > 1.0:
             # Diagonals would otherwise be ~41% faster than straight moves.

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import math
+import random
+import types
+
 import pytest
 
 from games.rules.base import (
@@ -9,9 +14,19 @@ from games.rules.base import (
     INPUT_ERROR_CODES,
     GameSettings,
     InputError,
+    boolean,
+    check_object,
+    choice,
+    input_reader,
+    integer,
+    number,
+    optional_number,
     rank_result,
+    read_bool,
     read_choice,
     read_int,
+    read_number,
+    read_optional_number,
     read_vector,
     refused,
 )
@@ -137,3 +152,91 @@ def test_refused_event_names_the_seat_and_a_documented_code():
     event = refused(1, "not_your_turn", "It is seat 0's turn.")
     assert event == {"type": "input_refused", "seat": 1, "code": "not_your_turn", "message": "It is seat 0's turn."}
     assert event["code"] in INPUT_ERROR_CODES
+
+
+# --- input_reader: the helpers' reading, in one function -------------------------------------------------------------
+
+READER_FIELDS = (
+    number("dx", -1.0, 1.0),
+    optional_number("aim", -math.pi, math.pi),
+    boolean("fire", False),
+    boolean("jump"),
+    integer("col", 0, 6),
+    integer("move", -1, 42, default=-1),
+    choice("kind", ("rock", "paper"), default="rock"),
+    choice("hand", ("left", "right")),
+)
+
+
+def read_with_helpers(raw):
+    """What a parse_input written with the helpers reads, field by field (the documented semantics)."""
+    raw = check_object(raw)
+    return (
+        read_number(raw, "dx", -1.0, 1.0),
+        read_optional_number(raw, "aim", -math.pi, math.pi),
+        read_bool(raw, "fire", False),
+        read_bool(raw, "jump"),
+        read_int(raw, "col", 0, 6),
+        read_int(raw, "move", -1, 42, default=-1),
+        read_choice(raw, "kind", ("rock", "paper"), default="rock"),
+        read_choice(raw, "hand", ("left", "right")),
+    )
+
+
+def outcome(read, raw):
+    try:
+        return "ok", read(raw)
+    except InputError as exc:
+        return exc.code, str(exc)
+
+
+# Values around each field's bounds and of every JSON type (and some that are not JSON), each field's own first.
+CANDIDATES = {
+    "dx": [-1.0, 1.0, 0.25, -1.0000001, 1.0000001, -1, 1, 0, True, None, "0.5", float("nan"), float("inf"), [0.5]],
+    "aim": [-math.pi, math.pi, 0.0, math.pi + 1e-9, 3, None, False, float("-inf"), "x"],
+    "fire": [True, False, 0, 1, None, "true"],
+    "jump": [True, False, 1, None],
+    "col": [0, 6, 3, -1, 7, 3.0, 2.5, True, None, "3", 10**400, float("nan")],
+    "move": [-1, 42, 43, 0.0, False, None],
+    "kind": ["rock", "paper", "Rock", "", None, 1],
+    "hand": ["left", "right", "up", None, ["left"]],
+}
+VALID = {"dx": 0.5, "aim": 1.0, "fire": True, "jump": False, "col": 2, "move": 5, "kind": "paper", "hand": "left"}
+
+
+def test_an_input_reader_reads_what_the_helpers_read_value_for_value_and_error_for_error():
+    read = input_reader(*READER_FIELDS)
+    rng = random.Random(5)
+    raws = [dict(VALID), {}, [], None, "x", 3, collections.OrderedDict(VALID), types.MappingProxyType(dict(VALID))]
+    for key, values in CANDIDATES.items():
+        for value in values:
+            raws.append({**VALID, key: value})  # one field changed
+        raws.append({k: v for k, v in VALID.items() if k != key})  # one field missing
+    for _ in range(3000):  # several fields changed or missing at once: which error comes first
+        raw = {}
+        for key, values in CANDIDATES.items():
+            pick = rng.random()
+            if pick < 0.15:
+                continue
+            raw[key] = VALID[key] if pick < 0.6 else rng.choice(values)
+        raws.append(raw)
+    for raw in raws:
+        expected, got = outcome(read_with_helpers, raw), outcome(read, raw)
+        assert got == expected, raw
+        if expected[0] == "ok":  # the same types too (1 is read as 1.0, 3.0 as 3)
+            assert [type(v) for v in got[1]] == [type(v) for v in expected[1]], raw
+
+
+def test_an_input_reader_takes_only_declared_fields():
+    with pytest.raises(TypeError):
+        input_reader()
+    with pytest.raises(TypeError):
+        input_reader(number("dx", -1.0, 1.0), "dy")
+
+
+def test_keys_and_bounds_are_data_not_code():
+    """A key that would be code in the reader's source is only ever looked up."""
+    key = "x'] or __import__('os').system('false') or raw['"
+    read = input_reader(number(key, 0.0, 1.0), choice("y", ("a')\nraise SystemExit('",)))
+    assert read({key: 0.5, "y": "a')\nraise SystemExit('"}) == (0.5, "a')\nraise SystemExit('")
+    assert outcome(read, {key: 2.0, "y": "a"})[0] == "out_of_range"
