@@ -82,7 +82,7 @@ def players(runner, version: int, binary: bool) -> list:
         conn.scope = {}
         conn.match_id, conn.seat, conn.info, conn.game, conn.host = runner.match_id, seat, runner.info, runner.game, host
         conn.binary, conn.version = binary, version
-        conn.input_fields = runner.settings.input_fields
+        conn.read_compact = protocol.compact_reader(runner.settings.input_fields)
         conn.direct = DirectSocket(NullTransport())
         conn.direct.attach(conn, max_message_bytes=protocol.MAX_MESSAGE_BYTES)
         conn.direct.opened()

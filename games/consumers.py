@@ -40,7 +40,7 @@ class MatchConsumer(BaseConsumer):
         "attached",
         "serving",  # accepted as a player or spectator: client messages are handled
         "game",
-        "input_fields",
+        "read_compact",
         "host",
         "last_seq",
         "rate",
@@ -89,7 +89,7 @@ class MatchConsumer(BaseConsumer):
             return
         self.info = info
         self.game = get_game(info.game)
-        self.input_fields = self.game.settings.input_fields  # protocol v2's compact inputs, read every tick
+        self.read_compact = protocol.compact_reader(self.game.settings.input_fields)  # protocol v2's compact inputs
         self.seat = info.seat_of(self.user.pk)
         if self.seat is None and not self.game.settings.spectators_allowed:
             await self._refuse(CloseCode.FORBIDDEN)
@@ -185,7 +185,7 @@ class MatchConsumer(BaseConsumer):
         try:
             message = protocol.decode(text, data, compact=self.out.deltas)
             if type(message) is list:  # protocol v2's compact input
-                seq, raw = protocol.compact_input(message, self.input_fields)
+                seq, raw = self.read_compact(message)
                 self._input(seq, raw)
                 return
             kind = message["type"]

@@ -31,34 +31,48 @@ def test_a_compact_input_maps_values_to_the_games_fields_in_order():
     assert protocol.compact_input([8, 0, 1], fields) == (8, {"dx": 0, "dy": 1})
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [("dy",), ("col", "move"), ("dx", "dy", "fire", "aim"), tuple(f"f{i}" for i in range(12)), ("class", "not an identifier", "x")],
-)
+FIELD_SETS = [
+    ("dy",), ("col", "move"), ("dx", "dy", "fire", "aim"), tuple(f"f{i}" for i in range(12)),
+    ("class", "not an identifier", "x"),
+]
+
+
+@pytest.mark.parametrize("fields", FIELD_SETS)
 def test_every_field_count_reads_what_zip_reads(fields):
-    """A full compact input goes through a reader made once per game (a dict display); a shorter one through zip. Both
-    give the same mapping, in the fields' order, for any names (one that is not an identifier falls back to zip)."""
+    """A socket reads compact inputs with its game's reader (a dict display for a full input, made once per game),
+    which gives what compact_input gives: the values by the fields' names, in their order, for any names (one that is
+    not an identifier falls back to compact_input)."""
+    read = protocol.compact_reader(fields)
     for given in range(len(fields) + 1):
         values = [f"value {i}" for i in range(given)]
-        seq, raw = protocol.compact_input([41, *values], fields)
+        seq, raw = read([41, *values])
         assert seq == 41
         assert list(raw.items()) == list(zip(fields, values, strict=False))
+        assert (seq, raw) == protocol.compact_input([41, *values], fields)
 
 
-@pytest.mark.parametrize(
-    ("message", "fields", "code"),
-    [
-        ([], ("dy",), "malformed"),
-        (["1", 1], ("dy",), "bad_seq"),
-        ([0, 1], ("dy",), "bad_seq"),
-        ([1, 1, 2], ("dy",), "bad_input"),  # more values than the game has fields
-        ([1, 1], (), "bad_input"),  # a game without input_fields takes objects only
-    ],
-)
+BAD_COMPACT_INPUTS = [
+    ([], ("dy",), "malformed"),
+    (["1", 1], ("dy",), "bad_seq"),
+    ([0, 1], ("dy",), "bad_seq"),
+    ([True, 1], ("dy",), "bad_seq"),
+    ([2**31, 1], ("dy",), "bad_seq"),
+    ([1, 1, 2], ("dy",), "bad_input"),  # more values than the game has fields
+    ([1, 1], (), "bad_input"),  # a game without input_fields takes objects only
+]
+
+
+@pytest.mark.parametrize(("message", "fields", "code"), BAD_COMPACT_INPUTS)
 def test_bad_compact_inputs_are_refused_by_code(message, fields, code):
-    with pytest.raises(ClientMessageError) as caught:
-        protocol.compact_input(message, fields)
-    assert caught.value.code == code
+    for read in (lambda m: protocol.compact_input(m, fields), protocol.compact_reader(fields)):
+        with pytest.raises(ClientMessageError) as caught:
+            read(message)
+        assert caught.value.code == code
+
+
+def test_a_float_seq_that_is_whole_is_read_as_an_int_by_both():
+    fields = ("dx", "dy")
+    assert protocol.compact_reader(fields)([3.0, 1, 2]) == protocol.compact_input([3.0, 1, 2], fields) == (3, {"dx": 1, "dy": 2})
 
 
 def test_only_v2_sockets_may_send_arrays():
