@@ -636,6 +636,26 @@ def _sdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict) -> object
     being recorded, as _record would)."""
     tag: cython.int = sh.t[at]
     kind = type(cur)
+    overflow: cython.int = 0
+    number: cython.longlong
+    real: cython.double
+    at_next: cython.Py_ssize_t
+    # A number or a bool where the same type was: most of a snapshot. Recorded and compared in one place, rather than
+    # by _record then _equals, each finding the type again (the result is theirs).
+    if kind is float and tag == _FLOAT:
+        real = cur
+        if real == real:  # (nan is recorded as an object: below)
+            at_next = _entry(sh, _FLOAT, 0)
+            cython.cast(cython.pointer(cython.double), sh.next_w)[at_next] = real
+            return UNCHANGED if cython.cast(cython.pointer(cython.double), sh.w)[at] == real else cur
+    elif kind is int and tag == _INT:
+        number = PyLong_AsLongLongAndOverflow(cur, cython.address(overflow))
+        if overflow == 0:
+            _entry(sh, _INT, number)
+            return UNCHANGED if number == sh.w[at] else cur
+    elif kind is bool and (tag == _TRUE or tag == _FALSE):
+        _entry(sh, _TRUE if cur is True else _FALSE, 0)
+        return UNCHANGED if (tag == _TRUE) == (cur is True) else cur
     if kind is dict and tag == _DICT:
         return _sdiff_dict(sh, at, cur, keys)
     if (kind is list or kind is tuple) and (tag == _LIST or tag == _TUPLE):
