@@ -114,9 +114,16 @@ class TickMetrics:
         self.budget_ms = period * 1000
 
     def observe(self, lateness: float, spent_ms: float) -> None:
+        # PlainHistogram.observe's lines, inline: two calls fewer per tick of every match.
         ticks = self.ticks
-        ticks.duration.observe(spent_ms / 1000)
-        ticks.lateness.observe(lateness if lateness > 0.0 else 0.0)
+        duration, late = ticks.duration, ticks.lateness
+        spent = spent_ms / 1000
+        duration.counts[bisect_left(TICK_BUCKETS, spent)] += 1
+        duration.total += spent
+        if lateness < 0.0:
+            lateness = 0.0
+        late.counts[bisect_left(TICK_BUCKETS, lateness)] += 1
+        late.total += lateness
         if spent_ms > self.budget_ms:
             ticks.over_budget += 1
 

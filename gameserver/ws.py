@@ -232,7 +232,7 @@ class Outlet:
     match. On plain ASGI (a server without the extension, Channels' test communicator) frames wait in order for one
     writer task per socket; while that queue is long (a client that does not read), frames that a newer one
     supersedes (`droppable`) are skipped, as a direct socket skips them past its buffer bound. Frames are duck-typed
-    (games.engine.protocol.Frame): `framed(binary, frame_it)`, `send_event(binary)`, `droppable`, `stream_n`.
+    (games.engine.protocol.Frame): `framed(binary, frame_it)` and `wires`, `send_event(binary)`, `droppable`, `stream_n`.
     """
 
     ASGI_SKIP_DROPPABLE_AFTER = 32  # queued frames
@@ -257,7 +257,10 @@ class Outlet:
         if self.closed:
             return
         if self._direct is not None:
-            if self._direct.send_wire(frame.framed(self.binary, frame_message), frame.droppable) and frame.stream_n is not None:
+            wire = frame.wires[self.binary]  # framed already for an earlier socket (framed() builds it once)
+            if wire is None:
+                wire = frame.framed(self.binary, frame_message)
+            if self._direct.send_wire(wire, frame.droppable) and frame.stream_n is not None:
                 self.snapshot_n = frame.stream_n
             return
         if frame.droppable and len(self._queue) >= self.ASGI_SKIP_DROPPABLE_AFTER:

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -238,11 +238,13 @@ class MatchHost:
 
     # --- snapshots and ends out -------------------------------------------------------------------------------
 
-    async def publish(self, mid: int, frame: Frame) -> None:
-        """A tick's snapshot of an owned match: to the sockets here, and to the relays listening for it."""
+    def publish(self, mid: int, frame: Frame) -> Awaitable[None] | None:
+        """A tick's snapshot of an owned match: to the sockets here at once; to the relays that listen for it by the
+        awaitable returned, None when none does (most matches: no coroutine to make and await, every tick)."""
         self.sockets.fan_out(mid, frame)
-        if self.link is not None:
-            await self.link.publish_snapshot(mid, frame.message)
+        if self.link is not None and self.link.listeners.get(mid):
+            return self.link.publish_snapshot(mid, frame.message)
+        return None
 
     async def match_ended(self, mid: int, end: dict[str, Any]) -> None:
         # Everything here runs whatever Redis does: the runner and its lease must not outlive the match.

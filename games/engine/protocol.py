@@ -198,7 +198,7 @@ class Frame:
     frames go out with 32-bit floats in msgpack (encode_msgpack_single_floats)."""
 
     __slots__ = (
-        "message", "droppable", "stream_n", "_json", "_binary", "_text_event", "_binary_event", "_text_framed", "_binary_framed",
+        "message", "droppable", "stream_n", "_json", "_binary", "_text_event", "_binary_event", "wires",
     )
 
     def __init__(self, message: dict[str, Any] | list[Any], *, droppable: bool = False, stream_n: int | None = None):
@@ -209,8 +209,9 @@ class Frame:
         self._binary: bytes | None = None
         self._text_event: dict[str, Any] | None = None
         self._binary_event: dict[str, Any] | None = None
-        self._text_framed: bytes | None = None
-        self._binary_framed: bytes | None = None
+        # framed() of each format, once built: [text, binary], indexed by `binary` (a socket sends wires[binary] when
+        # it is there, without the call: every snapshot to every socket).
+        self.wires: list[bytes | None] = [None, None]
 
     def json(self) -> bytes:
         if self._json is None:
@@ -239,13 +240,10 @@ class Frame:
     def framed(self, binary: bool, frame_it: Callable[[bool, bytes], bytes]) -> bytes:
         """The message as the transport frames it (`frame_it`: gameserver.directws.frame_message), built once and
         the same bytes for every socket. The transport is passed in: the protocol does not depend on it."""
-        if binary:
-            if self._binary_framed is None:
-                self._binary_framed = frame_it(True, self.binary())
-            return self._binary_framed
-        if self._text_framed is None:
-            self._text_framed = frame_it(False, self.json())
-        return self._text_framed
+        wire = self.wires[binary]
+        if wire is None:
+            wire = self.wires[binary] = frame_it(True, self.binary()) if binary else frame_it(False, self.json())
+        return wire
 
 
 def error_message(code: str, message: str, seq: int | None = None) -> dict[str, Any]:

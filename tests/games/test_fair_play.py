@@ -73,8 +73,9 @@ class RecordingHost:
         self.ended = False
         self.tasks: list[asyncio.Task] = []
 
-    async def publish(self, mid, frame):
+    def publish(self, mid, frame):
         self.published.append((time.monotonic(), frame.message["tick"]))
+        return None  # (MatchHost.publish: no relay listening)
 
     def spawn(self, coro):
         task = asyncio.get_running_loop().create_task(coro)
