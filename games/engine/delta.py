@@ -48,6 +48,10 @@ except ImportError:  # no Cython at run time: the same code runs as plain Python
         def declare(kind: Any, value: Any = None) -> Any:
             return value
 
+        @staticmethod
+        def exceptval(*args: Any, **kwargs: Any) -> Any:
+            return lambda func: func
+
 
 if cython.compiled:  # for _diff_same_keys, the Shadow and pack(), which only the compiled module uses
     from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING
@@ -57,7 +61,7 @@ if cython.compiled:  # for _diff_same_keys, the Shadow and pack(), which only th
     from cython.cimports.cpython.object import Py_EQ, PyObject, PyObject_RichCompareBool
     from cython.cimports.cpython.unicode import PyUnicode_AsUTF8AndSize
     from cython.cimports.libc.math import isinf
-    from cython.cimports.libc.string import memcpy
+    from cython.cimports.libc.string import memcpy, memmove
 
 REPLACE, LIST, DELETE, EACH, ADD = 0, 1, 2, 3, 4
 DELETE_MARK = [DELETE]
@@ -1076,6 +1080,371 @@ def _pack(w: _Writer, value: object, single_floats: cython.bint, depth: cython.i
     return 0
 
 
+# --- A delta written as MessagePack by the diff itself ----------------------------------------------------------------
+#
+# shadow_delta() is pack(delta_message(n, shadow_diff(shadow, cur, keys), events), True), byte for byte, without the
+# patch: each change is written where the diff finds it, so no dict or list is built for the patch, freed after, and
+# walked again by pack(). (tests/games/test_delta_codec.py compares the two over chains of random values and arena
+# snapshots.) A container's header is written once its count is known: its items go first, then move up to make room
+# (a few bytes, in the CPU's cache). A list whose form is decided by its items' patches (docstring: LIST, EACH or the
+# new list whole) keeps where each item starts, for up to _MAX_WRITTEN_OPS changed items; a longer one, and a dict of
+# more than _MAX_SHADOW_KEYS keys, is diffed into objects and those are packed.
+
+_W_UNCHANGED = cython.declare(cython.int, 0)  # nothing written
+_W_WHOLE = cython.declare(cython.int, 1)  # a scalar or [REPLACE, value]
+_W_PARTIAL = cython.declare(cython.int, 2)  # an object patch, or a list patch other than REPLACE
+_W_MISSING = cython.declare(cython.int, 3)  # (_wdiff_same_keys: the keys differ; nothing written or recorded)
+_MAX_WRITTEN_OPS = cython.declare(cython.int, 64)
+
+
+def shadow_delta(shadow: Shadow, cur: Any, keys: dict[str, int], n: int, events: Any) -> bytes:
+    """pack(delta_message(n, shadow_diff(shadow, cur, keys), events), True): the delta of stream number `n` in
+    MessagePack, with 32-bit floats. Compiled only (NotPacked otherwise); NotPacked for a value pack() leaves to
+    msgpack, with the shadow as it was (the caller then takes the object path)."""
+    if not cython.compiled:
+        raise NotPacked("the compiled module is not built")
+    w: _Writer = _WRITER
+    w.size = 0
+    shadow.next_size = 0
+    shadow.next_nrefs = 0
+    try:
+        _pack_header(w, 3 if events else 2, 0x90, 16, -1, 0xDC, 0xDD)
+        _pack(w, n, True, 0)
+        if _wdiff(shadow, 0, cur, keys, w, 1) == _W_UNCHANGED:
+            _reserve(w, 1)
+            w.p[w.size] = 0x80  # {}
+            w.size += 1
+        if events:
+            _pack(w, events, True, 1)
+    except NotPacked:
+        shadow.next_size = 0  # nothing recorded is kept: the shadow still holds the previous value
+        shadow.next_nrefs = 0
+        raise
+    _swap(shadow)
+    return PyBytes_FromStringAndSize(cython.cast(cython.p_char, w.p), w.size)
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _write_key(w: _Writer, key: object, keys: dict) -> cython.int:
+    """An object patch's key: its number in the table, or itself (the patch's `keys.get(key, key)`)."""
+    if type(key) is not str:
+        raise NotPacked("a key that is not a string")  # (a number could then name two keys: the object path decides)
+    number = keys.get(key)
+    return _pack(w, key if number is None else number, True, 0)
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _insert_key(w: _Writer, at: cython.Py_ssize_t, key: object, keys: dict) -> cython.int:
+    """_write_key, in front of the patch written from `at` on: a key is looked up and written only for a value that
+    changed (most of a snapshot's do not), the patch moving up to make room."""
+    end: cython.Py_ssize_t = w.size
+    _write_key(w, key, keys)  # after the patch first, which tells its size
+    size: cython.Py_ssize_t = w.size - end
+    _reserve(w, size)
+    memmove(w.p + at + size, w.p + at, end - at + size)  # the patch and the key, up by the key's size
+    memmove(w.p + at, w.p + end + size, size)  # the key, in front
+    w.size = end + size
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _write_whole(w: _Writer, value: object, depth: cython.int) -> cython.int:
+    """_whole(value), written."""
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        _reserve(w, 2)
+        w.p[w.size] = 0x92  # [REPLACE, value]
+        w.p[w.size + 1] = REPLACE
+        w.size += 2
+    return _pack(w, value, True, depth)
+
+
+@cython.cfunc
+@cython.inline
+def _int_size(number: cython.longlong) -> cython.Py_ssize_t:
+    """How many bytes _pack_int writes for `number`."""
+    if -32 <= number < 0x80:
+        return 1
+    if number >= 0:
+        return 2 if number < 0x100 else 3 if number < 0x10000 else 5 if number < 0x100000000 else 9
+    return 2 if number >= -0x80 else 3 if number >= -0x8000 else 5 if number >= -0x80000000 else 9
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _put_header(w: _Writer, start: cython.Py_ssize_t, count: cython.Py_ssize_t, is_map: cython.bint,
+                tag: cython.int, length: cython.Py_ssize_t) -> cython.int:
+    """A map's or an array's header of `count` items (with `tag` >= 0 and `length` >= 0, an array's first items),
+    put in front of the items written from `start` on, which move up to make room."""
+    body: cython.Py_ssize_t = w.size - start
+    head: cython.Py_ssize_t = 1 if count < 16 else 3 if count < 0x10000 else 5
+    if tag >= 0:
+        head += 1  # (a tag is a fixint)
+    if length >= 0:
+        head += _int_size(length)
+    _reserve(w, head)
+    memmove(w.p + start + head, w.p + start, body)
+    w.size = start
+    if is_map:
+        _pack_header(w, count, 0x80, 16, -1, 0xDE, 0xDF)
+    else:
+        _pack_header(w, count, 0x90, 16, -1, 0xDC, 0xDD)
+    if tag >= 0:
+        _pack_int(w, tag)
+    if length >= 0:
+        _pack_int(w, length)
+    w.size = start + head + body
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _wdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict, w: _Writer, depth: cython.int) -> cython.int:
+    """_sdiff, with the patch written to `w`: what it wrote (_W_*). Records `cur` as _sdiff does."""
+    if depth >= PACK_DEPTH_MAX:
+        raise NotPacked("nested too deep")
+    tag: cython.int = sh.t[at]
+    kind = type(cur)
+    overflow: cython.int = 0
+    number: cython.longlong
+    real: cython.double
+    at_next: cython.Py_ssize_t
+    if kind is float and tag == _FLOAT:
+        real = cur
+        if real == real:
+            at_next = _entry(sh, _FLOAT, 0)
+            cython.cast(cython.pointer(cython.double), sh.next_w)[at_next] = real
+            if cython.cast(cython.pointer(cython.double), sh.w)[at] == real:
+                return _W_UNCHANGED
+            _pack(w, cur, True, depth)
+            return _W_WHOLE
+    elif kind is int and tag == _INT:
+        number = PyLong_AsLongLongAndOverflow(cur, cython.address(overflow))
+        if overflow == 0:
+            _entry(sh, _INT, number)
+            if number == sh.w[at]:
+                return _W_UNCHANGED
+            _pack_int(w, number)
+            return _W_WHOLE
+    elif kind is bool and (tag == _TRUE or tag == _FALSE):
+        _entry(sh, _TRUE if cur is True else _FALSE, 0)
+        if (tag == _TRUE) == (cur is True):
+            return _W_UNCHANGED
+        _pack(w, cur, True, depth)
+        return _W_WHOLE
+    if kind is dict and tag == _DICT:
+        return _wdiff_dict(sh, at, cur, keys, w, depth)
+    if (kind is list or kind is tuple) and (tag == _LIST or tag == _TUPLE):
+        return _wdiff_list(sh, at, cur, keys, w, depth)
+    _record(sh, cur)
+    if kind is dict or kind is list or kind is tuple:
+        _write_whole(w, cur, depth)
+        return _W_WHOLE
+    if _equals(sh, at, cur, kind):
+        return _W_UNCHANGED
+    if not _is_scalar(kind):
+        raise NotPacked("a value of another type")  # ([REPLACE, it] on the object path, for msgpack's packer)
+    _pack(w, cur, True, depth)
+    return _W_WHOLE
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _wdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict, w: _Writer, depth: cython.int) -> cython.int:
+    """_sdiff_dict, written."""
+    count: cython.Py_ssize_t = _count(sh, at)
+    written: cython.int
+    if count == len(cur):
+        written = _wdiff_same_keys(sh, at, cur, keys, w, depth)
+        if written != _W_MISSING:
+            return written
+    if count > _MAX_SHADOW_KEYS:
+        patch = _diff_dict(_rebuild(sh, at), cur, keys)
+        _record(sh, cur)
+        if patch is UNCHANGED:
+            return _W_UNCHANGED
+        _pack(w, patch, True, depth)
+        return _W_PARTIAL
+    start: cython.Py_ssize_t = w.size
+    dict_at: cython.Py_ssize_t = _entry(sh, _DICT, len(cur))
+    changes: cython.Py_ssize_t = 0
+    matched: cython.ulonglong = 0
+    found: cython.Py_ssize_t = 0
+    j: cython.Py_ssize_t
+    child: cython.Py_ssize_t
+    value_at: cython.Py_ssize_t
+    before: cython.Py_ssize_t
+    for key, value in cur.items():
+        _entry(sh, _KEY, _ref(sh, key))
+        value_at = -1
+        child = at + 1
+        for j in range(count):  # the old key equal to this one, as a dict lookup finds it (the same object, or ==)
+            if sh.w[child] == _address(key) or PyObject_RichCompareBool(_object(sh, child), key, Py_EQ):
+                value_at = child + 1
+                matched |= cython.cast(cython.ulonglong, 1) << j
+                break
+            child += 1 + _span(sh, child + 1)
+        if value_at < 0:
+            _write_key(w, key, keys)
+            _write_whole(w, value, depth + 1)
+            _record(sh, value)
+            changes += 1
+            continue
+        found += 1
+        before = w.size
+        if _wdiff(sh, value_at, value, keys, w, depth + 1) != _W_UNCHANGED:
+            _insert_key(w, before, key, keys)
+            changes += 1
+    _close(sh, dict_at)
+    if found < count:
+        child = at + 1
+        for j in range(count):
+            if not (matched >> j) & 1:
+                _write_key(w, _object(sh, child), keys)
+                _reserve(w, 2)
+                w.p[w.size] = 0x91  # DELETE_MARK: [DELETE]
+                w.p[w.size + 1] = DELETE
+                w.size += 2
+                changes += 1
+            child += 1 + _span(sh, child + 1)
+    if changes == 0:
+        return _W_UNCHANGED
+    _put_header(w, start, changes, True, -1, -1)
+    return _W_PARTIAL
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _wdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict, w: _Writer,
+                     depth: cython.int) -> cython.int:
+    """_sdiff_same_keys, written; _W_MISSING when the keys are not the same objects, with nothing written or recorded."""
+    place: cython.Py_ssize_t = 0
+    child: cython.Py_ssize_t = at + 1
+    key: cython.pointer(PyObject) = cython.NULL
+    item: cython.pointer(PyObject) = cython.NULL
+    recorded: cython.Py_ssize_t = sh.next_size
+    referred: cython.Py_ssize_t = sh.next_nrefs
+    start: cython.Py_ssize_t = w.size
+    before: cython.Py_ssize_t
+    changes: cython.Py_ssize_t = 0
+    dict_at: cython.Py_ssize_t = _entry(sh, _DICT, len(cur))
+    while PyDict_Next(cur, cython.address(place), cython.address(key), cython.address(item)):
+        if sh.w[child] != cython.cast(cython.longlong, key):
+            sh.next_size = recorded
+            sh.next_nrefs = referred
+            w.size = start
+            return _W_MISSING
+        name = cython.cast(object, key)
+        _entry(sh, _KEY, _ref(sh, name))
+        child += 1
+        before = w.size
+        if _wdiff(sh, child, cython.cast(object, item), keys, w, depth + 1) != _W_UNCHANGED:
+            _insert_key(w, before, name, keys)
+            changes += 1
+        child += _span(sh, child)
+    _close(sh, dict_at)
+    if changes == 0:
+        return _W_UNCHANGED
+    _put_header(w, start, changes, True, -1, -1)
+    return _W_PARTIAL
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _wdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict, w: _Writer,
+                depth: cython.int) -> cython.int:
+    """_sdiff_list and _list_patch, written."""
+    cur: list = cur_items if type(cur_items) is list else list(cur_items)
+    length: cython.Py_ssize_t = len(cur)
+    old_length: cython.Py_ssize_t = _count(sh, at)
+    most: cython.double = LIST_REWRITE_SHARE
+    most *= length
+    common: cython.Py_ssize_t = min(old_length, length)
+    i: cython.Py_ssize_t
+    child: cython.Py_ssize_t = at + 1
+    changed: cython.Py_ssize_t = length - common
+    for i in range(common):
+        value = cur[i]
+        if _is_ref(sh, child, value):
+            child += 1
+            continue
+        kind = type(value)
+        if not _scalar_kind_is(sh, child, kind):
+            break
+        if not _equals(sh, child, value, kind):
+            changed += 1
+        child += 1
+    else:
+        if changed == 0 and old_length == length:
+            _record(sh, cur_items)
+            return _W_UNCHANGED
+        if changed > most:
+            steps = _shadow_steps(sh, at + 1, cur, length) if old_length == length else None
+            _record(sh, cur_items)
+            if steps is not None:
+                _pack(w, steps, True, depth)
+                return _W_PARTIAL
+            _write_whole(w, cur_items, depth)
+            return _W_WHOLE
+    if length > _MAX_WRITTEN_OPS:  # more items than the offsets below can hold: diffed into objects, then packed
+        patch = _sdiff_list(sh, at, cur_items, keys)
+        if patch is UNCHANGED:
+            return _W_UNCHANGED
+        _pack(w, patch, True, depth)
+        return _W_WHOLE if cython.cast(list, patch)[0] == REPLACE else _W_PARTIAL
+    # Each changed item as `index, patch` from `start` on, and where each patch begins and ends (for the EACH form).
+    starts = cython.declare(cython.Py_ssize_t[64])
+    ends = cython.declare(cython.Py_ssize_t[64])
+    ops: cython.Py_ssize_t = 0
+    partial: cython.bint = False
+    written: cython.int
+    start: cython.Py_ssize_t = w.size
+    before: cython.Py_ssize_t
+    list_at: cython.Py_ssize_t = _entry(sh, _LIST if type(cur_items) is list else _TUPLE, length)
+    child = at + 1
+    for i in range(common):
+        value = cur[i]
+        item_at: cython.Py_ssize_t = child
+        child += _span(sh, child)
+        before = w.size
+        _pack_int(w, i)
+        starts[ops] = w.size
+        written = _wdiff(sh, item_at, value, keys, w, depth + 1)
+        if written == _W_UNCHANGED:
+            w.size = before
+        else:
+            ends[ops] = w.size
+            ops += 1
+            partial = partial or written == _W_PARTIAL
+    for i in range(common, length):
+        _record(sh, cur[i])
+        _pack_int(w, i)
+        starts[ops] = w.size
+        _write_whole(w, cur[i], depth + 1)
+        ends[ops] = w.size
+        ops += 1
+    _close(sh, list_at)
+    if ops == 0 and old_length == length:
+        return _W_UNCHANGED
+    if partial and ops == length and old_length == length:  # [EACH, patch, ...]: the indices go
+        before = start
+        for i in range(ops):
+            memmove(w.p + before, w.p + starts[i], ends[i] - starts[i])
+            before += ends[i] - starts[i]
+        w.size = before
+        _put_header(w, start, ops + 1, False, EACH, -1)
+        return _W_PARTIAL
+    if not partial and ops > most:
+        w.size = start
+        _write_whole(w, cur_items, depth)
+        return _W_WHOLE
+    _put_header(w, start, 2 * ops + 2, False, LIST, length)
+    return _W_PARTIAL
+
+
 def apply(prev: Any, patch: Any, keys: list[str] | None = None) -> Any:
     """`prev` with `patch` applied, as a new value (`prev` is not modified; unchanged parts are shared). `keys`: the
     table the patch's key numbers index."""
@@ -1173,4 +1542,5 @@ if _compiled is not None:
     # UNCHANGED too: callers compare the diff's result with it, and the Python functions above read it at call time.
     diff, key_table, UNCHANGED, NO_KEYS = _compiled.diff, _compiled.key_table, _compiled.UNCHANGED, _compiled.NO_KEYS
     Shadow, keep, shadow_diff = _compiled.Shadow, _compiled.keep, _compiled.shadow_diff
+    shadow_delta = _compiled.shadow_delta
     pack, NotPacked = _compiled.pack, _compiled.NotPacked  # (its NotPacked: the class pack() raises)

@@ -201,7 +201,9 @@ class Frame:
         "message", "droppable", "stream_n", "_json", "_binary", "_text_event", "_binary_event", "wires",
     )
 
-    def __init__(self, message: dict[str, Any] | list[Any], *, droppable: bool = False, stream_n: int | None = None):
+    # droppable and stream_n may be passed by position: a class called with keywords makes a dict of them for __init__,
+    # and a frame is made for every snapshot of every match (Frame(message, droppable, stream_n) is half the cost).
+    def __init__(self, message: dict[str, Any] | list[Any], droppable: bool = False, stream_n: int | None = None):
         self.message = message
         self.droppable = droppable
         self.stream_n = stream_n
@@ -212,6 +214,14 @@ class Frame:
         # framed() of each format, once built: [text, binary], indexed by `binary` (a socket sends wires[binary] when
         # it is there, without the call: every snapshot to every socket).
         self.wires: list[bytes | None] = [None, None]
+
+    @classmethod
+    def encoded(cls, data: bytes, droppable: bool, stream_n: int) -> Frame:
+        """A stream frame written as msgpack already (snapshots.py: a delta that delta.shadow_delta wrote). It goes to
+        msgpack sockets only: it has no message to encode as JSON."""
+        frame = cls(None, droppable, stream_n)
+        frame._binary = data
+        return frame
 
     def json(self) -> bytes:
         if self._json is None:

@@ -365,7 +365,7 @@ class MatchRunner:
         if self.phase == WAITING and self.stats.ticks % WAITING_SNAPSHOT_EVERY:
             return None
         message = self.snapshot_message(now)
-        return Frame(message, droppable="events" not in message)
+        return Frame(message, "events" not in message)  # (droppable, by position: Frame's comment)
 
     def _start_if_ready(self, now: float) -> tuple[float, list[int]] | None:
         """(wall time, seats removed for not showing up) when play starts at this tick; None while waiting."""

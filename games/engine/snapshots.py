@@ -131,14 +131,21 @@ class SnapshotStream:
         return Frame(message, droppable=self._droppable, stream_n=self.n)
 
     def _delta(self, binary: bool) -> Frame:
+        events = self._message.get("events")
+        if binary and delta.COMPILED:
+            # The msgpack delta written by the diff itself, with no patch objects (delta.shadow_delta); a value it leaves
+            # to msgpack's packer (NotPacked, rare) takes the object path below, from the same shadow.
+            try:
+                data = delta.shadow_delta(self._shadows[1], self.body(), self._key_numbers, self.n, events)
+            except delta.NotPacked:
+                pass
+            else:
+                self._kept[1] = self.n
+                return Frame.encoded(data, self._droppable, self.n)
         patch = delta.shadow_diff(self._shadows[binary], self.body(), self._key_numbers if binary else delta.NO_KEYS)
         self._kept[binary] = self.n
-        events = self._message.get("events")
-        return Frame(
-            delta_message(self.n, {} if patch is delta.UNCHANGED else patch, events),
-            droppable=self._droppable,
-            stream_n=self.n,
-        )
+        # (droppable and stream_n by position: Frame's comment)
+        return Frame(delta_message(self.n, {} if patch is delta.UNCHANGED else patch, events), self._droppable, self.n)
 
     def body(self) -> dict[str, Any]:
         if self._body is None:

@@ -586,3 +586,163 @@ def test_steps_that_do_not_fit_are_refused(patch):
         delta.apply([1, 2], patch)
     with pytest.raises(PatchError):
         delta.apply([1.0, 2], [delta.ADD, 1, 1])
+
+
+# shadow_delta: the delta written by the diff itself (delta.py, "A delta written as MessagePack by the diff itself"):
+# the bytes of the object path, pack(delta_message(n, shadow_diff(...), events)), exactly, tick after tick; and where
+# it leaves a value to the object path (NotPacked), the shadow as it was.
+
+compiled_only = pytest.mark.skipif(not delta.COMPILED, reason="shadow_delta is compiled code")
+
+
+def delta_through_objects(shadow, cur, keys, n, events):
+    from games.engine import protocol
+    from games.engine.snapshots import delta_message
+
+    patch = delta.shadow_diff(shadow, cur, keys)
+    return protocol.encode_msgpack_single_floats(delta_message(n, {} if patch is UNCHANGED else patch, events))
+
+
+def delta_written(shadow, cur, keys, n, events):
+    """What the stream does: the written delta, or on NotPacked the object path."""
+    try:
+        return delta.shadow_delta(shadow, cur, keys, n, events), True
+    except delta.NotPacked:
+        return delta_through_objects(shadow, cur, keys, n, events), False
+
+
+def follow_chain(values, keys, rng=None):
+    """Both paths along `values`, each with its own shadow; how many deltas were written (not left to objects)."""
+    written_shadow, object_shadow = delta.Shadow(), delta.Shadow()
+    delta.keep(written_shadow, values[0])
+    delta.keep(object_shadow, values[0])
+    written = 0
+    for n, cur in enumerate(values[1:], start=2):
+        events = [{"type": "hit", "seat": n % 4}] if rng is not None and rng.random() < 0.2 else None
+        try:
+            got, was_written = delta_written(written_shadow, cur, keys, n, events)
+        except OverflowError as exc:  # a float past float32's range: msgpack's own error, on both paths
+            got, was_written = repr(exc), False
+        try:
+            expected = delta_through_objects(object_shadow, cur, keys, n, events)
+        except OverflowError as exc:
+            expected = repr(exc)
+        assert got == expected, (values[n - 2], cur)
+        written += was_written
+    return written
+
+
+@compiled_only
+def test_a_written_delta_is_the_object_paths_bytes_for_random_chains():
+    import random
+
+    rng = random.Random(20261201)
+    written = total = 0
+    for _ in range(3000):
+        chain = [random_value(rng)]
+        for _ in range(3):
+            chain.append(mutated(rng, chain[-1]))
+        keys = key_numbers(chain[0], rng) if rng.random() < 0.7 else delta.NO_KEYS
+        written += follow_chain(chain, keys, rng)
+        total += 3
+    assert written > total * 0.9  # (nan and the like are the object path's; most deltas are written)
+
+
+@compiled_only
+def test_a_written_delta_is_the_object_paths_bytes_for_long_lists_many_keys_and_odd_values():
+    import enum
+    import random
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    rng = random.Random(7)
+    odd = [2**70, 2**63 - 1, -(2**63), Level.LOW, b"raw", float("nan"), 1e40, "é", 0.5, 3, True, None]
+
+    def value(depth=2):
+        roll = rng.random()
+        if depth == 0 or roll < 0.3:
+            return rng.choice(odd) if rng.random() < 0.3 else rng.random()
+        if roll < 0.5:  # past the 64 keys the shadow matches one by one, and with keys that are not strings
+            return {(f"k{rng.randrange(80)}" if rng.random() < 0.95 else rng.randrange(5)): value(depth - 1)
+                    for _ in range(rng.randrange(90))}
+        return [value(depth - 1) for _ in range(rng.choice((3, 20, 64, 65, 70)))]  # past the 64 written ops
+
+    for _ in range(300):
+        chain = [value()]
+        for _ in range(3):
+            cur = chain[-1]
+            if isinstance(cur, list) and rng.random() < 0.7:  # most items the same, a few changed: LIST and EACH forms
+                cur = [item if rng.random() < 0.8 else value(1) for item in cur]
+            else:
+                cur = value()
+            chain.append(cur)
+        follow_chain(chain, delta.NO_KEYS)
+
+
+@compiled_only
+def test_a_written_delta_follows_an_arena_match_and_the_object_path_is_the_exception():
+    bodies = arena_bodies(400)
+    numbers = {key: number for number, key in enumerate(delta.key_table(bodies[0]))}
+    assert follow_chain(bodies, numbers) == len(bodies) - 1  # every arena delta is written
+
+
+@compiled_only
+def test_a_value_left_to_the_object_path_leaves_the_shadow_as_it_was():
+    import enum
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    shadow = delta.Shadow()
+    delta.keep(shadow, {"a": 1.0, "b": [1, 2]})
+    with pytest.raises(delta.NotPacked):
+        delta.shadow_delta(shadow, {"a": 2.0, "b": [1, Level.LOW]}, {}, 2, None)
+    # The next diff is still against the kept value, not a half-recorded one.
+    assert delta.shadow_diff(shadow, {"a": 2.0, "b": [1, 2]}, {}) == {"a": 2.0}
+
+
+@compiled_only
+@pytest.mark.parametrize("size", [1, 7, 14, 15, 16, 17, 40, 64])
+def test_a_written_delta_has_the_shortest_headers_at_every_size(size):
+    """Headers are written once a container's count is known: around 16 (msgpack's fixmap and fixarray end there)."""
+    first = {
+        "d": {f"k{i}": i for i in range(size)},  # every value changes: a map of `size` entries
+        "each": [{"x": float(i)} for i in range(size)],  # every item patched in part: [EACH, ...] of size + 1
+        "some": [{"x": float(i)} for i in range(2 * size)],  # half: [LIST, length, i, patch, ...] of 2 * size + 2
+    }
+    second = {
+        "d": {f"k{i}": i + 1 for i in range(size)},
+        "each": [{"x": i + 0.5} for i in range(size)],
+        "some": [{"x": i + 0.5 if i % 2 else float(i)} for i in range(2 * size)],
+    }
+    third = {"d": {}, "each": first["each"][:1], "some": second["some"] + [{"x": 1.0}] * 16}  # cut, and 16 new items
+    assert follow_chain([first, second, third, first], delta.NO_KEYS) == 3
+
+
+def test_delta_py_runs_as_plain_python_without_cython(tmp_path):
+    """Without Cython installed, delta.py's decorators and declarations stand in for nothing: the Python diff runs,
+    and the compiled-only writers say so (NotPacked)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.modules['cython'] = None\n"
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('plain_delta', {str(Path(delta.__file__))!r})\n"
+        "d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)\n"
+        "assert not d.COMPILED  # (run away from the project: no games.engine._delta_c to import)\n"
+        "assert d.diff({'a': 1}, {'a': 2}) == {'a': 2}\n"
+        "s = d.Shadow(); d.keep(s, {'a': 1}); assert d.shadow_diff(s, {'a': 2}) == {'a': 2}\n"
+        "for call in (lambda: d.pack([1]), lambda: d.shadow_delta(s, {'a': 3}, {}, 2, None)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except d.NotPacked:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise AssertionError('compiled only')\n"
+        "print('plain')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "plain", done.stderr[-2000:]
