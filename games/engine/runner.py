@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
@@ -291,7 +292,8 @@ class MatchRunner:
         if seq <= self.last_seq[seat] or self.removed[seat]:
             return False
         self.last_seq[seat] = seq
-        self.inbox[seat].append((seat, seq, parsed, raw, input_text(raw)))
+        # (store.input_text's line, inline: every input of every player)
+        self.inbox[seat].append((seat, seq, parsed, raw, orjson.dumps(raw).decode()))
         return True
 
     def take_inputs(self) -> list[QueuedInput]:
