@@ -142,6 +142,7 @@ class MatchRunner:
         "lease_safe_until",
         "leaving",
         "local_conns",
+        "local_here",
         "log",
         "log_flushed",
         "match_id",
@@ -149,6 +150,7 @@ class MatchRunner:
         "owed",
         "pauses",
         "phase",
+        "remote_latest",
         "remote_until",
         "removed",
         "seats",
@@ -183,6 +185,10 @@ class MatchRunner:
         self.last_seq = [0] * seats  # highest seq received per seat: older or repeated ones are ignored
         self.local_conns = [0] * seats
         self.remote_until = [0.0] * seats  # monotonic time until which another process says the seat is there
+        # For the snapshot's "connected", every tick: whether each seat has a socket here, and the latest time until
+        # which another process said any seat is there (past it, "connected" is a copy of local_here).
+        self.local_here = [False] * seats
+        self.remote_latest = 0.0
         self.disconnected_since: list[float | None] = [None] * seats
         # Seats away since a takeover and not back yet: their absence is the dead owner's doing, not theirs, so it
         # does not pause play (a failover goes on as before); a drop after they are back does.
@@ -258,10 +264,16 @@ class MatchRunner:
     def is_connected(self, seat: int, now: float) -> bool:
         return self.local_conns[seat] > 0 or self.remote_until[seat] > now
 
+    def _connected(self, now: float) -> list[bool]:
+        # (zip without strict=: a keyword argument costs more than the rest of the line; both lists are per seat.)
+        return [here > 0 or until > now for here, until in zip(self.local_conns, self.remote_until)]  # noqa: B905
+
     def seat_presence(self, seat: int, *, local_delta: int = 0, remote_until: float | None = None) -> None:
         self.local_conns[seat] += local_delta
+        self.local_here[seat] = self.local_conns[seat] > 0
         if remote_until is not None:
             self.remote_until[seat] = remote_until
+            self.remote_latest = max(self.remote_latest, remote_until)
         now = time.monotonic()
         if self.is_connected(seat, now):
             self.disconnected_since[seat] = None
@@ -465,8 +477,8 @@ class MatchRunner:
             "phase": self.phase,
             # Copies: the message outlives the tick (a v2 stream diffs the next snapshot against it; snapshots.py).
             "acks": self.acks[:],
-            # (zip without strict=: a keyword argument costs more than the rest of the line; both lists are per seat.)
-            "connected": [here > 0 or until > now for here, until in zip(self.local_conns, self.remote_until)],  # noqa: B905
+            # A copy of local_here while no other process says a seat is there (most matches, most ticks).
+            "connected": self.local_here[:] if now >= self.remote_latest else self._connected(now),
             "removed": self.removed[:],
             "state": self.game.snapshot(self.state),
         }
@@ -513,7 +525,7 @@ class MatchRunner:
         next_at = time.monotonic()
         while self.phase != FINISHED:
             now = time.monotonic()
-            if not self.lease_is_safe(now):
+            if now >= self.lease_safe_until and not self.lease_is_safe(now):  # (the call only past the safe time)
                 self.stats.fenced += 1
                 await asyncio.sleep(period / 2)
                 next_at = time.monotonic()

@@ -122,3 +122,12 @@ async def test_v2_welcome_lists_the_input_fields_and_compact_inputs_are_applied(
     assert ack == [1, 2, 0, 1]  # seat 0's ack became 1: the compact input was applied
     await a.close()
     await b.close()
+
+
+def test_msgpack_messages_are_read_with_strings_as_str_and_only_string_keys():
+    """protocol.decode relies on msgpack's defaults (raw=False, strict_map_key=True), which it no longer passes."""
+    assert protocol.decode(None, msgpack.packb({"type": "ping", "t": "x"})) == {"type": "ping", "t": "x"}
+    assert protocol.decode(None, msgpack.packb([1, "a"]), compact=True) == [1, "a"]
+    with pytest.raises(ClientMessageError) as caught:
+        protocol.decode(None, msgpack.packb({1: "x", "type": "ping"}))
+    assert caught.value.code == "malformed"

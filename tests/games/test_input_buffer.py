@@ -170,3 +170,30 @@ def test_the_buffer_bounds_latency_in_time_not_in_inputs():
     """Every input waiting is a tick of latency: the bound is about 200 ms of play, and at least 3 inputs."""
     assert (input_buffer_max(20), input_buffer_max(30), input_buffer_max(5), input_buffer_max(60)) == (4, 6, 3, 12)
     assert running("arena").buffer_max == 4 and running("pong").buffer_max == 6
+
+
+def test_the_snapshots_connected_is_each_seats_presence_here_or_elsewhere():
+    """"connected" is read from local_here while no other process says a seat is there: it must still be what
+    is_connected says, seat by seat, as sockets come and go here and other processes' presence comes and expires."""
+    runner = running("arena", seats=3)
+    now = time.monotonic()
+
+    def check(at):
+        assert runner.snapshot_message(at, take_events=False)["connected"] == [
+            runner.is_connected(seat, at) for seat in range(3)
+        ]
+
+    check(now)
+    runner.seat_presence(1, local_delta=-1)  # seat 1's socket here goes
+    check(now)
+    runner.seat_presence(1, remote_until=now + 5.0)  # another process says seat 1 is there for 5 s
+    check(now)
+    assert runner.snapshot_message(now, take_events=False)["connected"][1] is True
+    check(now + 6.0)  # ...and stops saying so
+    assert runner.snapshot_message(now + 6.0, take_events=False)["connected"][1] is False
+    runner.seat_presence(2, remote_until=now + 1.0)
+    runner.seat_presence(2, remote_until=0.0)  # gone from there at once
+    check(now)
+    runner.seat_presence(1, local_delta=1)
+    check(now + 10.0)
+    assert runner.snapshot_message(now + 10.0, take_events=False)["connected"] == [True, True, True]
