@@ -673,6 +673,22 @@ def _sdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict) -> object
 
 
 @cython.cfunc
+@cython.exceptval(-2)
+def _old_key(sh: Shadow, at: cython.Py_ssize_t, count: cython.Py_ssize_t, key: object,
+             matched: cython.pointer(cython.ulonglong)) -> cython.Py_ssize_t:
+    """The entry of the value under `key` in the dict at `at` (its key the same object, or ==, as a dict lookup finds
+    it), marked as matched (bit j for its j-th key); -1 when that dict has no such key."""
+    child: cython.Py_ssize_t = at + 1
+    j: cython.Py_ssize_t
+    for j in range(count):
+        if sh.w[child] == _address(key) or PyObject_RichCompareBool(_object(sh, child), key, Py_EQ):
+            matched[0] |= cython.cast(cython.ulonglong, 1) << j
+            return child + 1
+        child += 1 + _span(sh, child + 1)
+    return -1
+
+
+@cython.cfunc
 def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> object:
     count: cython.Py_ssize_t = _count(sh, at)
     if count == len(cur):
@@ -692,14 +708,7 @@ def _sdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -> obj
     value_at: cython.Py_ssize_t
     for key, value in cur.items():
         _entry(sh, _KEY, _ref(sh, key))
-        value_at = -1
-        child = at + 1
-        for j in range(count):  # the old key equal to this one, as a dict lookup finds it (the same object, or ==)
-            if sh.w[child] == _address(key) or PyObject_RichCompareBool(_object(sh, child), key, Py_EQ):
-                value_at = child + 1
-                matched |= cython.cast(cython.ulonglong, 1) << j
-                break
-            child += 1 + _span(sh, child + 1)
+        value_at = _old_key(sh, at, count, key, cython.address(matched))
         if value_at < 0:
             changes[keys.get(key, key)] = _whole(value)
             _record(sh, value)
@@ -748,6 +757,28 @@ def _sdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict) -
 
 
 @cython.cfunc
+@cython.exceptval(-2)
+def _scalar_changes(sh: Shadow, at: cython.Py_ssize_t, cur: list, common: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    """How many of the first `common` items of `cur` differ from the entries of the list at `at`, when each is a
+    scalar of its entry's type (or the same object); -1 when one is not (the items are then diffed one by one)."""
+    changed: cython.Py_ssize_t = 0
+    child: cython.Py_ssize_t = at + 1
+    i: cython.Py_ssize_t
+    for i in range(common):
+        value = cur[i]
+        if _is_ref(sh, child, value):
+            child += 1
+            continue
+        kind = type(value)
+        if not _scalar_kind_is(sh, child, kind):
+            return -1
+        if not _equals(sh, child, value, kind):
+            changed += 1
+        child += 1
+    return changed
+
+
+@cython.cfunc
 def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict) -> object:
     """_diff_list against entries, step for step."""
     cur: list = cur_items if type(cur_items) is list else list(cur_items)
@@ -757,20 +788,10 @@ def _sdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
     most *= length
     common: cython.Py_ssize_t = min(old_length, length)
     i: cython.Py_ssize_t
-    child: cython.Py_ssize_t = at + 1
-    changed: cython.Py_ssize_t = length - common
-    for i in range(common):
-        value = cur[i]
-        if _is_ref(sh, child, value):
-            child += 1
-            continue
-        kind = type(value)
-        if not _scalar_kind_is(sh, child, kind):
-            break
-        if not _equals(sh, child, value, kind):
-            changed += 1
-        child += 1
-    else:
+    child: cython.Py_ssize_t
+    changed: cython.Py_ssize_t = _scalar_changes(sh, at, cur, common)
+    if changed >= 0:  # every item a scalar of its entry's type: no item to patch in part
+        changed += length - common  # (and the new items)
         if changed == 0 and old_length == length:
             _record(sh, cur_items)
             return UNCHANGED
@@ -1279,14 +1300,7 @@ def _wdiff_dict(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict, w: _Wr
     before: cython.Py_ssize_t
     for key, value in cur.items():
         _entry(sh, _KEY, _ref(sh, key))
-        value_at = -1
-        child = at + 1
-        for j in range(count):  # the old key equal to this one, as a dict lookup finds it (the same object, or ==)
-            if sh.w[child] == _address(key) or PyObject_RichCompareBool(_object(sh, child), key, Py_EQ):
-                value_at = child + 1
-                matched |= cython.cast(cython.ulonglong, 1) << j
-                break
-            child += 1 + _span(sh, child + 1)
+        value_at = _old_key(sh, at, count, key, cython.address(matched))
         if value_at < 0:
             _write_key(w, key, keys)
             _write_whole(w, value, depth + 1)
@@ -1364,20 +1378,10 @@ def _wdiff_list(sh: Shadow, at: cython.Py_ssize_t, cur_items: object, keys: dict
     most *= length
     common: cython.Py_ssize_t = min(old_length, length)
     i: cython.Py_ssize_t
-    child: cython.Py_ssize_t = at + 1
-    changed: cython.Py_ssize_t = length - common
-    for i in range(common):
-        value = cur[i]
-        if _is_ref(sh, child, value):
-            child += 1
-            continue
-        kind = type(value)
-        if not _scalar_kind_is(sh, child, kind):
-            break
-        if not _equals(sh, child, value, kind):
-            changed += 1
-        child += 1
-    else:
+    child: cython.Py_ssize_t
+    changed: cython.Py_ssize_t = _scalar_changes(sh, at, cur, common)
+    if changed >= 0:  # every item a scalar of its entry's type: no item to patch in part
+        changed += length - common  # (and the new items)
         if changed == 0 and old_length == length:
             _record(sh, cur_items)
             return _W_UNCHANGED
