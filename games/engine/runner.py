@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 import time
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,52 +66,14 @@ def input_buffer_max(tick_rate: int) -> int:
     return max(INPUT_BUFFER_MIN, round(INPUT_BUFFER_SECONDS * tick_rate))
 
 
-# Tick loops wake on a grid of this step: the matches due within the same step share one timer, and so one timer
-# object and one wake of the event loop, instead of one each (a match-tick's wait cost the event loop as much as the
-# step of a small match: docs/benchmarks.md). A tick starts up to this much after its due time (half of it on average,
-# counted in its lateness); the schedule itself (next_at) is unchanged.
-TICK_GRID_SECONDS = 0.002
-
-
-class Metronome:
-    """One event loop's tick timers, one per grid step with a match due in it. Each waiting loop has a future of its
-    own: cancelling a match's task cancels its future only."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.steps: dict[int, list[asyncio.Future]] = {}  # grid step number -> the futures due at its time
-
-    def wait(self, delay: float) -> asyncio.Future:
-        loop = self.loop
-        future = loop.create_future()
-        if delay <= 0.0:  # due already: after what the loop has ready, as call_later(0) would
-            loop.call_soon(_wake, future)
-            return future
-        step = math.ceil((loop.time() + delay) / TICK_GRID_SECONDS)
-        waiting = self.steps.get(step)
-        if waiting is None:
-            waiting = self.steps[step] = []
-            loop.call_at(step * TICK_GRID_SECONDS, self._ring, step)
-        waiting.append(future)
-        return future
-
-    def _ring(self, step: int) -> None:
-        for future in self.steps.pop(step):
-            if not future.done():  # (cancelled: its task was)
-                future.set_result(None)
-
-
-_metronomes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Metronome] = weakref.WeakKeyDictionary()
-
-
 def tick_timer(delay: float) -> asyncio.Future:
-    """What asyncio.sleep(delay) does, for the tick loop of every match: a future completed `delay` seconds from now,
-    rounded up to the tick grid, without sleep's own coroutine."""
+    """What asyncio.sleep(delay) does, for the tick loop of every match: a future that a timer completes, without
+    sleep's own coroutine and its cancelling of the timer afterwards (a quarter of what a match-tick's wait costs the
+    event loop). Cancelling the waiting task cancels the future; the timer then finds it done and does nothing."""
     loop = asyncio.get_running_loop()
-    metronome = _metronomes.get(loop)
-    if metronome is None:
-        metronome = _metronomes[loop] = Metronome(loop)
-    return metronome.wait(delay)
+    future = loop.create_future()
+    loop.call_later(delay if delay > 0.0 else 0.0, _wake, future)
+    return future
 
 
 def _wake(future: asyncio.Future) -> None:
