@@ -42,7 +42,7 @@ except ImportError:  # no Cython at run time: the same code runs as plain Python
             return func
 
         inline = cclass = cfunc
-        int = uchar = longlong = double = Py_ssize_t = bint = None  # C types: only hints, or declare()'s first argument
+        int = uchar = longlong = ulonglong = double = Py_ssize_t = bint = None  # C types: only hints, or declare()'s first argument
 
         @staticmethod
         def declare(kind: Any, value: Any = None) -> Any:
@@ -69,6 +69,11 @@ DELETE_MARK = [DELETE]
 # by a step in this range, travels as its steps, else whole. The integers are those of 64 bits (what the compiled
 # shadow keeps as numbers).
 ADD_STEP_MIN, ADD_STEP_MAX = -32, 127
+# The same bounds as C constants, for the compiled _step_between: compared with the module's Python ints, each step
+# was made an int object and compared in Python (a twentieth of a delta's cost).
+_STEP_UP_MAX = cython.declare(cython.ulonglong, 127)
+_STEP_DOWN_MAX = cython.declare(cython.ulonglong, 32)
+assert _STEP_UP_MAX == ADD_STEP_MAX and _STEP_DOWN_MAX == -ADD_STEP_MIN
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # A list patch that gives more than this share of the items whole (numbers, say, or [0, value]) is sent as the new
 # list instead: shorter, and as cheap to apply. Items patched in part (a moving player's x and y) always stay patches.
@@ -308,9 +313,9 @@ def _step_between(a: cython.longlong, b: cython.longlong) -> object:
     up: cython.ulonglong
     if b >= a:
         up = cython.cast(cython.ulonglong, b) - cython.cast(cython.ulonglong, a)
-        return cython.cast(cython.longlong, up) if up <= ADD_STEP_MAX else None
+        return cython.cast(cython.longlong, up) if up <= _STEP_UP_MAX else None
     up = cython.cast(cython.ulonglong, a) - cython.cast(cython.ulonglong, b)
-    return -cython.cast(cython.longlong, up) if up <= -ADD_STEP_MIN else None
+    return -cython.cast(cython.longlong, up) if up <= _STEP_DOWN_MAX else None
 
 
 @cython.cfunc
@@ -890,6 +895,10 @@ class NotPacked(Exception):
 
 # msgpack's default nesting limit is 511 levels; deeper than this, its packer raises the error it raises.
 PACK_DEPTH_MAX = 500
+# As a C constant for the compiled code, which compares every container's depth with it: against the Python int, each
+# comparison made an int object and compared in Python (a twentieth of a written delta).
+_DEPTH_MAX = cython.declare(cython.int, 500)
+assert _DEPTH_MAX == PACK_DEPTH_MAX
 
 
 @cython.cclass
@@ -1025,36 +1034,42 @@ def _pack_int(w: _Writer, number: cython.longlong) -> cython.int:
 
 @cython.cfunc
 @cython.exceptval(-1)
+def _pack_float(w: _Writer, real: cython.double, single_floats: cython.bint) -> cython.int:
+    p: cython.pointer(cython.uchar)
+    single: cython.float
+    bits32: cython.uint = 0
+    bits64: cython.ulonglong = 0
+    if single_floats:
+        single = cython.cast(cython.float, real)  # a C cast, as msgpack's (PyFloat_Pack4)
+        if isinf(single) and not isinf(real):
+            raise NotPacked("past float32's range")  # (msgpack's packer raises OverflowError)
+        _reserve(w, 5)
+        p = w.p + w.size
+        p[0] = 0xCA
+        memcpy(cython.address(bits32), cython.address(single), 4)  # (not a pointer cast: C's aliasing rules)
+        _put_be(p + 1, bits32, 4)
+        w.size += 5
+    else:
+        _reserve(w, 9)
+        p = w.p + w.size
+        p[0] = 0xCB
+        memcpy(cython.address(bits64), cython.address(real), 8)
+        _put_be(p + 1, bits64, 8)
+        w.size += 9
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
 def _pack(w: _Writer, value: object, single_floats: cython.bint, depth: cython.int) -> cython.int:
     kind = type(value)
     p: cython.pointer(cython.uchar)
     overflow: cython.int = 0
     number: cython.longlong
-    real: cython.double
-    single: cython.float
-    bits32: cython.uint = 0
-    bits64: cython.ulonglong = 0
     length: cython.Py_ssize_t = 0
     text: cython.p_const_char
     if kind is float:
-        real = value
-        if single_floats:
-            single = cython.cast(cython.float, real)  # a C cast, as msgpack's (PyFloat_Pack4)
-            if isinf(single) and not isinf(real):
-                raise NotPacked("past float32's range")  # (msgpack's packer raises OverflowError)
-            _reserve(w, 5)
-            p = w.p + w.size
-            p[0] = 0xCA
-            memcpy(cython.address(bits32), cython.address(single), 4)  # (not a pointer cast: C's aliasing rules)
-            _put_be(p + 1, bits32, 4)
-            w.size += 5
-        else:
-            _reserve(w, 9)
-            p = w.p + w.size
-            p[0] = 0xCB
-            memcpy(cython.address(bits64), cython.address(real), 8)
-            _put_be(p + 1, bits64, 8)
-            w.size += 9
+        _pack_float(w, value, single_floats)
     elif kind is int:
         number = PyLong_AsLongLongAndOverflow(value, cython.address(overflow))
         if overflow != 0:
@@ -1071,7 +1086,7 @@ def _pack(w: _Writer, value: object, single_floats: cython.bint, depth: cython.i
         memcpy(p, text, length)
         w.size += length
     elif kind is dict:
-        if depth >= PACK_DEPTH_MAX:
+        if depth >= _DEPTH_MAX:
             raise NotPacked("nested too deep")
         _pack_header(w, len(value), 0x80, 16, -1, 0xDE, 0xDF)
         place: cython.Py_ssize_t = 0
@@ -1081,7 +1096,7 @@ def _pack(w: _Writer, value: object, single_floats: cython.bint, depth: cython.i
             _pack(w, cython.cast(object, key), single_floats, depth + 1)
             _pack(w, cython.cast(object, item), single_floats, depth + 1)
     elif kind is list or kind is tuple:
-        if depth >= PACK_DEPTH_MAX:
+        if depth >= _DEPTH_MAX:
             raise NotPacked("nested too deep")
         _pack_header(w, len(value), 0x90, 16, -1, 0xDC, 0xDD)
         for child in value:
@@ -1152,7 +1167,9 @@ def _write_key(w: _Writer, key: object, keys: dict) -> cython.int:
     if type(key) is not str:
         raise NotPacked("a key that is not a string")  # (a number could then name two keys: the object path decides)
     number = keys.get(key)
-    return _pack(w, key if number is None else number, True, 0)
+    if number is None:
+        return _pack(w, key, True, 0)
+    return _pack_int(w, number)  # (a key number: a small int)
 
 
 @cython.cfunc
@@ -1225,7 +1242,7 @@ def _put_header(w: _Writer, start: cython.Py_ssize_t, count: cython.Py_ssize_t, 
 @cython.exceptval(-1)
 def _wdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict, w: _Writer, depth: cython.int) -> cython.int:
     """_sdiff, with the patch written to `w`: what it wrote (_W_*). Records `cur` as _sdiff does."""
-    if depth >= PACK_DEPTH_MAX:
+    if depth >= _DEPTH_MAX:
         raise NotPacked("nested too deep")
     tag: cython.int = sh.t[at]
     kind = type(cur)
@@ -1240,7 +1257,7 @@ def _wdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict, w: _Write
             cython.cast(cython.pointer(cython.double), sh.next_w)[at_next] = real
             if cython.cast(cython.pointer(cython.double), sh.w)[at] == real:
                 return _W_UNCHANGED
-            _pack(w, cur, True, depth)
+            _pack_float(w, real, True)
             return _W_WHOLE
     elif kind is int and tag == _INT:
         number = PyLong_AsLongLongAndOverflow(cur, cython.address(overflow))
