@@ -639,32 +639,48 @@ def _equals(sh: Shadow, at: cython.Py_ssize_t, cur: object, kind: type) -> cytho
     return False
 
 
+# _same_scalar's answers besides "not mine" (-1): the value is unchanged, or changed.
+_CHANGED = cython.declare(cython.int, 0)
+_SAME = cython.declare(cython.int, 1)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(-2)
+def _same_scalar(sh: Shadow, at: cython.Py_ssize_t, tag: cython.int, cur: object, kind: type) -> cython.int:
+    """A float, an int of 64 bits or a bool where the same type was (most of a snapshot): recorded and compared in one
+    place, rather than by _record then _equals, each finding the type again (the answer is theirs). _SAME, _CHANGED,
+    or -1 with nothing recorded for anything else."""
+    overflow: cython.int = 0
+    number: cython.longlong
+    real: cython.double
+    at_next: cython.Py_ssize_t
+    if kind is float and tag == _FLOAT:
+        real = cur
+        if real == real:  # (nan is recorded as an object)
+            at_next = _entry(sh, _FLOAT, 0)
+            cython.cast(cython.pointer(cython.double), sh.next_w)[at_next] = real
+            return _SAME if cython.cast(cython.pointer(cython.double), sh.w)[at] == real else _CHANGED
+    elif kind is int and tag == _INT:
+        number = PyLong_AsLongLongAndOverflow(cur, cython.address(overflow))
+        if overflow == 0:
+            _entry(sh, _INT, number)
+            return _SAME if number == sh.w[at] else _CHANGED
+    elif kind is bool and (tag == _TRUE or tag == _FALSE):
+        _entry(sh, _TRUE if cur is True else _FALSE, 0)
+        return _SAME if (tag == _TRUE) == (cur is True) else _CHANGED
+    return -1
+
+
 @cython.cfunc
 def _sdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict) -> object:
     """_diff(the value at entry `at`, cur). Every _sdiff function also records `cur` (appends its entries to the value
     being recorded, as _record would)."""
     tag: cython.int = sh.t[at]
     kind = type(cur)
-    overflow: cython.int = 0
-    number: cython.longlong
-    real: cython.double
-    at_next: cython.Py_ssize_t
-    # A number or a bool where the same type was: most of a snapshot. Recorded and compared in one place, rather than
-    # by _record then _equals, each finding the type again (the result is theirs).
-    if kind is float and tag == _FLOAT:
-        real = cur
-        if real == real:  # (nan is recorded as an object: below)
-            at_next = _entry(sh, _FLOAT, 0)
-            cython.cast(cython.pointer(cython.double), sh.next_w)[at_next] = real
-            return UNCHANGED if cython.cast(cython.pointer(cython.double), sh.w)[at] == real else cur
-    elif kind is int and tag == _INT:
-        number = PyLong_AsLongLongAndOverflow(cur, cython.address(overflow))
-        if overflow == 0:
-            _entry(sh, _INT, number)
-            return UNCHANGED if number == sh.w[at] else cur
-    elif kind is bool and (tag == _TRUE or tag == _FALSE):
-        _entry(sh, _TRUE if cur is True else _FALSE, 0)
-        return UNCHANGED if (tag == _TRUE) == (cur is True) else cur
+    same: cython.int = _same_scalar(sh, at, tag, cur, kind)
+    if same >= 0:
+        return UNCHANGED if same else cur
     if kind is dict and tag == _DICT:
         return _sdiff_dict(sh, at, cur, keys)
     if (kind is list or kind is tuple) and (tag == _LIST or tag == _TUPLE):
@@ -1246,32 +1262,14 @@ def _wdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict, w: _Write
         raise NotPacked("nested too deep")
     tag: cython.int = sh.t[at]
     kind = type(cur)
-    overflow: cython.int = 0
-    number: cython.longlong
-    real: cython.double
-    at_next: cython.Py_ssize_t
-    if kind is float and tag == _FLOAT:
-        real = cur
-        if real == real:
-            at_next = _entry(sh, _FLOAT, 0)
-            cython.cast(cython.pointer(cython.double), sh.next_w)[at_next] = real
-            if cython.cast(cython.pointer(cython.double), sh.w)[at] == real:
-                return _W_UNCHANGED
-            _pack_float(w, real, True)
-            return _W_WHOLE
-    elif kind is int and tag == _INT:
-        number = PyLong_AsLongLongAndOverflow(cur, cython.address(overflow))
-        if overflow == 0:
-            _entry(sh, _INT, number)
-            if number == sh.w[at]:
-                return _W_UNCHANGED
-            _pack_int(w, number)
-            return _W_WHOLE
-    elif kind is bool and (tag == _TRUE or tag == _FALSE):
-        _entry(sh, _TRUE if cur is True else _FALSE, 0)
-        if (tag == _TRUE) == (cur is True):
-            return _W_UNCHANGED
-        _pack(w, cur, True, depth)
+    same: cython.int = _same_scalar(sh, at, tag, cur, kind)
+    if same == _SAME:
+        return _W_UNCHANGED
+    if same == _CHANGED:
+        if kind is float:
+            _pack_float(w, cur, True)
+        else:
+            _pack(w, cur, True, depth)
         return _W_WHOLE
     if kind is dict and tag == _DICT:
         return _wdiff_dict(sh, at, cur, keys, w, depth)
