@@ -205,7 +205,7 @@ class Frame:
 
     # droppable and stream_n may be passed by position: a class called with keywords makes a dict of them for __init__,
     # and a frame is made for every snapshot of every match (Frame(message, droppable, stream_n) is half the cost).
-    def __init__(self, message: dict[str, Any] | list[Any], droppable: bool = False, stream_n: int | None = None):
+    def __init__(self, message: dict[str, Any] | list[Any] | None, droppable: bool = False, stream_n: int | None = None):
         self.message = message
         self.droppable = droppable
         self.stream_n = stream_n
