@@ -57,6 +57,7 @@ if cython.compiled:  # for _diff_same_keys, the Shadow and pack(), which only th
     from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING
     from cython.cimports.cpython.bytes import PyBytes_FromStringAndSize
     from cython.cimports.cpython.dict import PyDict_Next
+    from cython.cimports.cpython.list import PyList_GET_ITEM
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
     from cython.cimports.cpython.object import Py_EQ, PyObject, PyObject_RichCompareBool
     from cython.cimports.cpython.unicode import PyUnicode_AsUTF8AndSize
@@ -359,9 +360,15 @@ _FLOAT = cython.declare(cython.int, 4)  # any float but nan (which is _OBJ: only
 _STR = cython.declare(cython.int, 5)
 _OBJ = cython.declare(cython.int, 6)  # anything else, by reference
 _KEY = cython.declare(cython.int, 7)
-_DICT = cython.declare(cython.int, 8)
-_LIST = cython.declare(cython.int, 9)
-_TUPLE = cython.declare(cython.int, 10)
+# A _KEY entry whose key has number k in the key table the writer was given (shadow_delta) is tagged _KEY_NUMBERED + k
+# instead, for k below _KEY_NUMBERS: a changed value's key is then written from its entry, without the table lookup
+# (a tenth of a written arena delta). The number goes from entry to entry while the key stays the same object.
+_KEY_NUMBERED = cython.declare(cython.int, 16)
+_KEY_NUMBERS = cython.declare(cython.int, 200)
+# Containers last: _span() tells them by `tag >= _DICT`.
+_DICT = cython.declare(cython.int, 253)
+_LIST = cython.declare(cython.int, 254)
+_TUPLE = cython.declare(cython.int, 255)
 # A dict with more keys than this is diffed from a copy rebuilt from its entries (a bit mask tracks which keys matched).
 _MAX_SHADOW_KEYS = cython.declare(cython.int, 64)
 # A container entry's length: its word's low 32 bits. Declared, so that the mask is a C constant: as a literal past
@@ -403,6 +410,10 @@ class Shadow:
     next_cap: cython.Py_ssize_t
     next_t: cython.pointer(cython.uchar)
     next_w: cython.pointer(cython.longlong)
+    # The key table the kept value's numbered _KEY entries are numbers of (the last shadow_delta's), and whether the
+    # walk under way may use them: only a walk with the same table.
+    numbered: object
+    numbers_ok: cython.bint
 
     def __init__(self) -> None:
         self.value = None
@@ -418,6 +429,8 @@ class Shadow:
         self.next_words = bytearray()
         self.next_size = 0
         self.next_cap = 0
+        self.numbered = None
+        self.numbers_ok = False
 
 
 def keep(shadow: Shadow, value: Any) -> None:
@@ -492,10 +505,14 @@ def _entry(sh: Shadow, tag: cython.int, word: cython.longlong) -> cython.Py_ssiz
 def _ref(sh: Shadow, value: object) -> cython.longlong:
     """`value` kept alive by the shadow (for the value being recorded); its address, for an entry."""
     n: cython.Py_ssize_t = sh.next_nrefs
-    if n < len(sh.next_refs):
-        sh.next_refs[n] = value
+    refs: list = sh.next_refs
+    if n < len(refs):
+        # Most slots already hold the same object (a key, say: the list is the one of two values ago, which had the
+        # same shape): then there is nothing to store, and no reference counts to change.
+        if PyList_GET_ITEM(refs, n) != cython.cast(cython.pointer(PyObject), value):
+            refs[n] = value
     else:
-        sh.next_refs.append(value)
+        refs.append(value)
     sh.next_nrefs = n + 1
     return _address(value)
 
@@ -1159,6 +1176,7 @@ def shadow_delta(shadow: Shadow, cur: Any, keys: dict[str, int], n: int, events:
     w.size = 0
     shadow.next_size = 0
     shadow.next_nrefs = 0
+    shadow.numbers_ok = shadow.numbered is keys
     try:
         _pack_header(w, 3 if events else 2, 0x90, 16, -1, 0xDC, 0xDD)
         _pack(w, n, True, 0)
@@ -1173,34 +1191,38 @@ def shadow_delta(shadow: Shadow, cur: Any, keys: dict[str, int], n: int, events:
         shadow.next_nrefs = 0
         raise
     _swap(shadow)
+    shadow.numbered = keys  # (every numbered entry kept now was numbered from `keys`)
     return PyBytes_FromStringAndSize(cython.cast(cython.p_char, w.p), w.size)
 
 
 @cython.cfunc
 @cython.exceptval(-1)
 def _write_key(w: _Writer, key: object, keys: dict) -> cython.int:
-    """An object patch's key: its number in the table, or itself (the patch's `keys.get(key, key)`)."""
+    """An object patch's key: its number in the table, or itself (the patch's `keys.get(key, key)`). Returns the tag
+    of an entry for this key: numbered when it has a number that a tag can hold."""
     if type(key) is not str:
         raise NotPacked("a key that is not a string")  # (a number could then name two keys: the object path decides)
     number = keys.get(key)
     if number is None:
-        return _pack(w, key, True, 0)
-    return _pack_int(w, number)  # (a key number: a small int)
+        _pack(w, key, True, 0)
+        return _KEY
+    _pack_int(w, number)  # (a key number: a small int)
+    return _KEY_NUMBERED + number if 0 <= number < _KEY_NUMBERS else _KEY
 
 
 @cython.cfunc
 @cython.exceptval(-1)
 def _insert_key(w: _Writer, at: cython.Py_ssize_t, key: object, keys: dict) -> cython.int:
     """_write_key, in front of the patch written from `at` on: a key is looked up and written only for a value that
-    changed (most of a snapshot's do not), the patch moving up to make room."""
+    changed (most of a snapshot's do not), the patch moving up to make room. Returns _write_key's tag."""
     end: cython.Py_ssize_t = w.size
-    _write_key(w, key, keys)  # after the patch first, which tells its size
+    tag: cython.int = _write_key(w, key, keys)  # after the patch first, which tells its size
     size: cython.Py_ssize_t = w.size - end
     _reserve(w, size)
     memmove(w.p + at + size, w.p + at, end - at + size)  # the patch and the key, up by the key's size
     memmove(w.p + at, w.p + end + size, size)  # the key, in front
     w.size = end + size
-    return 0
+    return tag
 
 
 @cython.cfunc
@@ -1268,8 +1290,12 @@ def _wdiff(sh: Shadow, at: cython.Py_ssize_t, cur: object, keys: dict, w: _Write
     if same == _CHANGED:
         if kind is float:
             _pack_float(w, cur, True)
+        elif kind is int:
+            _pack_int(w, sh.next_w[sh.next_size - 1])  # (the number _same_scalar just recorded)
         else:
-            _pack(w, cur, True, depth)
+            _reserve(w, 1)
+            w.p[w.size] = 0xC3 if cur is True else 0xC2
+            w.size += 1
         return _W_WHOLE
     if kind is dict and tag == _DICT:
         return _wdiff_dict(sh, at, cur, keys, w, depth)
@@ -1359,6 +1385,10 @@ def _wdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict, w
     start: cython.Py_ssize_t = w.size
     before: cython.Py_ssize_t
     changes: cython.Py_ssize_t = 0
+    numbers_ok: cython.bint = sh.numbers_ok
+    key_tag: cython.int
+    key_at: cython.Py_ssize_t
+    number: cython.int
     dict_at: cython.Py_ssize_t = _entry(sh, _DICT, len(cur))
     while PyDict_Next(cur, cython.address(place), cython.address(key), cython.address(item)):
         if sh.w[child] != cython.cast(cython.longlong, key):
@@ -1367,11 +1397,26 @@ def _wdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict, w
             w.size = start
             return _W_MISSING
         name = cython.cast(object, key)
-        _entry(sh, _KEY, _ref(sh, name))
+        key_tag = sh.t[child] if numbers_ok else _KEY  # (the same key object: the same number)
+        key_at = _entry(sh, key_tag, _ref(sh, name))
         child += 1
         before = w.size
-        if _wdiff(sh, child, cython.cast(object, item), keys, w, depth + 1) != _W_UNCHANGED:
-            _insert_key(w, before, name, keys)
+        if key_tag >= _KEY_NUMBERED:  # its number first, taken back if the value did not change
+            number = key_tag - _KEY_NUMBERED
+            _reserve(w, 2)
+            if number < 0x80:
+                w.p[w.size] = number
+                w.size += 1
+            else:
+                w.p[w.size] = 0xCC
+                w.p[w.size + 1] = number
+                w.size += 2
+            if _wdiff(sh, child, cython.cast(object, item), keys, w, depth + 1) != _W_UNCHANGED:
+                changes += 1
+            else:
+                w.size = before
+        elif _wdiff(sh, child, cython.cast(object, item), keys, w, depth + 1) != _W_UNCHANGED:
+            sh.next_t[key_at] = _insert_key(w, before, name, keys)  # (numbered from now on, when it has a number)
             changes += 1
         child += _span(sh, child)
     _close(sh, dict_at)

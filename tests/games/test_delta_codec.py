@@ -688,6 +688,40 @@ def test_a_written_delta_follows_an_arena_match_and_the_object_path_is_the_excep
 
 
 @compiled_only
+def test_a_written_delta_names_keys_by_number_past_one_byte_and_past_the_numbers_an_entry_keeps():
+    """The writer keeps each key's number in its entry (delta.py, _KEY_NUMBERED): numbers of one byte, of two (128 on),
+    and past what an entry keeps (200 on: looked up every time) all give the object path's bytes, tick after tick."""
+    import random
+
+    rng = random.Random(3)
+    names = [f"key{i}" for i in range(260)]
+    numbers = {name: number for number, name in enumerate(names)}
+    chain = [{name: 0 for name in names}]
+    for _ in range(12):  # a few values change each tick, some of them again and again
+        cur = dict(chain[-1])
+        for name in rng.sample(names, 20) + ["key5", "key150", "key230"]:
+            cur[name] += 1
+        chain.append(cur)
+    assert follow_chain(chain, numbers) == len(chain) - 1
+
+
+@compiled_only
+def test_a_shadow_written_with_another_key_table_does_not_use_the_numbers_of_the_first():
+    """A key's number is kept from one written delta to the next only while the table is the same object."""
+    names = [f"k{i}" for i in range(20)]
+    forward = {name: number for number, name in enumerate(names)}
+    backward = {name: len(names) - 1 - number for number, name in enumerate(names)}
+    written_shadow, object_shadow = delta.Shadow(), delta.Shadow()
+    value = {name: 0 for name in names}
+    delta.keep(written_shadow, value)
+    delta.keep(object_shadow, value)
+    for n, keys in enumerate([forward, forward, backward, backward, forward, delta.NO_KEYS, forward], start=2):
+        value = {name: count + 1 for name, count in value.items()}  # every key's value changes: every key is written
+        written = delta.shadow_delta(written_shadow, value, keys, n, None)
+        assert written == delta_through_objects(object_shadow, value, keys, n, None), (n, keys is forward)
+
+
+@compiled_only
 def test_a_value_left_to_the_object_path_leaves_the_shadow_as_it_was():
     import enum
 
