@@ -127,7 +127,7 @@ def server(tmp_path_factory) -> Iterator[tuple[Cluster, CuttableProxy]]:
         MATCHMAKING_AWAY_SECONDS="3",
     )
     cluster = Cluster(env=env, tmp_path=tmp_path)
-    cluster.manage("migrate", "--noinput")
+    cluster.migrate()
     port = cluster.start()
     proxy = CuttableProxy(port)
     yield cluster, proxy

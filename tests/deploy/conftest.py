@@ -31,7 +31,7 @@ class Servers:
         tmp_path = self.tmp_path_factory.mktemp("server")
         cluster = Cluster(env=env_for(tmp_path), tmp_path=tmp_path)
         self.clusters.append(cluster)
-        cluster.manage("migrate", "--noinput")
+        cluster.migrate()
         return cluster
 
     def daphne(self, *, tls: tuple[Path, Path] | None = None, **env: str) -> tuple[Cluster, int]:

@@ -172,7 +172,7 @@ def test_the_matchmaker_worker_serves_its_metrics_on_its_own_address(tmp_path):
     from tests.procs import ROOT, Cluster, drop_database, embedded_env, free_port, wait_for_port
 
     cluster = Cluster(env=embedded_env(tmp_path), tmp_path=tmp_path)
-    cluster.manage("migrate", "--noinput")
+    cluster.migrate()
     port = free_port()
     worker = subprocess.Popen([sys.executable, "manage.py", "run_matchmaker", "--interval", "0.2", "--metrics-bind",
                                f"127.0.0.1:{port}"], cwd=ROOT, env=cluster.env, stdout=subprocess.DEVNULL)

@@ -44,7 +44,7 @@ MAX_TICK_GAP = 0.5
 def server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("attacks")
     cluster = Cluster(env=embedded_env(tmp_path), tmp_path=tmp_path)  # one process, no Redis
-    cluster.manage("migrate", "--noinput")
+    cluster.migrate()
     port = cluster.start()
     try:
         yield cluster, port
