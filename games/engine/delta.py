@@ -1388,7 +1388,6 @@ def _wdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict, w
     numbers_ok: cython.bint = sh.numbers_ok
     key_tag: cython.int
     key_at: cython.Py_ssize_t
-    number: cython.int
     dict_at: cython.Py_ssize_t = _entry(sh, _DICT, len(cur))
     while PyDict_Next(cur, cython.address(place), cython.address(key), cython.address(item)):
         if sh.w[child] != cython.cast(cython.longlong, key):
@@ -1402,15 +1401,7 @@ def _wdiff_same_keys(sh: Shadow, at: cython.Py_ssize_t, cur: dict, keys: dict, w
         child += 1
         before = w.size
         if key_tag >= _KEY_NUMBERED:  # its number first, taken back if the value did not change
-            number = key_tag - _KEY_NUMBERED
-            _reserve(w, 2)
-            if number < 0x80:
-                w.p[w.size] = number
-                w.size += 1
-            else:
-                w.p[w.size] = 0xCC
-                w.p[w.size + 1] = number
-                w.size += 2
+            _pack_int(w, key_tag - _KEY_NUMBERED)
             if _wdiff(sh, child, cython.cast(object, item), keys, w, depth + 1) != _W_UNCHANGED:
                 changes += 1
             else:
