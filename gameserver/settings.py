@@ -109,6 +109,17 @@ TEMPLATES = [
 ]
 
 
+# SQLite's default ("deferred") transaction reads first and takes the write lock at its first write. When another
+# connection writes meanwhile, that upgrade fails at once with "database is locked" (SQLite does not wait there: it
+# would deadlock), so an invitation's accept failed with a 500 while a match sweep wrote. IMMEDIATE takes the write
+# lock at BEGIN, waiting up to `timeout` seconds for it; WAL lets readers go on while one connection writes.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL",
+}
+
+
 def _database(url: str) -> dict:
     if not url:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -117,6 +128,7 @@ def _database(url: str) -> dict:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+            "OPTIONS": dict(SQLITE_OPTIONS),
         }
     try:
         # Closed at the end of each request and of each database_sync_to_async call (DB_CONN_MAX_AGE=0). Under ASGI
@@ -133,6 +145,8 @@ def _database(url: str) -> dict:
     # An unreachable server answers 503 within seconds (gameserver/api_errors.py) rather than hanging a request.
     if config["ENGINE"] == "django.db.backends.postgresql":
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3, minimum=1))
+    else:
+        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
     # Tests get their own database next to the named one; keep the name PostgreSQL gives it predictable.
     config.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME") or None
     return config

@@ -84,3 +84,62 @@ def test_an_unknown_log_format_fails_loudly(tmp_path):
     result = manage("check", DATA_DIR=str(tmp_path), LOG_FORMAT="xml")
     assert result.returncode != 0
     assert "LOG_FORMAT" in result.stderr
+
+
+SQLITE_WRITERS = """
+import threading, time
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import OperationalError, connection, transaction
+from django.contrib.auth import get_user_model
+
+call_command("migrate", verbosity=0)
+User = get_user_model()
+User.objects.create(username="shared")
+stop = time.monotonic() + 2
+done, errors = [0, 0], []
+
+def write():  # a sweep: one UPDATE after another
+    while time.monotonic() < stop:
+        with transaction.atomic():
+            User.objects.filter(username="shared").update(first_name=str(time.monotonic()))
+        done[0] += 1
+    connection.close()
+
+def read_then_write():  # an invitation's accept: reads the rows, then updates one
+    while time.monotonic() < stop:
+        try:
+            with transaction.atomic():
+                list(User.objects.filter(username="shared"))
+                time.sleep(0.001)
+                User.objects.filter(username="shared").update(last_name="x")
+            done[1] += 1
+        except OperationalError as exc:
+            errors.append(str(exc))
+    connection.close()
+
+threads = [threading.Thread(target=write), threading.Thread(target=read_then_write)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(done[0], done[1], len(errors), errors[:1])
+"""
+
+
+@pytest.mark.parametrize("url", ["", "sqlite:///{tmp}/other.sqlite3"])
+def test_sqlite_transactions_wait_for_a_concurrent_writer_instead_of_failing(tmp_path, url):
+    """SQLite's default deferred transactions fail at once with "database is locked" when another connection writes
+    between their read and their write (seen: an invitation's accept answered 500 during a match sweep)."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env = {**clean, "DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "gameserver.settings"}
+    if url:
+        env["DATABASE_URL"] = url.format(tmp=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", SQLITE_WRITERS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    writes, accepts, failures, first = result.stdout.split(maxsplit=3)
+    assert int(failures) == 0, first
+    assert int(writes) > 0 and int(accepts) > 0, result.stdout
