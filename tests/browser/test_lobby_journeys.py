@@ -208,7 +208,15 @@ def test_a_lobby_start_and_an_invitation_are_announced_on_any_page(new_page, use
     assert friend.locator("#match-call-text").inner_text() == f"{host_name} invites you to a Connect Four match."
     shot(friend, "invitation-announced")
     friend.click("#match-call-accept")
-    friend.wait_for_url(f"**/matches/{created[1]['id']}/")
+    # Either the match page or the error the box shows (a refused accept), so that a failure says which.
+    match_path = f"/matches/{created[1]['id']}/"
+    friend.wait_for_function(
+        "(path) => location.pathname === path || !document.querySelector('#match-call-error').hidden", arg=match_path
+    )
+    if friend.url.endswith(match_path):
+        friend.wait_for_load_state()
+    else:
+        pytest.fail(f"the accept was refused: {friend.locator('#match-call-error').inner_text()!r}")
 
 
 def test_chat_keeps_a_refused_line_in_the_box_and_its_history_survives_a_reload(new_page, username, proxy):
